@@ -11,7 +11,12 @@ round-trips it. Keys per sample: ``docs/samples.md``.
 from __future__ import annotations
 
 import inspect
+import os
+import zipfile
+from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from .domains import domain_movie
 from .ferroic import ferroic
@@ -84,7 +89,46 @@ def make_sample(name: str, seed: int = 0, **params) -> dict:
     return generator(seed, **params)
 
 
+def save_sample(sample: dict, path: str | os.PathLike) -> Path:
+    """Write a sample dict to ``path`` (.npz, deflate-compressed), atomically and reproducibly.
+
+    The zip entries carry a fixed timestamp, so the same arrays give the same
+    bytes (for the same zlib). Arrays are stored with ``allow_pickle=False``:
+    read back with ``np.load(path, allow_pickle=False)``.
+    """
+    from ..io.files import atomic_write
+
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        raise ValueError(f"output file must end in .npz, got {str(path)!r}")
+    arrays = {key: np.asanyarray(value) for key, value in sample.items()}
+    for key, value in arrays.items():
+        if value.dtype.hasobject:
+            raise ValueError(f"sample key {key!r} holds Python objects; it cannot be stored without pickle")
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for key, value in arrays.items():
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(info, "w", force_zip64=True) as handle:
+                    np.lib.format.write_array(handle, value, allow_pickle=False)
+
+    return atomic_write(path, write)
+
+
+def load_sample(path: str | os.PathLike) -> dict:
+    """Read a sample .npz written by ``save_sample`` (or ``np.savez``) without unpickling."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: file not found")
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
 __all__ = [
+    "load_sample",
+    "save_sample",
     "DESCRIPTIONS",
     "SAMPLES",
     "add_noise",
