@@ -175,6 +175,6 @@ def domain_movie(
         "needle_length": lengths,
         "contaminants": contaminants,
         "scale": np.array([1.0, pixel_size, pixel_size]),
-        "units": units_array("frame", "nm", "nm"),
+        "units": units_array("", "nm", "nm"),
         "params": params_json(params),
     }

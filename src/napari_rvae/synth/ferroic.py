@@ -183,6 +183,6 @@ def ferroic(
         "asites": at,
         "domain_map": domains,
         "scale": np.array([1.0, pixel_nm, pixel_nm]),
-        "units": units_array("frame", "nm", "nm"),
+        "units": units_array("", "nm", "nm"),
         "params": params_json(params),
     }

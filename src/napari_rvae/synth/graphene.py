@@ -413,7 +413,7 @@ def graphene_movie(
     return {
         "data": data,
         "scale": np.array([1.0, pixel_nm, pixel_nm]),
-        "units": units_array("frame", "nm", "nm"),
+        "units": units_array("", "nm", "nm"),
         "atoms": np.concatenate(atoms),
         "bonds": np.concatenate(bonds),
         "rings": np.concatenate(rings_out) if rings_out else np.zeros(0, RING_DTYPE),

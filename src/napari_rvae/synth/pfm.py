@@ -157,6 +157,6 @@ def pfm_switching(
         "labels": labels,
         "coercive_map": h.astype(np.float32),
         "scale": np.array([1.0, pixel_size, pixel_size]),
-        "units": units_array("frame", "um", "um"),
+        "units": units_array("", "um", "um"),
         "params": params_json(params),
     }

@@ -110,7 +110,7 @@ def shift_lattice(
         "phase": np.where(eta_map >= 0, 2, 1).astype(np.uint8),
         "atoms": atoms,
         "scale": np.array([1.0, 1.0, 1.0]),
-        "units": units_array("frame", "pixel", "pixel"),
+        "units": units_array("", "pixel", "pixel"),
         "params": params_json(params),
     }
 
@@ -170,6 +170,6 @@ def sines_1d(
         "sigma": sigma,
         "value_range": np.array([lo, hi]),
         "scale": np.array([1.0, float(x[1] - x[0])]),
-        "units": units_array("segment", "pixel"),
+        "units": units_array("", ""),
         "params": params_json(params),
     }
