@@ -372,7 +372,7 @@ def graphene_movie(
         for _ in range(int((sw_frames == t).sum())):
             pair = _add_stone_wales(rng, sheet, counts, interior, len(sws))
             if pair is not None:
-                mid = 0.5 * (sheet.pos[pair[0]] + sheet.pos[pair[1]])
+                mid = 0.5 * (sheet.pos[pair[0]] + sheet.pos[pair[1]]) + drifts[t]
                 sws.append((len(sws), t, pair[0], pair[1], mid[0], mid[1]))
                 counts, ring_list = ring_table(sheet.pos, sheet.edges())
         pos_t = sheet.pos + drifts[t]
