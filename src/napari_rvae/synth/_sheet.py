@@ -115,8 +115,80 @@ def _build_sheet(rng, size, cc, lattice_angle, grain, grain_angle, grain_radius,
         pos, sub, gflag = pos[~drop], sub[~drop], gflag[~drop]
     sheet = _Sheet(pos, sub, gflag, cc)
     if grain:
+        zone = np.abs(np.linalg.norm(pos - gc, axis=1) - gr) < 2.5 * cc
+        _clean_boundary(sheet)
+        _stitch_boundary(sheet, zone)
         _clean_boundary(sheet)
     return sheet
+
+
+def _near_in_graph(adj: list[set[int]], i: int, j: int, depth: int) -> bool:
+    """True if ``j`` is within ``depth`` bonds of ``i`` (bonding them would close a ring smaller than depth + 2)."""
+    frontier, seen = {i}, {i}
+    for _ in range(depth):
+        frontier = {b for a in frontier for b in adj[a]} - seen
+        if j in frontier:
+            return True
+        seen |= frontier
+    return False
+
+
+def _stitch_boundary(sheet: _Sheet, zone: np.ndarray, rounds: int = 3, steps: int = 80) -> None:
+    """Close the gaps of the grain boundary: bond under-coordinated atoms across it, then relax.
+
+    Under-coordinated atoms in ``zone`` that are less than 1.75·cc apart get a
+    bond (unless it would close a ring of fewer than 5 atoms); a spring
+    relaxation (bond rest length cc, non-bonded atoms pushed beyond 1.5·cc)
+    then moves the zone's atoms. Bonds left outside 0.82–1.18·cc are dropped,
+    so the bond list stays physical.
+    """
+    cc = sheet.cc
+    for _ in range(rounds):
+        movable = zone & sheet.alive
+        deg = sheet.degree()
+        under = np.flatnonzero(movable & (deg < 3))
+        if len(under) >= 2:
+            pairs = np.asarray(sorted(cKDTree(sheet.pos[under]).query_pairs(1.75 * cc)), dtype=np.int64).reshape(-1, 2)
+            if len(pairs):
+                d = np.linalg.norm(sheet.pos[under[pairs[:, 0]]] - sheet.pos[under[pairs[:, 1]]], axis=1)
+                for p, q in pairs[np.argsort(d)]:
+                    i, j = int(under[p]), int(under[q])
+                    if len(sheet.adj[i]) >= 3 or len(sheet.adj[j]) >= 3 or j in sheet.adj[i]:
+                        continue
+                    if _near_in_graph(sheet.adj, i, j, 3):
+                        continue
+                    sheet.adj[i].add(j)
+                    sheet.adj[j].add(i)
+        pos = sheet.pos
+        edges = sheet.edges()  # bonds do not change while relaxing
+        e = edges[movable[edges[:, 0]] | movable[edges[:, 1]]]
+        for step in range(steps):
+            force = np.zeros_like(pos)
+            vec = pos[e[:, 1]] - pos[e[:, 0]]
+            length = np.linalg.norm(vec, axis=1, keepdims=True)
+            pull = (length - cc) / np.maximum(length, 1e-9) * vec
+            np.add.at(force, e[:, 0], pull)
+            np.add.at(force, e[:, 1], -pull)
+            if step % 10 == 0:
+                idx = np.flatnonzero(sheet.alive & (zone | movable))
+                close = np.asarray(sorted(cKDTree(pos[idx]).query_pairs(1.5 * cc)), dtype=np.int64).reshape(-1, 2)
+                close = idx[close] if len(close) else close
+                if len(close):
+                    bonded = np.array([b in sheet.adj[a] for a, b in close], dtype=bool)
+                    close = close[~bonded]
+            if len(close):
+                vec = pos[close[:, 1]] - pos[close[:, 0]]
+                length = np.linalg.norm(vec, axis=1, keepdims=True)
+                push = np.clip(1.5 * cc - length, 0, None) / np.maximum(length, 1e-9) * vec
+                np.add.at(force, close[:, 0], -push)
+                np.add.at(force, close[:, 1], push)
+            move = 0.25 * force[movable]
+            norm = np.linalg.norm(move, axis=1, keepdims=True)
+            pos[movable] += move * np.minimum(1.0, 0.1 * cc / np.maximum(norm, 1e-9))
+        for i, j in sheet.edges():
+            if not 0.82 * cc <= np.linalg.norm(pos[i] - pos[j]) <= 1.18 * cc:
+                sheet.unbond(int(i), int(j))
+        sheet.prune_dangling()
 
 
 def _clean_boundary(sheet: _Sheet) -> None:

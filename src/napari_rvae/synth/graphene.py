@@ -72,7 +72,7 @@ def graphene_movie(
     n_stone_wales: int = 4,
     grain: bool = True,
     grain_angle: float = 0.3,
-    grain_radius: float = 0.17,
+    grain_radius: float = 0.25,
     dose: float = 40.0,
     read_noise: float = 0.03,
     jitter: float = 0.3,
@@ -157,6 +157,7 @@ def graphene_movie(
     data = np.empty((frames, size, size), dtype=np.float32)
     labels = np.empty((frames, size, size), dtype=np.uint8)
     holes = np.empty((frames, size, size), dtype=bool)
+    pending_sw = 0
     for t in range(frames):
         if t > 0:
             _hop_si(rng, sheet, si_hop)
@@ -164,9 +165,11 @@ def graphene_movie(
         for _ in range(int((hole_frames == t).sum())):
             _nucleate_hole(rng, sheet, interior)
         counts, ring_list = ring_table(sheet.pos, sheet.edges())
-        for _ in range(int((sw_frames == t).sum())):
+        pending_sw += int((sw_frames == t).sum())
+        for _ in range(pending_sw):  # a defect that finds no pristine site waits for a later frame
             pair = _add_stone_wales(rng, sheet, counts, interior, len(sws))
             if pair is not None:
+                pending_sw -= 1
                 mid = 0.5 * (sheet.pos[pair[0]] + sheet.pos[pair[1]]) + drifts[t]
                 sws.append((len(sws), t, pair[0], pair[1], mid[0], mid[1]))
                 counts, ring_list = ring_table(sheet.pos, sheet.edges())
@@ -190,8 +193,9 @@ def graphene_movie(
         b["frame"], b["i"], b["j"] = t, e[:, 0], e[:, 1]
         bonds.append(b)
         if ring_list:
-            centres = np.array([pos_t[r].mean(axis=0) for r in ring_list])
             rsize = np.array([len(r) for r in ring_list])
+            starts = np.concatenate([[0], np.cumsum(rsize)[:-1]])
+            centres = np.add.reduceat(pos_t[np.concatenate(ring_list)], starts, axis=0) / rsize[:, None]
             ok = np.all((centres >= 0) & (centres <= size - 1), axis=1)
             r = np.zeros(int(ok.sum()), dtype=RING_DTYPE)
             r["frame"], r["y"], r["x"], r["size"] = t, centres[ok, 0], centres[ok, 1], rsize[ok]
