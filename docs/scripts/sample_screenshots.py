@@ -40,7 +40,7 @@ def montage(viewer, frames, name):
     w = min(t.shape[1] for t in tiles)
     strip = np.concatenate([t[:h, :w] for t in tiles], axis=1)
     path = OUT / f"sample_{name}.png"
-    iio.imwrite(path, strip[::2, ::2])
+    iio.imwrite(path, strip[::3, ::3])
     print(path)
 
 
