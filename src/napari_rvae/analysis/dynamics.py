@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter
+from threadpoolctl import threadpool_limits
 
 from .angles import wrap_angle
 
@@ -353,7 +354,8 @@ def density_nmf(
     if not matrix.any():
         raise ValueError("density: all zero; nothing to factorise")
     model = NMF(n_components, init="nndsvda", random_state=seed, max_iter=max_iter, tol=1e-6)
-    loadings = model.fit_transform(matrix)
+    with threadpool_limits(1):  # small matrices: threads only add contention
+        loadings = model.fit_transform(matrix)
     components = model.components_.copy()
     row_mass = matrix.sum(axis=1)
     target = float(row_mass[row_mass > 0].mean())
