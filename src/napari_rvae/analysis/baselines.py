@@ -194,6 +194,7 @@ def compare_baselines(
     n_gmm: int = 16,
     gmm_covariance: str = "diag",
     autoencoder_epochs: int = 10,
+    autoencoder_threads: int | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Score raw-window baselines (and optionally rVAE latents) against ground truth.
@@ -208,6 +209,9 @@ def compare_baselines(
     rvae_latents : (N, d) array or mapping name → (N, d), optional
         Embeddings from models (e.g. the rVAE's ``z`` latents) scored alongside.
     methods : subset of ``("pca", "nmf", "gmm", "autoencoder")``
+    n_gmm, gmm_covariance : GMM settings (paper 001: 16, ``"diag"``)
+    autoencoder_epochs, autoencoder_threads : autoencoder settings
+    seed : int
 
     Returns
     -------
@@ -243,7 +247,9 @@ def compare_baselines(
         labels, _, posteriors = gmm_windows(windows, n_gmm, covariance=gmm_covariance, seed=seed)
         embeddings["gmm"], cluster_labels["gmm"] = posteriors, labels
     if "autoencoder" in methods:
-        embeddings["autoencoder"] = autoencoder_embedding(windows, epochs=autoencoder_epochs, seed=seed)
+        embeddings["autoencoder"] = autoencoder_embedding(
+            windows, epochs=autoencoder_epochs, seed=seed, threads=autoencoder_threads
+        )
     if rvae_latents is not None:
         extra = dict(rvae_latents) if isinstance(rvae_latents, Mapping) else {"rvae": rvae_latents}
         for name, latents in extra.items():
