@@ -128,10 +128,14 @@ class _Axes:
             ImageDraw.Draw(tag).text((2, 1), ylabel, fill="black", font=font)
             tag = tag.rotate(90, expand=True)
             self.image.paste(tag, (2, int((y0 + y1) / 2 - w / 2)))
-        for i, (name, colour) in enumerate(legend):
-            ly = y0 + 6 + 16 * i
-            d.rectangle([x1 - 120, ly + 3, x1 - 110, ly + 13], fill=colour)
-            d.text((x1 - 105, ly + 1), str(name), fill="black", font=font)
+        if legend:
+            width = max(d.textlength(str(name), font=font) for name, _ in legend)
+            lx = x1 - 8 - (width + 24)
+            d.rectangle([lx - 4, y0 + 4, x1 - 4, y0 + 8 + 16 * len(legend)], fill="white", outline="gray")
+            for i, (name, colour) in enumerate(legend):
+                ly = y0 + 6 + 16 * i
+                d.rectangle([lx, ly + 3, lx + 10, ly + 13], fill=colour)
+                d.text((lx + 16, ly + 1), str(name), fill="black", font=font)
         return _save(self.image, path)
 
 
@@ -142,10 +146,14 @@ def _save(image, path) -> Path:
     return atomic_write(path, lambda p: image.save(p, format="PNG"))
 
 
-def _limits(*arrays):
+def _limits(*arrays, pad: float = 0.04):
+    """Data range of the arrays, widened by ``pad`` of the span on each side."""
     values = np.concatenate([np.asarray(a, float).ravel() for a in arrays])
     values = values[np.isfinite(values)]
-    return (values.min(), values.max()) if values.size else (0.0, 1.0)
+    if not values.size:
+        return (0.0, 1.0)
+    lo, hi = float(values.min()), float(values.max())
+    return (lo - pad * (hi - lo), hi + pad * (hi - lo))
 
 
 def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", ylabel="", markers=False) -> Path:
