@@ -3,7 +3,8 @@
 - :mod:`.clusters` — GMM / k-means on latents (circular angle), cluster mean
   windows, cluster fractions vs frame, Hungarian matching to ground truth.
 - :mod:`.dynamics` — per-frame KDE of latents (frame × value images), 2D
-  latent KDE per frame, NMF of the densities, loadings vs bias, loop area.
+  latent KDE per frame, NMF of the densities.
+- :mod:`.hysteresis` — loadings vs bias: sweep directions, loop table, loop area, bias CSV.
 - :mod:`.angles` — wrapping, offsets, histogram peaks and their spacing, variants.
 - :mod:`.baselines` — PCA / NMF / GMM / conv-autoencoder on raw windows and
   k-NN / silhouette scores against known classes.
@@ -36,13 +37,10 @@ from .dynamics import (
     circular_grid,
     density_nmf,
     density_vs_frame,
-    hysteresis_loop,
     latent_density_2d,
     latents_vs_frame,
-    loop_area,
-    read_bias,
-    sweep_direction,
 )
+from .hysteresis import hysteresis_loop, loop_area, read_bias, sweep_direction
 from .export import Project, export_sites, load_npz, load_project, run_record, save_npz, save_project, write_run_record
 
 __all__ = [
