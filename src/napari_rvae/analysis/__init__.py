@@ -10,6 +10,7 @@
   k-NN / silhouette scores against known classes.
 - :mod:`.export` — CSV / Parquet / NPZ / ``run.json`` exports and project folders.
 - :mod:`.plots` — headless PNG figures (Pillow).
+- :mod:`.report` — :func:`analyse_latents`: all of the above on one sites table, as data + PNGs.
 """
 
 from .angles import angle_difference, angle_histogram, assign_variants, find_angle_peaks, peak_spacings, wrap_angle
@@ -41,10 +42,11 @@ from .dynamics import (
     latents_vs_frame,
 )
 from .hysteresis import hysteresis_loop, loop_area, read_bias, sweep_direction
+from .report import LatentAnalysis, analyse_latents
 from .export import Project, export_sites, load_npz, load_project, run_record, save_npz, save_project, write_run_record
 
 __all__ = [
-    "DensityNMF", "FrameDensity", "Project",
+    "DensityNMF", "FrameDensity", "LatentAnalysis", "Project", "analyse_latents",
     "agreement", "angle_difference", "angle_histogram", "assign_variants", "autoencoder_embedding",
     "circular_grid", "cluster_features", "cluster_fractions", "cluster_mean_windows", "cluster_sites",
     "compare_baselines", "density_nmf", "density_vs_frame", "export_sites", "find_angle_peaks",

@@ -156,8 +156,12 @@ def _limits(*arrays, pad: float = 0.04):
     return (lo - pad * (hi - lo), hi + pad * (hi - lo))
 
 
-def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", ylabel="", markers=False) -> Path:
-    """Line plot of one or more curves ``ys`` (name → values) against ``x``."""
+def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", ylabel="", markers=False,
+               marks: Sequence[float] = ()) -> Path:
+    """Line plot of one or more curves ``ys`` (name → values) against ``x``.
+
+    ``marks``: x positions drawn as grey vertical lines (e.g. histogram peaks).
+    """
     x = np.asarray(x, float)
     if not ys:
         raise ValueError("ys: give at least one curve")
@@ -165,6 +169,9 @@ def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", yl
         if np.asarray(y).shape != x.shape:
             raise ValueError(f"ys[{name!r}]: shape {np.asarray(y).shape} does not match x {x.shape}")
     ax = _Axes(_limits(x), _limits(*ys.values()), title=title, xlabel=xlabel, ylabel=ylabel)
+    for m in marks:
+        px, _ = ax.to_pixels(m, 0)
+        ax.draw.line([(px, ax.box[1]), (px, ax.box[3])], fill=(160, 160, 160), width=1)
     legend = []
     for i, (name, y) in enumerate(ys.items()):
         colour = PALETTE[i % len(PALETTE)]
