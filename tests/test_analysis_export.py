@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_rvae.analysis import export_sites, load_npz, load_project, run_record, save_npz, save_project
+from napari_rvae.analysis import (
+    export_sites,
+    load_npz,
+    load_project,
+    project_layer_data,
+    run_record,
+    save_npz,
+    save_project,
+)
 from napari_rvae.analysis import plots
 from napari_rvae.io.files import save_model_files
 from napari_rvae.io.sites import make_sites, read_sites
@@ -97,6 +105,12 @@ def test_project_round_trip_survives_moving_the_folder(tmp_path):
     assert torch.equal(tensors["w"], torch.ones(3)) and config["latent"] == 2
     assert project.figures[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert project.record["parameters"] == {"a": 1}
+    layers = {kwargs["name"]: (data, kwargs, kind) for data, kwargs, kind in project_layer_data(project)}
+    assert layers["domains"][2] == "labels" and np.array_equal(layers["domains"][0], labels)
+    points, kwargs, kind = layers["sites"]
+    assert kind == "points" and points.shape == (len(sites), 3)
+    assert np.allclose(points, sites[["frame", "y", "x"]].to_numpy())
+    assert list(kwargs["features"]["z1"]) == pytest.approx(list(sites["z1"]))
 
 
 def test_load_project_rejects_other_folders(tmp_path):

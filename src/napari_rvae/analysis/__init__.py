@@ -43,7 +43,17 @@ from .dynamics import (
 )
 from .hysteresis import hysteresis_loop, loop_area, read_bias, sweep_direction
 from .report import LatentAnalysis, analyse_latents
-from .export import Project, export_sites, load_npz, load_project, run_record, save_npz, save_project, write_run_record
+from .export import (
+    Project,
+    export_sites,
+    load_npz,
+    load_project,
+    project_layer_data,
+    run_record,
+    save_npz,
+    save_project,
+    write_run_record,
+)
 
 __all__ = [
     "DensityNMF", "FrameDensity", "LatentAnalysis", "Project", "analyse_latents",
@@ -52,6 +62,6 @@ __all__ = [
     "compare_baselines", "density_nmf", "density_vs_frame", "export_sites", "find_angle_peaks",
     "gmm_windows", "hysteresis_loop", "knn_accuracy", "latent_density_2d", "latent_features",
     "latents_vs_frame", "load_npz", "load_project", "loop_area", "match_clusters", "nmf_embedding",
-    "pca_embedding", "peak_spacings", "read_bias", "run_record", "save_npz", "save_project",
+    "pca_embedding", "peak_spacings", "project_layer_data", "read_bias", "run_record", "save_npz", "save_project",
     "silhouette", "sweep_direction", "wrap_angle", "write_run_record",
 ]
