@@ -103,7 +103,8 @@ def _kde_grid(
         fine_sizes.append(size)
         oversample.append(m)
         coords.append((v - grid[0]) / (step / m))
-    hist = np.zeros((n_frames, *fine_sizes), dtype=np.float64)
+    shape = (n_frames, *fine_sizes)
+    hist = np.zeros(int(np.prod(shape)), dtype=np.float64)
     counts = np.bincount(frame_pos[frame_pos >= 0], minlength=n_frames).astype(np.float64)
     binned = [_linear_bins(c, s, circ) for c, s, circ in zip(coords, fine_sizes, circular)]
     keep_rows = frame_pos >= 0
@@ -114,7 +115,9 @@ def _kde_grid(
             ok &= (i >= 0) & (i < fine_sizes[axis])
             idx.append(i)
             w = w * wi
-        np.add.at(hist, tuple(i[ok] for i in idx), w[ok])
+        flat = np.ravel_multi_index(tuple(i[ok] for i in idx), shape)
+        hist += np.bincount(flat, weights=w[ok], minlength=hist.size)  # much faster than np.add.at
+    hist = hist.reshape(shape)
     sigmas = [0.0] + [h / ((2 * np.pi / len(g)) / m if c else (g[1] - g[0]) / m)
                       for h, g, m, c in zip(bandwidths, grids, oversample, circular)]
     modes = ["constant"] + ["wrap" if c else "constant" for c in circular]
