@@ -150,3 +150,12 @@ def test_plots_are_real_pngs(tmp_path):
     assert np.allclose(plots.nice_ticks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1.0])
     wheel = plots.colormap(np.array([-np.pi, np.pi]), "cyclic")
     assert np.array_equal(wheel[0], wheel[1])  # the angle colour wheel closes
+
+
+def test_plots_work_with_a_bitmap_font(tmp_path, monkeypatch):
+    from PIL import ImageFont
+
+    monkeypatch.setattr(plots, "_font", ImageFont.load_default_imagefont)  # Pillow without FreeType
+    x = np.arange(10.0)
+    path = plots.plot_lines(tmp_path / "b.png", x, {"a": x}, title="title", xlabel="x", ylabel="y")
+    assert _read_png(path).shape == (480, 640, 3)

@@ -74,6 +74,25 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
     return np.arange(np.ceil(lo / step) * step, hi + step * 1e-9, step)
 
 
+def _font():
+    """Pillow's built-in font at 13 px (a small bitmap font where FreeType is missing)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=13)
+    except (TypeError, OSError, ImportError):  # old Pillow / no FreeType
+        return ImageFont.load_default()
+
+
+def _text(draw, xy, text: str, font, align: str = "lt") -> None:
+    """Draw text with ``align`` = horizontal (l, m, r) + vertical (t, m, b), for any font kind."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left, bottom - top
+    x = xy[0] - {"l": 0, "m": w / 2, "r": w}[align[0]] - left
+    y = xy[1] - {"t": 0, "m": h / 2, "b": h}[align[1]] - top
+    draw.text((x, y), text, fill="black", font=font)
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3g}" if v != 0 else "0"
 
@@ -86,7 +105,7 @@ class _Axes:
 
         self.image = Image.new("RGB", size, "white")
         self.draw = ImageDraw.Draw(self.image)
-        self.font = ImageFont.load_default(size=13)
+        self.font = _font()
         left, right, top, bottom = MARGIN
         self.box = (left, top, size[0] - right, size[1] - bottom)
         self.xlim, self.ylim = self._pad(xlim), self._pad(ylim)
@@ -112,14 +131,16 @@ class _Axes:
         for t in nice_ticks(*self.xlim):
             px, _ = self.to_pixels(t, 0)
             d.line([(px, y1), (px, y1 + 4)], fill="black")
-            d.text((px, y1 + 6), _fmt(t), fill="black", font=font, anchor="mt")
+            _text(d, (px, y1 + 6), _fmt(t), font, "mt")
         for t in nice_ticks(*self.ylim):
             _, py = self.to_pixels(0, t)
             d.line([(x0 - 4, py), (x0, py)], fill="black")
-            d.text((x0 - 6, py), _fmt(t), fill="black", font=font, anchor="rm")
+            _text(d, (x0 - 6, py), _fmt(t), font, "rm")
         title, xlabel, ylabel = self.labels
-        d.text(((x0 + x1) / 2, 6), title, fill="black", font=font, anchor="mt")
-        d.text(((x0 + x1) / 2, self.image.height - 6), xlabel, fill="black", font=font, anchor="mb")
+        if title:
+            _text(d, ((x0 + x1) / 2, 6), title, font, "mt")
+        if xlabel:
+            _text(d, ((x0 + x1) / 2, self.image.height - 6), xlabel, font, "mb")
         if ylabel:
             from PIL import Image, ImageDraw
 
@@ -242,7 +263,7 @@ def plot_windows(path, windows, *, titles: Sequence[str] | None = None, cmap="di
     rows = int(np.ceil(k / columns))
     tw, th, gap, head = w * scale, h * scale, 8, 18
     canvas = Image.new("RGB", (columns * (tw + gap) + gap, rows * (th + gap + head) + gap), "white")
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=13)
+    draw, font = ImageDraw.Draw(canvas), _font()
     rgb = colormap(windows, cmap)
     for i in range(k):
         r, c = divmod(i, columns)
