@@ -92,40 +92,59 @@ def _linear_bins(t: np.ndarray, size: int, circular: bool) -> list[tuple[np.ndar
 
 def _kde_grid(
     values: list[np.ndarray], frame_pos: np.ndarray, n_frames: int, grids: list[np.ndarray],
-    bandwidths: list[float], circular: list[bool],
+    bandwidths: list[float], circular: list[bool], max_cells: int = 4_000_000,
 ) -> np.ndarray:
-    """Binned Gaussian KDE per frame on a product grid (1 or 2 variables)."""
-    fine_sizes, oversample, coords = [], [], []
+    """Binned Gaussian KDE per frame on a product grid (1 or 2 variables).
+
+    Sites are binned linearly onto bins at most half the bandwidth wide, the
+    histogram is smoothed with a Gaussian (wrapped on circular axes) and
+    sampled back at the output grid. Frames are processed in chunks so the
+    fine histogram never exceeds ``max_cells`` values (~32 MB).
+    """
+    fine_sizes, oversample, coords, steps = [], [], [], []
     for v, grid, h, circ in zip(values, grids, bandwidths, circular):
         step = (2 * np.pi / len(grid)) if circ else (grid[1] - grid[0])
-        m = max(1, int(np.ceil(3.0 * step / h)))  # fine bins ≤ h / 3
-        size = len(grid) * m if circ else (len(grid) - 1) * m + 1
-        fine_sizes.append(size)
+        m = max(1, int(np.ceil(2.0 * step / h)))  # fine bins ≤ h / 2 (error < 0.5 % of the peak)
+        fine_sizes.append(len(grid) * m if circ else (len(grid) - 1) * m + 1)
         oversample.append(m)
+        steps.append(step / m)
         coords.append((v - grid[0]) / (step / m))
-    shape = (n_frames, *fine_sizes)
-    hist = np.zeros(int(np.prod(shape)), dtype=np.float64)
-    counts = np.bincount(frame_pos[frame_pos >= 0], minlength=n_frames).astype(np.float64)
+    cells = int(np.prod(fine_sizes))
+    if cells > max_cells:
+        raise ValueError(
+            f"bandwidth: {min(bandwidths):.3g} is tiny next to the grid spacing; use a larger bandwidth or a finer grid"
+        )
     binned = [_linear_bins(c, s, circ) for c, s, circ in zip(coords, fine_sizes, circular)]
-    keep_rows = frame_pos >= 0
-    for combo in np.ndindex(*(2,) * len(values)):
-        idx, w, ok = [frame_pos], np.ones(len(frame_pos)), keep_rows.copy()
-        for axis, corner in enumerate(combo):
-            i, wi = binned[axis][corner]
-            ok &= (i >= 0) & (i < fine_sizes[axis])
-            idx.append(i)
-            w = w * wi
-        flat = np.ravel_multi_index(tuple(i[ok] for i in idx), shape)
-        hist += np.bincount(flat, weights=w[ok], minlength=hist.size)  # much faster than np.add.at
-    hist = hist.reshape(shape)
-    sigmas = [0.0] + [h / ((2 * np.pi / len(g)) / m if c else (g[1] - g[0]) / m)
-                      for h, g, m, c in zip(bandwidths, grids, oversample, circular)]
+    order = np.argsort(frame_pos, kind="stable")
+    sorted_pos = frame_pos[order]
+    sigmas = [0.0] + [h / st for h, st in zip(bandwidths, steps)]
     modes = ["constant"] + ["wrap" if c else "constant" for c in circular]
-    hist = gaussian_filter(hist, sigma=sigmas, mode=modes, truncate=4.0)
-    cell = np.prod([((2 * np.pi / len(g)) if c else (g[1] - g[0])) / m
-                    for g, m, c in zip(grids, oversample, circular)])
-    hist /= cell * np.maximum(counts, 1.0).reshape(-1, *(1,) * len(values))
-    return hist[(slice(None), *(slice(None, None, m) for m in oversample))]
+    sample = (slice(None), *(slice(None, None, m) for m in oversample))
+    out = np.zeros((n_frames, *(len(g) for g in grids)), dtype=np.float64)
+    chunk = max(1, max_cells // cells)
+    for first in range(0, n_frames, chunk):
+        last = min(n_frames, first + chunk)
+        lo, hi = np.searchsorted(sorted_pos, [first, last])
+        rows = order[lo:hi]
+        if not len(rows):
+            continue
+        shape = (last - first, *fine_sizes)
+        hist = np.zeros(int(np.prod(shape)), dtype=np.float64)
+        for combo in np.ndindex(*(2,) * len(values)):
+            idx, w, ok = [frame_pos[rows] - first], np.ones(len(rows)), np.ones(len(rows), bool)
+            for axis, corner in enumerate(combo):
+                i, wi = binned[axis][corner]
+                i, wi = i[rows], wi[rows]
+                ok &= (i >= 0) & (i < fine_sizes[axis])
+                idx.append(i)
+                w = w * wi
+            flat = np.ravel_multi_index(tuple(i[ok] for i in idx), shape)
+            hist += np.bincount(flat, weights=w[ok], minlength=hist.size)  # much faster than np.add.at
+        hist = gaussian_filter(hist.reshape(shape), sigma=sigmas, mode=modes, truncate=4.0)
+        out[first:last] = hist[sample]
+    counts = np.bincount(frame_pos[frame_pos >= 0], minlength=n_frames).astype(np.float64)
+    out /= np.prod(steps) * np.maximum(counts, 1.0).reshape(-1, *(1,) * len(values))
+    return out
 
 
 def _bandwidth(values: np.ndarray, bandwidth: float, relative: bool, circular: bool = False) -> float:
