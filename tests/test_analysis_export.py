@@ -159,3 +159,13 @@ def test_plots_work_with_a_bitmap_font(tmp_path, monkeypatch):
     x = np.arange(10.0)
     path = plots.plot_lines(tmp_path / "b.png", x, {"a": x}, title="title", xlabel="x", ylabel="y")
     assert _read_png(path).shape == (480, 640, 3)
+
+
+def test_scatter_invert_y_puts_small_y_on_top(tmp_path):
+    low, high = plots.colormap(np.array([0.0, 1.0]))  # continuous colours: no legend drawn
+    for invert in (False, True):
+        img = _read_png(plots.plot_scatter(tmp_path / "m.png", [0, 1], [0, 1], [0.0, 1.0], point=4, invert_y=invert))
+        rows_small_y = np.nonzero((img == low).all(-1))[0]
+        rows_large_y = np.nonzero((img == high).all(-1))[0]
+        assert len(rows_small_y) > 10 and len(rows_large_y) > 10
+        assert (rows_small_y.mean() < rows_large_y.mean()) == invert

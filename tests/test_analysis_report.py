@@ -42,7 +42,7 @@ def test_analyse_latents_finds_populations_variants_and_loop(tmp_path):
     assert result.cluster_means.shape == (2, 8, 8)
     assert np.allclose(result.fractions.sum(axis=1), 1)
     expected = {"angle_histogram", "angle_vs_frame", "z0_vs_frame", "z1_vs_frame", "latents_by_cluster",
-                "latents_by_angle", "cluster_fractions", "cluster_means", "nmf_loadings", "nmf_components",
+                "latents_by_angle", "cluster_map", "cluster_fractions", "cluster_means", "nmf_loadings", "nmf_components",
                 "nmf_loadings_vs_bias"}
     assert set(result.figures) == expected
     for path in result.figures.values():

@@ -100,7 +100,7 @@ def _fmt(v: float) -> str:
 class _Axes:
     """Pillow canvas with one data rectangle, ticks and labels."""
 
-    def __init__(self, xlim, ylim, *, title="", xlabel="", ylabel="", size=SIZE):
+    def __init__(self, xlim, ylim, *, title="", xlabel="", ylabel="", size=SIZE, invert_y=False):
         from PIL import Image, ImageDraw, ImageFont
 
         self.image = Image.new("RGB", size, "white")
@@ -109,6 +109,7 @@ class _Axes:
         left, right, top, bottom = MARGIN
         self.box = (left, top, size[0] - right, size[1] - bottom)
         self.xlim, self.ylim = self._pad(xlim), self._pad(ylim)
+        self.invert_y = invert_y  # image convention: y grows downwards
         self.labels = (title, xlabel, ylabel)
 
     @staticmethod
@@ -121,7 +122,8 @@ class _Axes:
     def to_pixels(self, x, y):
         x0, y0, x1, y1 = self.box
         px = x0 + (np.asarray(x, float) - self.xlim[0]) / (self.xlim[1] - self.xlim[0]) * (x1 - x0)
-        py = y1 - (np.asarray(y, float) - self.ylim[0]) / (self.ylim[1] - self.ylim[0]) * (y1 - y0)
+        frac = (np.asarray(y, float) - self.ylim[0]) / (self.ylim[1] - self.ylim[0])
+        py = y0 + frac * (y1 - y0) if self.invert_y else y1 - frac * (y1 - y0)
         return px, py
 
     def finish(self, path, legend: Sequence[tuple[str, tuple]] = ()):
@@ -207,12 +209,15 @@ def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", yl
 
 
 def plot_scatter(path, x, y, colour=None, *, cmap="viridis", labels=False, title="", xlabel="", ylabel="",
-                 point=2, max_points=50000, seed=0) -> Path:
-    """Scatter plot; ``colour`` per point (values through ``cmap``, or integer labels if ``labels``)."""
+                 point=2, max_points=50000, seed=0, invert_y=False) -> Path:
+    """Scatter plot; ``colour`` per point (values through ``cmap``, or integer labels if ``labels``).
+
+    ``invert_y=True`` puts small y at the top, as in an image (real-space maps of sites).
+    """
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
     if x.shape != y.shape:
         raise ValueError(f"x and y: need the same length, got {x.size} and {y.size}")
-    ax = _Axes(_limits(x), _limits(y), title=title, xlabel=xlabel, ylabel=ylabel)
+    ax = _Axes(_limits(x), _limits(y), title=title, xlabel=xlabel, ylabel=ylabel, invert_y=invert_y)
     idx = np.arange(len(x))
     if len(x) > max_points:
         idx = np.sort(np.random.default_rng(seed).choice(len(x), max_points, replace=False))

@@ -178,6 +178,11 @@ def _write_figures(result: LatentAnalysis, folder: Path, angle_offset: float, bi
             figures["latents_by_angle"] = plots.plot_scatter(
                 folder / "latents_by_angle.png", table[z_names[0]], table[z_names[1]], table["angle"], cmap="cyclic",
                 title="latents coloured by angle", xlabel=z_names[0], ylabel=z_names[1])
+    first = table["frame"].min()
+    in_frame = table[table["frame"] == first]
+    figures["cluster_map"] = plots.plot_scatter(
+        folder / "cluster_map.png", in_frame["x"], in_frame["y"], in_frame["cluster"], labels=True, invert_y=True,
+        title=f"clusters in frame {first}", xlabel="x (px)", ylabel="y (px)")
     if result.fractions is not None and len(result.fractions) > 1:
         f = result.fractions
         figures["cluster_fractions"] = plots.plot_lines(
