@@ -29,7 +29,7 @@ COVARIANCES = ("full", "diag", "tied", "spherical")
 def _default_columns(sites: pd.DataFrame) -> list[str]:
     from ..io.sites import latent_columns
 
-    cols = [c for c in latent_columns(sites) if c not in ("dx", "dy")]
+    cols = [c for c in latent_columns(sites) if c not in ("dx", "dy")]  # positions, not content
     if not cols:
         raise ValueError(
             "sites: no latent columns (angle, z0, z1 …) to cluster on; pass columns=[...] "
