@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from napari_rvae.analysis import agreement, angle_histogram, assign_variants, find_angle_peaks, wrap_angle
 from napari_rvae.analysis.angles import angle_difference
 
 
+@settings(deadline=None)  # no timing in unit tests (shared, busy machine)
 @given(st.floats(-1e4, 1e4), st.floats(-10, 10))
 def test_wrap_angle_range_and_direction(a, offset):
     w = float(wrap_angle(a, offset))
