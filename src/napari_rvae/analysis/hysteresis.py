@@ -9,6 +9,7 @@ memory shows as a hysteresis loop. The bias per frame comes from a user CSV
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -86,17 +87,32 @@ def loop_area(bias: np.ndarray, values: np.ndarray, kind: str = "signed", n_bins
 
 
 def read_bias(path: str | os.PathLike, frames: Sequence[int] | None = None) -> np.ndarray:
-    """Read a bias per frame from a CSV: columns ``frame, bias`` or a single ``bias`` column.
+    """Read a bias per frame from a CSV or from a sample ``.npz``.
+
+    A CSV has columns ``frame, bias`` or a single ``bias`` column (one row
+    per frame); a ``.npz`` (e.g. ``napari-rvae sample domain-movie``) holds a
+    ``bias`` array with one value per frame.
 
     Returns
     -------
     (T,) float64
         Bias for each frame in ``frames`` (default: the frames in the file, sorted).
     """
-    try:
-        table = pd.read_csv(path)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read a bias table ({type(err).__name__}: {err})") from None
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "bias" not in data.files:
+                    raise ValueError(f"{path}: no 'bias' array in this file (has {', '.join(data.files)})")
+                values = np.asarray(data["bias"], dtype=np.float64).ravel()
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{path}: cannot read ({err})") from None
+        table = pd.DataFrame({"frame": np.arange(len(values)), "bias": values})
+    else:
+        try:
+            table = pd.read_csv(path)
+        except Exception as err:
+            raise ValueError(f"{path}: cannot read a bias table ({type(err).__name__}: {err})") from None
     if "bias" not in table.columns:
         raise ValueError(f"{path}: needs a 'bias' column (and optionally 'frame')")
     if "frame" not in table.columns:
