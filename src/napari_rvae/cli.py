@@ -95,6 +95,8 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
         "default: model when --model is given, else peaks",
     )
     p.add_argument("--model", default=None, help="segmenter for --method model: 'default' (shipped) or a model folder")
+    p.add_argument("--rescale", type=float, default=1.0,
+                   help="segmenter input rescale for --method model, e.g. 12/spacing for very different atom spacings")
     p.add_argument("--threshold", type=float, default=None, help="probability threshold (maps) or relative peak height")
     p.add_argument("--sigma", type=float, default=1.0, help="smoothing before peak finding, pixels (default 1)")
     p.add_argument("--min-distance", type=int, default=None, help="minimum atom separation for peaks, pixels")
@@ -143,6 +145,7 @@ def _run_detect(args: argparse.Namespace) -> int:
             edge_margin=args.edge_margin,
             refine=args.refine,
             classify=args.classify,
+            rescale=args.rescale,
         )
         if len(sites) and args.tracks:
             first = sites[sites["frame"] == sites["frame"].iloc[0]]
