@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from napari_rvae.detect import domain_map, find_walls, switched_fraction, wall_mask, wall_sites, walls_from_probabilities
+from napari_rvae.detect import (
+    domain_map,
+    find_walls,
+    switched_fraction,
+    wall_mask,
+    wall_sites,
+    walls_from_probabilities,
+)
 
 Y = X = 128
 

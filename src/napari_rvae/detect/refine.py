@@ -149,7 +149,8 @@ def _separable_state(p: np.ndarray, d: np.ndarray, row_sums: np.ndarray, offs: n
             gram[k, m] = val
             gram[m, k] = val
     jtm = A * gram[:, 0] + B * gram[:, 4]  # model = A·col0 + B·col4 (unscaled columns)
-    cost = A * A * gram[0, 0] + 2 * A * B * gram[0, 4] + B * B * gram[4, 4] - 2.0 * (A * jtd[0] + B * jtd[4]) + sum_d2
+    model2 = A * A * gram[0, 0] + 2 * A * B * gram[0, 4] + B * B * gram[4, 4]
+    cost = model2 - 2.0 * (A * jtd[0] + B * jtd[4]) + sum_d2
     scale = np.stack([np.ones_like(A), A, A, A, np.ones_like(A)])
     return gram * scale[:, None] * scale[None, :], scale * (jtm - jtd), cost
 
@@ -237,7 +238,8 @@ def _fit_weighted(boxes, w, p, iterations):
         t_resid = t_model - data
         t_cost = (w * t_resid * t_resid).sum(1)
         better = np.isfinite(t_cost) & (t_cost < cost)
-        p[better], jac[better], resid[better], cost[better] = trial[better], t_jac[better], t_resid[better], t_cost[better]
+        p[better], jac[better] = trial[better], t_jac[better]
+        resid[better], cost[better] = t_resid[better], t_cost[better]
         lam = np.clip(np.where(better, lam * 0.3, lam * 10.0), 1e-9, 1e9)
     return p
 
