@@ -105,10 +105,12 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classify", choices=("auto", "intensity", "channel", "none"), default="auto")
     p.add_argument("--walls", action="store_true", help="PFM phase movie: domain-wall pixels instead of atoms")
     p.add_argument("--wall-threshold", default="otsu", help="phase level between domains (number or 'otsu')")
+    p.add_argument("--wall-channel", type=int, default=None,
+                   help="with --walls --model PATH: the segmenter's wall channel instead of the PFM phase")
     p.add_argument("--n-walls", type=int, default=None, help="keep at most N wall sites per frame")
     p.add_argument("--wall-spacing", type=float, default=0.0, help="minimum spacing of wall sites, pixels")
     p.add_argument("--rings", action="store_true", help="add ring counts n5..n8 and ring-centre (hollow) sites")
-    p.add_argument("--bond-length", type=float, default=None, help="bond length for --rings, pixels (default: from data)")
+    p.add_argument("--bond-length", type=float, default=None, help="bond length for --rings, pixels (default: data)")
     p.add_argument("--tracks", action="store_true", help="link atoms across frames into track_id")
     p.add_argument("--track-class", type=int, nargs="*", default=[1], help="classes to track (default 1 = bright/Si)")
     p.add_argument("--r-max", type=float, default=None, help="largest step between frames, pixels (default 1.5 bonds)")
@@ -129,8 +131,15 @@ def _run_detect(args: argparse.Namespace) -> int:
     if not 0 <= args.channel < len(movies):
         raise ValueError(f"--channel {args.channel}: {args.movie.name} has {len(movies)} channel(s)")
     data = np.asarray(movies[args.channel].data, dtype=np.float32)
-    if args.walls:
-        threshold = args.wall_threshold if args.wall_threshold == "otsu" else _number(args.wall_threshold, "--wall-threshold")
+    if args.walls and args.wall_channel is not None:
+        from .detect import model_probabilities, wall_sites, walls_from_probabilities
+
+        probabilities = model_probabilities(data, args.model or "default", rescale=args.rescale)
+        mask = walls_from_probabilities(probabilities, args.wall_channel, threshold=args.threshold or 0.5)
+        sites = wall_sites(mask, n_per_frame=args.n_walls, min_spacing=args.wall_spacing, edge_margin=args.edge_margin)
+    elif args.walls:
+        level = args.wall_threshold
+        threshold = level if level == "otsu" else _number(level, "--wall-threshold")
         sites = find_walls(data, threshold=threshold, n_per_frame=args.n_walls, min_spacing=args.wall_spacing,
                            edge_margin=args.edge_margin)
     else:
@@ -173,7 +182,7 @@ def _number(text: str, option: str) -> float:
 COMMANDS = [
     ("info", "print shape, dtype, pixel size, frames and value range of a movie file", _add_info, _run_info),
     ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample),
-    ("detect", "find atoms (or domain walls), refine, classify, rings and tracks -> sites table", _add_detect, _run_detect),
+    ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect),
 ]
 
 
