@@ -56,3 +56,26 @@ def test_detect_bad_input_exits_with_one_clear_line(tmp_path, capsys):
         assert main(["detect", str(flat), "-o", str(tmp_path / "s.csv")]) == 0
     assert len(read_sites(tmp_path / "s.csv")) == 0
     assert not (tmp_path / "missing.csv").exists()
+
+
+def test_detect_walls_from_a_segmenter_wall_channel(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import napari_rvae
+
+    wall = np.zeros((1, 64, 64))
+    wall[0, :, 31:33] = 0.9
+    probs = np.stack([1 - wall, 0 * wall, wall], axis=1)  # background, domain, wall
+    fake = types.ModuleType("napari_rvae.segment")
+    fake.load_segmenter = lambda folder: ("net", {})
+    fake.predict = lambda net, movie, rescale=1.0: probs
+    monkeypatch.setitem(sys.modules, "napari_rvae.segment", fake)
+    monkeypatch.setattr(napari_rvae, "segment", fake, raising=False)
+    movie = tmp_path / "bf.npy"
+    np.save(movie, np.random.default_rng(0).random((1, 64, 64)).astype(np.float32))
+    out = tmp_path / "walls.csv"
+    code = main(["detect", str(movie), "-o", str(out), "--walls", "--model", str(tmp_path), "--wall-channel", "2"])
+    assert code == 0
+    sites = read_sites(out)
+    assert len(sites) > 40 and np.abs(sites["x"] - 31.5).max() <= 1.0
