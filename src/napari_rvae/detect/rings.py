@@ -175,18 +175,23 @@ def ring_counts_at(positions, centre_index: int, bond_range) -> np.ndarray:
     lo, hi = float(bond_range[0]), float(bond_range[1])
     if n < 5:
         return counts
+    # every atom of a ring of ≤ 8 through the centre lies within 4 bonds of it
+    offset = yx - yx[int(centre_index)]
+    local = np.flatnonzero((offset * offset).sum(1) <= (4.0 * hi) ** 2)
+    yx = yx[local]
+    n = len(yx)
+    c = int(np.searchsorted(local, int(centre_index)))
     diff = yx[:, None, :] - yx[None, :, :]
     d2 = (diff * diff).sum(-1)
     adjacency = (d2 > lo * lo) & (d2 < hi * hi)
     degree = adjacency.sum(1)
-    while True:  # prune dangling atoms (2-core)
+    while True:  # prune dangling atoms (2-core; cycles are never pruned)
         dangling = degree == 1
         if not dangling.any():
             break
         adjacency[dangling] = False
         adjacency[:, dangling] = False
         degree = adjacency.sum(1)
-    c = int(centre_index)
     if degree[c] < 2:
         return counts
     # plain Python below: on ~50 points it beats array calls by an order of magnitude
