@@ -248,7 +248,15 @@ def _peaks_one_frame(frame, sigma, min_distance, threshold, threshold_abs, backg
         strong = cand[h > 0.5 * np.median(h)]
         nn = nearest_neighbour_distance(strong)
         min_distance = max(1, int(0.5 * nn)) if np.isfinite(nn) else 1
-    peaks = peak_local_max(smooth, min_distance=int(min_distance), exclude_border=False)
+    # A round footprint of 0.7 × min_distance (not skimage's square of ± min_distance): the
+    # square's corners reach the tail of a bright neighbour (Si next to C) and hide the C.
+    # Peaks are then kept at least min_distance apart (Euclidean).
+    radius = max(1, int(round(0.7 * min_distance)))
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    footprint = yy**2 + xx**2 <= radius**2
+    peaks = peak_local_max(
+        smooth, min_distance=int(min_distance), footprint=footprint, p_norm=2, exclude_border=False
+    )
     if len(peaks) == 0:
         return np.zeros((0, 2))
     h = smooth[peaks[:, 0], peaks[:, 1]] - base
