@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="optimisation steps per epoch")
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, default=None, help="continue training this saved model")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -72,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         augment=Augment(zoom=(0.75, 1.33), noise_gauss=0.05, noise_poisson=(10.0, 300.0), blur=0.8,
                         contrast=(0.7, 1.4), gradient=0.3),
     )
-    trainer = SegmenterTrainer(images, labels, config=DEFAULT_CONFIG, settings=settings)
+    model, previous = None, []
+    if args.init is not None:
+        from .train import load_segmenter
+
+        model, old = load_segmenter(args.init)
+        previous = [{"record": old.get("default_record", {}), "training": old.get("training", {})}]
+    trainer = SegmenterTrainer(images, labels, model=model, config=DEFAULT_CONFIG, settings=settings)
     budget = args.minutes * 60.0
     t_train = time.perf_counter()
     epoch_s = None
@@ -100,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - t_start, 1),
         "torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
         "heldout": scores,
+        "previous_runs": previous,
     }
     trainer.save(args.output, extra={"name": "atoms-default", "description":
                  "atom finder trained only on napari-rvae synthetic lattices; labels 1 background, 2 atom",
