@@ -3,7 +3,7 @@
 Each image is a HAADF-like view of one lattice — graphene (honeycomb), square,
 or perovskite-like (bright A columns on a square lattice, dimmer B columns at
 the cell centres) — with a random nearest-neighbour spacing (≈ 6–25 pixels),
-rotation, atom width, vacancies, holes (vacuum), brighter dopants, amorphous
+rotation, atom width, vacancies, holes (vacuum), brighter dopants, scan-line jitter, amorphous
 contamination blobs (random speckle, labelled background), a background
 gradient, probe blur and Poisson + Gaussian noise. Labels: 1 = background,
 2 = atom (a disk around every atom centre). Built on ``synth.render``.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..synth.render import add_noise, render_spots
+from ..synth.render import add_noise, render_spots, scan_jitter
 
 LATTICES = ("graphene", "square", "perovskite")
 
@@ -110,7 +110,7 @@ def make_atom_image(rng: np.random.Generator, shape=(192, 192), *, kind: str | N
     pos, amp = pos[keep], amp[keep]
     dopant = rng.random(len(pos)) < rng.uniform(0.0, 0.04)
     amp = np.where(dopant, amp * rng.uniform(1.6, 3.0), amp)
-    width = spacing * rng.uniform(0.12, 0.22)
+    width = spacing * rng.uniform(0.12, 0.3)
     sigma = width * (1 + 0.05 * rng.standard_normal(len(pos)))
     image = render_spots(shape, pos, amp, sigma)
     if cont_mask.any():
@@ -129,6 +129,8 @@ def make_atom_image(rng: np.random.Generator, shape=(192, 192), *, kind: str | N
     image += support * (1 - ndimage.gaussian_filter(hole_mask.astype(float), 2.0))
     image += rng.uniform(0, 0.5) * (np.cos(th) * xx + np.sin(th) * yy)
     image = ndimage.gaussian_filter(image, rng.uniform(0.0, 0.8))
+    if rng.random() < 0.5:
+        image = scan_jitter(image, rng, float(rng.uniform(0.0, 0.4)))
     if noise:
         image = np.clip(image, 0, None)
         image = add_noise(image, rng, dose=float(np.exp(rng.uniform(np.log(4.0), np.log(300.0)))),

@@ -104,9 +104,15 @@ class Predictor:
         Tiles per forward pass.
     mc_dropout : bool
         Keep dropout active (Monte-Carlo dropout sampling); needs ``config.dropout > 0``.
+    compile : bool
+        Compile the network with ``torch.compile`` (inductor, weights frozen):
+        about 1.3× faster per frame on CPU, but the first call of each tile
+        shape costs 0.5–2 minutes and needs a C++ compiler; worth it for long
+        movies. Falls back to eager mode (with a warning) if compiling fails.
     """
 
-    def __init__(self, model: UNet, tile: int = 512, overlap: int = 64, batch: int = 4, mc_dropout: bool = False):
+    def __init__(self, model: UNet, tile: int = 512, overlap: int = 64, batch: int = 4, mc_dropout: bool = False,
+                 compile: bool = False):
         if not isinstance(model, UNet):
             raise ValueError(f"model must be a napari_rvae UNet, got {type(model).__name__}")
         m = model.config.multiple
@@ -124,11 +130,25 @@ class Predictor:
             for mod in self.net.modules():
                 if isinstance(mod, nn.Dropout2d):
                     mod.train()
+        self._eager = self.net
+        if compile and not mc_dropout:
+            self.net = torch.compile(self.net, options={"freezing": True})
 
     def _forward(self, tiles: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(tiles[:, None]).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return torch.softmax(self.net(x), dim=1).numpy()
+            try:
+                logits = self.net(x)
+            except Exception as err:  # noqa: BLE001 - compiler missing / unsupported: fall back, never fail
+                if self.net is self._eager:
+                    raise
+                import warnings
+
+                warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); using eager inference",
+                              RuntimeWarning, stacklevel=3)
+                self.net = self._eager
+                logits = self.net(x)
+            return torch.softmax(logits, dim=1).numpy()
 
     def __call__(self, frames, rescale: float = 1.0) -> np.ndarray:
         """Probabilities ``(T, C, Y, X)`` float32 for frames ``(Y, X)`` or ``(T, Y, X)``.
@@ -185,7 +205,7 @@ class Predictor:
 
 
 def predict(model: UNet, frames, *, rescale: float = 1.0, tile: int = 512, overlap: int = 64,
-            batch: int = 4) -> np.ndarray:
+            batch: int = 4, compile: bool = False) -> np.ndarray:
     """Class probabilities ``(T, C, Y, X)`` float32 for an image ``(Y, X)`` or movie ``(T, Y, X)``.
 
     See :class:`Predictor` for the parameters; ``rescale`` (e.g. ``12 / spacing``
@@ -193,7 +213,7 @@ def predict(model: UNet, frames, *, rescale: float = 1.0, tile: int = 512, overl
     back. Raises ``ValueError`` for RGB input, wrong ndim, an all-NaN frame or a
     constant frame (the message names the frame).
     """
-    return Predictor(model, tile=tile, overlap=overlap, batch=batch)(frames, rescale=rescale)
+    return Predictor(model, tile=tile, overlap=overlap, batch=batch, compile=compile)(frames, rescale=rescale)
 
 
 def predictive_entropy(probs: np.ndarray, normalised: bool = True) -> np.ndarray:
