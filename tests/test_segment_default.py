@@ -61,3 +61,20 @@ def test_rescale_handles_spacings_outside_the_trained_range(model):
     assert prob.shape == frame["image"].shape
     score = score_atoms(prob, frame["positions"], tol=2.0, margin=10.0)
     assert score["f1"] >= 0.98, score
+
+
+def test_entropy_is_high_on_ambiguous_atom_edges(model):
+    """Atom centres and empty vacuum are unambiguous; the rim of each atom (where the label disk ends) is not."""
+    from napari_rvae.segment import predictive_entropy
+
+    frame = make_atom_image(np.random.default_rng(11), (192, 192), kind="square", spacing=16.0, holes=True,
+                            contamination=False)
+    h = predictive_entropy(predict(model, frame["image"]))[0]
+    yy, xx = np.mgrid[0:192, 0:192]
+    pos = frame["positions"]
+    d = np.min(np.hypot(yy[..., None] - pos[:, 0], xx[..., None] - pos[:, 1]), axis=-1)
+    r = float(np.clip(0.22 * 16.0, 1.5, 3.0))
+    centre, rim = d < 1.0, np.abs(d - r) < 0.7
+    vacuum = ndimage.binary_erosion(frame["hole_mask"], iterations=8)
+    assert vacuum.any()
+    assert h[rim].mean() > 3 * max(h[centre].mean(), h[vacuum].mean())

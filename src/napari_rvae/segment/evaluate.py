@@ -28,11 +28,8 @@ def atom_centroids(prob: np.ndarray, threshold: float = 0.5, min_area: int = 2) 
     return centres[area >= min_area]
 
 
-def match_points(found: np.ndarray, truth: np.ndarray, tol: float = 2.0) -> dict:
-    """One-to-one matching within ``tol`` pixels; returns counts, precision, recall, F1 and RMSE (pixels)."""
-    found = np.asarray(found, dtype=np.float64).reshape(-1, 2)
-    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 2)
-    tp, err = 0, np.zeros(0)
+def _assign(found: np.ndarray, truth: np.ndarray, tol: float):
+    """One-to-one assignment within ``tol`` px minimising total distance: (found idx, truth idx, distances)."""
     if len(found) and len(truth):
         sparse = cKDTree(found).sparse_distance_matrix(cKDTree(truth), tol, output_type="coo_matrix")
         if sparse.nnz:
@@ -40,13 +37,24 @@ def match_points(found: np.ndarray, truth: np.ndarray, tol: float = 2.0) -> dict
             cost[sparse.row, sparse.col] = sparse.data
             r, c = linear_sum_assignment(cost)
             ok = cost[r, c] <= tol
-            tp, err = int(ok.sum()), cost[r, c][ok]
-    fp, fn = len(found) - tp, len(truth) - tp
+            return r[ok], c[ok], cost[r[ok], c[ok]]
+    return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+
+
+def _counts(tp: int, fp: int, fn: int, err: np.ndarray) -> dict:
     precision = tp / max(1, tp + fp)
     recall = tp / max(1, tp + fn)
     f1 = 2 * precision * recall / max(1e-12, precision + recall)
     return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1,
-            "rmse": float(np.sqrt(np.mean(err**2))) if tp else float("nan")}
+            "rmse": float(np.sqrt(np.mean(err**2))) if len(err) else float("nan")}
+
+
+def match_points(found: np.ndarray, truth: np.ndarray, tol: float = 2.0) -> dict:
+    """One-to-one matching within ``tol`` pixels; returns counts, precision, recall, F1 and RMSE (pixels)."""
+    found = np.asarray(found, dtype=np.float64).reshape(-1, 2)
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 2)
+    r, _, err = _assign(found, truth, tol)
+    return _counts(len(r), len(found) - len(r), len(truth) - len(r), err)
 
 
 def inside(points: np.ndarray, shape: tuple, margin: float) -> np.ndarray:
@@ -69,24 +77,12 @@ def score_atoms(prob: np.ndarray, truth: np.ndarray, tol: float = 2.0, margin: f
     truth = np.asarray(truth, dtype=np.float64).reshape(-1, 2)
     keep_t = inside(truth, prob.shape, margin)
     keep_f = inside(found, prob.shape, margin)
+    r, c, err = _assign(found, truth, tol)
     matched_f = np.zeros(len(found), bool)
     matched_t = np.zeros(len(truth), bool)
-    err = np.zeros(0)
-    if len(found) and len(truth):
-        sparse = cKDTree(found).sparse_distance_matrix(cKDTree(truth), tol, output_type="coo_matrix")
-        if sparse.nnz:
-            cost = np.full((len(found), len(truth)), 1e6)
-            cost[sparse.row, sparse.col] = sparse.data
-            r, c = linear_sum_assignment(cost)
-            ok = cost[r, c] <= tol
-            matched_f[r[ok]] = True
-            matched_t[c[ok]] = True
-            err = cost[r[ok], c[ok]][keep_t[c[ok]]]
+    matched_f[r] = True
+    matched_t[c] = True
     tp = int(np.sum(matched_t & keep_t))
     fn = int(np.sum(~matched_t & keep_t))
     fp = int(np.sum(~matched_f & keep_f))
-    precision = tp / max(1, tp + fp)
-    recall = tp / max(1, tp + fn)
-    f1 = 2 * precision * recall / max(1e-12, precision + recall)
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1,
-            "rmse": float(np.sqrt(np.mean(err**2))) if len(err) else float("nan")}
+    return _counts(tp, fp, fn, err[keep_t[c]])
