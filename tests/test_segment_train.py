@@ -74,6 +74,14 @@ def test_output_shape_and_parallel_vs_cascaded_pyramid():
             (2, 2), (4, 4), (6, 6)]
 
 
+def test_atomai_size_network_matches_its_parameter_count():
+    from napari_rvae.segment.unet import atomai_equivalent_config, count_parameters
+
+    # AtomAI's default Unet (nb_classes=1) has 594 033 parameters, 800 of them biases of convolutions
+    # followed by BatchNorm (redundant, absent here); ours has one more output channel (+17).
+    assert count_parameters(UNet(atomai_equivalent_config())) == 594_033 - 800 + 17
+
+
 def test_loss_ignores_unlabelled_pixels():
     rng = np.random.default_rng(0)
     labels = torch.from_numpy(rng.integers(0, 4, (2, 16, 16)))  # 0 unlabelled, 1..3 classes

@@ -48,6 +48,11 @@ class UNetConfig:
     dropout : float
         Dropout probability before the bottleneck and in the decoder (enables MC-dropout).
     upsampling : {"bilinear", "nearest"}
+    reduce_upsampled : bool
+        A 1×1 convolution halves the channels coming up from the coarser level
+        before they are concatenated with the skip features (as in AtomAI's
+        U-Net). It is applied before the upsampling, which is exact (both are
+        linear per pixel / per channel) and 4× cheaper.
     """
 
     n_classes: int = 2
@@ -60,6 +65,7 @@ class UNetConfig:
     batchnorm: bool = True
     dropout: float = 0.0
     upsampling: str = "bilinear"
+    reduce_upsampled: bool = False
 
     def __post_init__(self) -> None:
         if int(self.n_classes) < 2:
@@ -153,8 +159,12 @@ class UNet(nn.Module):
             cin = w
         self.bottleneck = DilatedPyramid(cin, 2 * cin, config.dilations, bn, config.pyramid == "cascaded")
         self.up = nn.ModuleList()
+        self.reduce = nn.ModuleList()
         cin = 2 * cin
         for w, n in zip(reversed(widths), reversed(config.convs_per_level)):
+            if config.reduce_upsampled:
+                self.reduce.append(nn.Conv2d(cin, w, 1))
+                cin = w
             self.up.append(ConvBlock(cin + w, w, n, bn))
             cin = w
         self.drop = nn.Dropout2d(config.dropout) if config.dropout > 0 else nn.Identity()
@@ -168,7 +178,9 @@ class UNet(nn.Module):
             x = F.max_pool2d(x, 2)
         x = self.bottleneck(self.drop(x))
         mode = self.config.upsampling
-        for block, skip in zip(self.up, reversed(skips)):
+        for i, (block, skip) in enumerate(zip(self.up, reversed(skips))):
+            if self.config.reduce_upsampled:
+                x = self.reduce[i](x)
             x = F.interpolate(x, size=skip.shape[-2:], mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
             x = block(self.drop(torch.cat([x, skip], dim=1)))
         return self.head(x)
@@ -180,10 +192,12 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def atomai_equivalent_config(n_classes: int = 2) -> UNetConfig:
-    """The size of AtomAI's default segmentation U-Net (16 filters, levels 1-2-2, 3 cascaded dilated convs).
+    """The size of AtomAI's default segmentation U-Net (16 filters, levels 1-2-2, 3 cascaded dilated convs,
+    1×1 channel reduction of the upsampled features).
 
     Used only to compare inference speed at equal network size (see ``benchmark.py``).
     """
     return UNetConfig(
-        n_classes=n_classes, filters=16, depth=3, convs_per_level=[1, 2, 2], dilations=[2, 4, 6], pyramid="cascaded"
+        n_classes=n_classes, filters=16, depth=3, convs_per_level=[1, 2, 2], dilations=[2, 4, 6], pyramid="cascaded",
+        reduce_upsampled=True,
     )
