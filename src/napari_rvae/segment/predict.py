@@ -95,11 +95,13 @@ class Predictor:
     Parameters
     ----------
     model : UNet
-    tile : int
-        Tile side in pixels (rounded down to a multiple of ``2**depth``); 512 keeps a
-        512² frame in one pass.
-    overlap : int
-        Overlap between neighbouring tiles (pixels), blended with cosine ramps.
+    tile : int, optional
+        Tile side in pixels (rounded down to a multiple of ``2**depth``). Default: the
+        model's ``predict_tile`` (its training crop, stored in ``model.json``) when it
+        has one, else 512 (a 512² frame in one pass).
+    overlap : int, optional
+        Overlap between neighbouring tiles (pixels), blended with cosine ramps
+        (default ``tile // 3``).
     batch : int
         Tiles per forward pass.
     mc_dropout : bool
@@ -111,11 +113,15 @@ class Predictor:
         movies. Falls back to eager mode (with a warning) if compiling fails.
     """
 
-    def __init__(self, model: UNet, tile: int = 512, overlap: int = 64, batch: int = 4, mc_dropout: bool = False,
-                 compile: bool = False):
+    def __init__(self, model: UNet, tile: int | None = None, overlap: int | None = None, batch: int = 4,
+                 mc_dropout: bool = False, compile: bool = False):
         if not isinstance(model, UNet):
             raise ValueError(f"model must be a napari_rvae UNet, got {type(model).__name__}")
         m = model.config.multiple
+        if tile is None:
+            tile = int(getattr(model, "predict_tile", None) or 512)
+        if overlap is None:
+            overlap = tile // 3
         if tile < m or overlap < 0 or batch < 1:
             raise ValueError(f"need tile >= {m}, overlap >= 0 and batch >= 1 (got {tile}, {overlap}, {batch})")
         self.n_classes = model.config.n_classes
@@ -204,7 +210,7 @@ class Predictor:
         return out[:, :, :Y, :X]
 
 
-def predict(model: UNet, frames, *, rescale: float = 1.0, tile: int = 512, overlap: int = 64,
+def predict(model: UNet, frames, *, rescale: float = 1.0, tile: int | None = None, overlap: int | None = None,
             batch: int = 4, compile: bool = False) -> np.ndarray:
     """Class probabilities ``(T, C, Y, X)`` float32 for an image ``(Y, X)`` or movie ``(T, Y, X)``.
 
@@ -229,8 +235,8 @@ def predictive_entropy(probs: np.ndarray, normalised: bool = True) -> np.ndarray
     return (h / np.log(probs.shape[1])).astype(np.float32) if normalised else h.astype(np.float32)
 
 
-def predict_with_uncertainty(models, frames, *, mc_samples: int = 0, rescale: float = 1.0, tile: int = 512,
-                             overlap: int = 64, batch: int = 4) -> dict:
+def predict_with_uncertainty(models, frames, *, mc_samples: int = 0, rescale: float = 1.0,
+                             tile: int | None = None, overlap: int | None = None, batch: int = 4) -> dict:
     """Mean probabilities and uncertainty maps where labelling would help most.
 
     Parameters

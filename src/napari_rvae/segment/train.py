@@ -268,11 +268,17 @@ class SegmenterTrainer:
     def save(self, folder, extra: dict | None = None):
         """Save the model with its training record (see :func:`save_segmenter`)."""
         record = {"settings": self.settings.to_dict(), "history": self.state.history}
+        extra = {"predict_tile": self.settings.crop, **(extra or {})}
         return save_segmenter(folder, self.model, training=record, extra=extra)
 
 
 def save_segmenter(folder, model: UNet, *, training: dict | None = None, extra: dict | None = None):
-    """Write ``model.safetensors`` + ``model.json`` (kind ``"segmenter"``) atomically into ``folder``."""
+    """Write ``model.safetensors`` + ``model.json`` (kind ``"segmenter"``) atomically into ``folder``.
+
+    ``extra`` may hold ``predict_tile``: the tile side (pixels) prediction should use by default — the
+    training crop size, because a network trained on small crops can behave differently far from
+    any image border (its dilated bottleneck saw mostly padding in training).
+    """
     config = {
         "kind": KIND,
         "unet": model.config.to_dict(),
@@ -299,4 +305,9 @@ def load_segmenter(folder) -> tuple[UNet, dict]:
     except RuntimeError as err:
         raise ValueError(f"{folder}: weights do not match the architecture in model.json ({err})") from None
     model.eval()
+    tile = config.get("predict_tile")
+    if tile is not None:
+        if not isinstance(tile, int) or tile < model.config.multiple:
+            raise ValueError(f"{folder}: predict_tile in model.json must be an integer >= {model.config.multiple}")
+        model.predict_tile = tile
     return model, config

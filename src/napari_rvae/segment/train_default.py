@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="optimisation steps per epoch")
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop", type=int, default=96, help="training crop side (pixels)")
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay to 2 %)")
     parser.add_argument("--init", type=Path, default=None, help="continue training this saved model")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     images, labels = make_training_set(args.images, (192, 192), seed=args.seed)
     settings = TrainSettings(
-        epochs=1, crop=96, batch=16, steps_per_epoch=args.steps, lr=args.lr, val_fraction=0.05,
+        epochs=1, crop=args.crop, batch=args.batch, steps_per_epoch=args.steps, lr=args.lr, val_fraction=0.05,
         class_weighting=False, seed=args.seed,
         augment=Augment(zoom=(0.75, 1.33), noise_gauss=0.05, noise_poisson=(10.0, 300.0), blur=0.8,
                         contrast=(0.7, 1.4), gradient=0.3),
