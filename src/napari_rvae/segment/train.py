@@ -172,6 +172,7 @@ class SegmenterTrainer:
         if settings.crop % model.config.multiple:
             raise ValueError(f"crop ({settings.crop}) must be a multiple of {model.config.multiple} for this model")
         self.model = model
+        model.predict_tile = settings.crop  # predict on tiles like the ones it is trained on
         self.frames = np.stack([normalise_frame(f, i) for i, f in enumerate(images)]).astype(np.float32)
         self.rng = np.random.default_rng(settings.seed)
         train_labels, self.val_labels, self.val_blocks = split_blocks(
