@@ -78,3 +78,18 @@ def test_entropy_is_high_on_ambiguous_atom_edges(model):
     vacuum = ndimage.binary_erosion(frame["hole_mask"], iterations=8)
     assert vacuum.any()
     assert h[rim].mean() > 3 * max(h[centre].mean(), h[vacuum].mean())
+
+
+def test_graphene_movie_sample_when_available(model):
+    """The project's graphene movie (synth branch): every atom found, none in holes, on whole frames."""
+    synth = pytest.importorskip("napari_rvae.synth.graphene")
+    movie = synth.graphene_movie(seed=11, frames=2, size=384)
+    probs = predict(model, movie["data"])
+    atoms = movie["atoms"]
+    for t in range(2):
+        a = atoms[atoms["frame"] == t]
+        score = score_atoms(probs[t, ATOM_CHANNEL], np.column_stack([a["y"], a["x"]]), tol=2.0)
+        assert score["f1"] >= 0.99, (t, score)
+        deep = ndimage.binary_erosion(movie["hole_masks"][t], iterations=3)
+        found = np.rint(atom_centroids(probs[t, ATOM_CHANNEL])).astype(int)
+        assert not deep[found[:, 0], found[:, 1]].any()
