@@ -118,6 +118,12 @@ def test_training_from_sparse_strokes_beats_chance():
     iou = np.sum((pred == 2) & (test_truth == 2)) / np.sum((pred == 2) | (test_truth == 2))
     chance = (test_truth == 2).mean()  # IoU of predicting the class everywhere
     assert iou > 0.6 > 3 * chance, (iou, chance)
+    # a snapshot is frozen: further training does not change it
+    snap = trainer.snapshot()
+    before = {k: v.clone() for k, v in snap.state_dict().items()}
+    list(trainer.run(1))
+    assert all(torch.equal(before[k], v) for k, v in snap.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
 
 
 def test_stop_flag_ends_within_a_batch_and_continue_resumes():

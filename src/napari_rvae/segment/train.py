@@ -204,6 +204,16 @@ class SegmenterTrainer:
             labs.append(np.pad(lab, pad) if lab.shape != (c, c) else lab)
         return torch.from_numpy(np.stack(imgs)[:, None].copy()), torch.from_numpy(np.stack(labs).copy())
 
+    def snapshot(self) -> UNet:
+        """A frozen copy of the current model (eval mode); collect a few at different epochs for a
+        snapshot ensemble (``predict_with_uncertainty([snap1, snap2, …], frames)``)."""
+        import copy
+
+        snap = copy.deepcopy(self.model).eval()
+        for p in snap.parameters():
+            p.requires_grad_(False)
+        return snap
+
     def stop(self) -> None:
         """Ask the running loop to stop after the current batch (thread-safe flag)."""
         self.state.stop_requested = True
