@@ -8,24 +8,18 @@ the full atom finder with refinement lives in ``napari_rvae.detect``.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 
 def atom_centroids(prob: np.ndarray, threshold: float = 0.5, min_area: int = 2) -> np.ndarray:
     """Centres ``(N, 2)`` (y, x pixels) of connected regions where ``prob >= threshold``."""
+    from ..detect.atoms import component_centroids
+
     prob = np.asarray(prob, dtype=np.float64)
     if prob.ndim != 2:
         raise ValueError(f"prob must be a (Y, X) map, got shape {prob.shape}")
-    mask = prob >= threshold
-    lab, n = ndimage.label(mask)
-    if n == 0:
-        return np.zeros((0, 2))
-    idx = np.arange(1, n + 1)
-    area = ndimage.sum(mask, lab, idx)
-    centres = np.array(ndimage.center_of_mass(prob, lab, idx)).reshape(-1, 2)
-    return centres[area >= min_area]
+    return component_centroids(prob, np.nextafter(threshold, -np.inf), min_area)
 
 
 def _assign(found: np.ndarray, truth: np.ndarray, tol: float):
