@@ -218,7 +218,8 @@ class Trainer:
         scale = 1.0
         if pixels is not None:
             target, scale = target[:, pixels], cfg.n_pixels / n_sub
-        recon = self.model.reconstruction_sum(target, z, cls, pixels, scale, fused=self.fused, chunk=self.chunk,
+        fused = self.fused and self.device.type == "cpu"  # the chunked path is a CPU cache optimisation
+        recon = self.model.reconstruction_sum(target, z, cls, pixels, scale, fused=fused, chunk=self.chunk,
                                               workers=self.threads)
         kl = kl_terms(mean, logvar, cfg.has_angle, cfg.rotation_prior)
         return total_loss(recon / len(x), kl, beta, capacity, cfg.beta.uses_capacity)
