@@ -29,10 +29,12 @@ from .trainer import Trainer
 # AtomAI 0.8.1's rVAE defaults (reference benchmark): MLP 2×128 tanh encoder and decoder.
 ATOMAI_ARCH = dict(arch="rvae", window=(28, 28), latent=2, encoder="mlp", encoder_widths=(128, 128),
                    decoder_widths=(128, 128, 128), rotation_prior=0.1, translation_prior=0.1)
+# ... and its likelihood (unit-variance Gaussian: ½ SSE) and one-output angle: the "AtomAI settings" run
+ATOMAI_MODEL = dict(ATOMAI_ARCH, noise_sigma=1.0, angle_encoding="linear")
 ATOMAI_REFERENCE = {"train_samples_per_s_b100": 264, "knn15_after_3_epochs": 0.355, "chance": 0.253,
                     "train_loss_after_3_epochs": 4.341, "single_decode_ms": 0.8, "manifold20_s": 0.644,
                     "encode_per_s": 547630}
-# what `napari-rvae train` uses unless told otherwise
+# what `napari-rvae train` uses unless told otherwise (VAEConfig defaults: noise_sigma 0.1, circular angle)
 SHIPPED_DEFAULTS = dict(lr=1e-3, batch_size=100, pixel_fraction=1.0)
 
 
@@ -192,13 +194,14 @@ def run_bench(out: str | os.PathLike | None = None, *, n: int = 20000, epochs: i
         res["ideas"] = _ideas(windows, batch, threads, steps, log)
 
     # 2. quality after `epochs` epochs: AtomAI's settings (lr 1e-4), then our shipped defaults
+    # AtomAI's settings: its likelihood (unit variance) and lr; the others: AtomAI's architecture with our defaults
     runs = {"atomai_settings": dict(lr=1e-4, batch_size=batch), "shipped_defaults": dict(SHIPPED_DEFAULTS),
             "shipped_defaults_pixel_fraction_0.25": dict(SHIPPED_DEFAULTS, pixel_fraction=0.25)}
     res["quality"] = {}
     for name, kw in runs.items():
         if name not in quality_runs:
             continue
-        model = build_model(VAEConfig(**ATOMAI_ARCH), seed=0)
+        model = build_model(VAEConfig(**(ATOMAI_MODEL if name == "atomai_settings" else ATOMAI_ARCH)), seed=0)
         trainer = Trainer(model, windows, seed=0, threads=threads, **kw)
         curve, elapsed = [], 0.0
         for stats in trainer.run(quality_epochs or epochs):
@@ -216,7 +219,7 @@ def run_bench(out: str | os.PathLike | None = None, *, n: int = 20000, epochs: i
             res["inference"] = _inference(model, windows, log)
     if "inference" not in res:  # speed does not depend on training
         res["inference"] = _inference(build_model(VAEConfig(**ATOMAI_ARCH), seed=0), windows, log)
-    # time to reach AtomAI's quality after 3 epochs (kNN15 0.355 and train loss 4.341), vs AtomAI's own 3 epochs
+    # time to reach AtomAI's quality after 3 epochs (kNN15 0.355), vs AtomAI's own 3 epochs
     atomai_sps = res["train_throughput"].get("atomai_median", 264.0)
     atomai_3 = 3 * int(round(0.85 * n)) / atomai_sps
     res["time_to_atomai_3_epoch_quality"] = {"atomai_3_epochs_s_estimated": round(atomai_3, 1),
@@ -236,9 +239,9 @@ def run_bench(out: str | os.PathLike | None = None, *, n: int = 20000, epochs: i
 
 
 def _reached(point: dict) -> bool:
-    """AtomAI's quality after 3 epochs: kNN15 ≥ 0.355 and training loss ≤ 4.341 (per window)."""
-    return point["knn15"] >= ATOMAI_REFERENCE["knn15_after_3_epochs"] and \
-        point["train_loss"] <= ATOMAI_REFERENCE["train_loss_after_3_epochs"]
+    """AtomAI's quality after 3 epochs: kNN15 ≥ 0.355. (Losses are not compared: with our
+    default noise σ = 0.1 the loss is on another scale than AtomAI's unit-variance one.)"""
+    return point["knn15"] >= ATOMAI_REFERENCE["knn15_after_3_epochs"]
 
 
 def _inference(model, windows, log) -> dict:

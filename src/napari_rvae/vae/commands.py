@@ -92,6 +92,11 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-widths", type=_widths, default=(128, 128), help="e.g. 128,128")
     p.add_argument("--decoder-widths", type=_widths, default=(128, 128, 128), help="e.g. 128,128,128")
     p.add_argument("--likelihood", default="gaussian", choices=["gaussian", "bernoulli"])
+    p.add_argument("--noise-sigma", type=float, default=0.1,
+                   help="σ of the Gaussian likelihood in intensity units (default 0.1 for windows in [0, 1]; "
+                        "1 = unit variance)")
+    p.add_argument("--angle-encoding", default="circular", choices=["circular", "linear"],
+                   help="angle mean as atan2 of two encoder outputs (circular, default) or one output (linear)")
     p.add_argument("--rotation-prior", type=float, default=0.1, help="σ of the angle prior, radians")
     p.add_argument("--translation-prior", type=float, default=0.1, help="shift scale, half-window units")
     p.add_argument("--beta", type=float, default=1.0, help="KL weight (start of the schedule)")
@@ -134,7 +139,8 @@ def run_train(args: argparse.Namespace) -> int:
         config = VAEConfig(arch=args.arch, window=windows.shape[1:], latent=args.latent, encoder=args.encoder,
                            encoder_widths=args.encoder_widths, decoder_widths=args.decoder_widths,
                            likelihood=args.likelihood, rotation_prior=args.rotation_prior,
-                           translation_prior=args.translation_prior, beta=beta)
+                           translation_prior=args.translation_prior, noise_sigma=args.noise_sigma,
+                           angle_encoding=args.angle_encoding, beta=beta)
         model = build_model(config, seed=args.seed)
     model.normalisation = norm
     trainer = Trainer(model, windows, test_fraction=args.test_fraction, batch_size=args.batch, lr=args.lr,
@@ -233,6 +239,9 @@ def add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atomai-n", type=int, default=2000, help="windows per AtomAI timing run")
     p.add_argument("--repeats", type=int, default=2, help="alternating timing rounds")
     p.add_argument("--ideas", action="store_true", help="also time each speed idea separately")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run of every stage on tiny settings (600 windows, 1 epoch, 1 round); "
+                        "the numbers mean nothing")
     p.add_argument("--quality-runs", default="atomai_settings,shipped_defaults,shipped_defaults_pixel_fraction_0.25",
                    help="comma-separated quality runs (atomai_settings: lr 1e-4 for --epochs; the others stop "
                         "once AtomAI's 3-epoch quality is reached)")
@@ -243,6 +252,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
     if args.atomai_python and not args.atomai_scripts:
         raise ValueError("--atomai-python needs --atomai-scripts (the folder with atomai_baseline.py and synth.py)")
+    if args.quick:
+        args.n, args.epochs, args.atomai_n, args.repeats = 600, 1, 300, 1
     bench(args.output, n=args.n, epochs=args.epochs, threads=args.threads, atomai_python=args.atomai_python,
           atomai_script_dir=args.atomai_scripts, atomai_n=args.atomai_n, repeats=args.repeats, ideas=args.ideas,
           quality_runs=tuple(r for r in args.quality_runs.split(",") if r),

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 ARCHS = ("vae", "rvae", "skip-rvae", "shift-vae")
 ENCODERS = ("mlp", "conv")
+ANGLE_ENCODINGS = ("circular", "linear")
 LIKELIHOODS = ("gaussian", "bernoulli")
 BETA_KINDS = ("constant", "linear", "cyclical")
 
@@ -73,6 +74,15 @@ class VAEConfig:
     ``rotation_prior`` is the σ (radians) of the angle prior;
     ``translation_prior`` scales the shift latents (in half-window units).
     ``n_classes > 0`` makes the decoder class-conditional (one-hot input).
+    ``noise_sigma`` is the σ of the Gaussian likelihood (decoder noise, in the
+    windows' intensity units): the reconstruction term is
+    ``½·Σ (x − x̂)² / noise_sigma²``. The default 0.1 suits windows normalised
+    to [0, 1]; 1.0 is the unit-variance likelihood (AtomAI's), which on such
+    windows is so weak against the KL term that the content latents collapse.
+    ``angle_encoding``: ``"circular"`` (default) — the encoder gives the angle's
+    mean as ``atan2`` of two outputs, so it lives on the circle and windows
+    at −π and π are neighbours; ``"linear"`` — one output, a line (models
+    saved before this option existed).
     """
 
     arch: str = "rvae"
@@ -85,6 +95,8 @@ class VAEConfig:
     rotation_prior: float = 0.1
     translation_prior: float = 0.1
     n_classes: int = 0
+    noise_sigma: float = 0.1
+    angle_encoding: str = "circular"
     beta: BetaSchedule = field(default_factory=BetaSchedule)
 
     def __post_init__(self):
@@ -109,6 +121,10 @@ class VAEConfig:
             raise ValueError(f"latent must be ≥ 1 content latents (≥ 0 for invariant models), got {self.latent}")
         if not self.decoder_widths or not self.encoder_widths or min(self.decoder_widths + self.encoder_widths) < 1:
             raise ValueError("encoder_widths and decoder_widths need at least one positive width")
+        if self.angle_encoding not in ANGLE_ENCODINGS:
+            raise ValueError(f"angle_encoding {self.angle_encoding!r} unknown; use 'circular' or 'linear'")
+        if not self.noise_sigma > 0:
+            raise ValueError(f"noise_sigma must be > 0 (intensity units), got {self.noise_sigma}")
         if not (self.rotation_prior > 0 and self.translation_prior > 0):
             raise ValueError("rotation_prior and translation_prior must be > 0")
 
@@ -135,6 +151,11 @@ class VAEConfig:
         return int(self.has_angle) + self.n_shift
 
     @property
+    def recon_weight(self) -> float:
+        """Factor on ``½·Σ (x − x̂)²``: ``1 / noise_sigma²`` (Gaussian), 1 (Bernoulli)."""
+        return 1.0 / self.noise_sigma**2 if self.likelihood == "gaussian" else 1.0
+
+    @property
     def spatial(self) -> bool:
         return self.arch != "vae"
 
@@ -155,4 +176,8 @@ class VAEConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"model config has unknown field(s) {', '.join(sorted(unknown))}")
+        d = dict(d)
+        # models saved before these options existed: unit-variance likelihood, linear angle
+        d.setdefault("noise_sigma", 1.0)
+        d.setdefault("angle_encoding", "linear")
         return cls(**d)

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from ..patches import cut_windows, cut_windows_1d, windows_as_array
+from .fastdecode import can_decode_fast, decode_array
 from .fused import parallel_ranges
 from .models import InvariantVAE
 
@@ -35,7 +36,6 @@ def _device(model):
     return next(model.parameters()).device
 
 
-@torch.no_grad()
 def encode(model: InvariantVAE, windows, batch_size: int = 20000) -> pd.DataFrame:
     """Encode windows into a latent table (encoder means and σ).
 
@@ -43,6 +43,8 @@ def encode(model: InvariantVAE, windows, batch_size: int = 20000) -> pd.DataFram
     ----------
     windows : array (N, h, w) or (N, w)
         Normalised like the training windows.
+    batch_size : int
+        Windows per encoder call (large calls keep the matmuls large).
 
     Returns
     -------
@@ -56,23 +58,22 @@ def encode(model: InvariantVAE, windows, batch_size: int = 20000) -> pd.DataFram
         raise ValueError(f"windows: the model expects windows of shape {cfg.window}, got {x.shape[1:]}")
     model.eval()
     dev = _device(model)
-    means, sds = [], []
-    for s in range(0, len(x), batch_size):
-        mean, logvar = model.encode(torch.from_numpy(x[s : s + batch_size]).to(dev))
-        means.append(mean.cpu().numpy())
-        sds.append(torch.exp(0.5 * logvar).cpu().numpy())
-    mean = np.concatenate(means).astype(np.float64)
-    sd = np.concatenate(sds).astype(np.float64)
-    names = cfg.structural_names() + [f"z{i}" for i in range(cfg.latent)]
-    table = pd.DataFrame(mean, columns=names)
-    sigma = pd.DataFrame(sd, columns=[f"{n}_sigma" for n in names])
+    n_lat = cfg.n_structural + cfg.latent
+    result = np.empty((len(x), 2 * n_lat), dtype=np.float32)  # means, then σ
+    with torch.inference_mode():
+        for s in range(0, len(x), batch_size):
+            mean, logvar = model.encode(torch.from_numpy(x[s : s + batch_size]).to(dev))
+            block = torch.cat([mean, torch.exp(0.5 * logvar)], 1)
+            result[s : s + len(block)] = block.cpu().numpy()
     if cfg.has_angle:
-        table["angle"] = wrap_angle(table["angle"])
+        result[:, 0] = wrap_angle(result[:, 0])
     ppu = _pixels_per_unit(model)
-    for k, name in enumerate(["dx", "dy"][: cfg.n_shift]):
-        table[name] *= ppu[k]
-        sigma[f"{name}_sigma"] *= ppu[k]
-    return pd.concat([table, sigma], axis=1)
+    k0 = int(cfg.has_angle)
+    for k in range(cfg.n_shift):
+        result[:, k0 + k] *= ppu[k]
+        result[:, n_lat + k0 + k] *= ppu[k]
+    names = cfg.structural_names() + [f"z{i}" for i in range(cfg.latent)]
+    return pd.DataFrame(result.astype(np.float64), columns=names + [f"{n}_sigma" for n in names])
 
 
 @torch.no_grad()
@@ -110,6 +111,13 @@ def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batc
         classes = np.broadcast_to(np.asarray(classes, dtype=np.int64), (n,))
     model.eval()
     dev = _device(model)
+    if can_decode_fast(model):  # cache-sized row blocks over all cores, no autograd
+        sh = np.stack([v for v in shifts], axis=1) if cfg.n_shift else None
+        out = decode_array(model, np.ascontiguousarray(z), angle if cfg.has_angle else None, sh,
+                           None if classes is None else np.array(classes, dtype=np.int64))
+        if cfg.likelihood == "bernoulli":
+            out = 1.0 / (1.0 + np.exp(-out))
+        return out.reshape((n,) + cfg.window)
     out = np.empty((n, cfg.n_pixels), dtype=np.float32)
 
     def piece(s, e):

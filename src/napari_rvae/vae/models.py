@@ -33,6 +33,8 @@ class InvariantVAE(nn.Module):
         super().__init__()
         self.config = config
         n_enc = config.n_structural + config.latent
+        self.circular = config.has_angle and config.angle_encoding == "circular"
+        n_enc += int(self.circular)  # (cos, sin)-like pair for the angle's mean
         if config.encoder == "mlp":
             self.encoder = MLPEncoder(config.n_pixels, config.encoder_widths, n_enc, fast=fast)
         else:
@@ -48,8 +50,16 @@ class InvariantVAE(nn.Module):
 
     # ---- pieces ---------------------------------------------------------------
     def encode(self, x: torch.Tensor):
-        """Windows ``(B, *window)`` → ``(mean, logvar)`` ``(B, n_structural + latent)``."""
-        return self.encoder(x)
+        """Windows ``(B, *window)`` → ``(mean, logvar)`` ``(B, n_structural + latent)``.
+
+        With a circular angle the encoder's first two outputs ``(a, b)`` give the
+        angle's mean ``atan2(b, a)`` (radians, on the circle) and its log-variance
+        is the first log-variance output."""
+        mean, logvar = self.encoder(x)
+        if not self.circular:
+            return mean, logvar
+        angle = torch.atan2(mean[:, 1], mean[:, 0]).unsqueeze(1)
+        return torch.cat([angle, mean[:, 2:]], 1), torch.cat([logvar[:, :1], logvar[:, 2:]], 1)
 
     def split(self, latents: torch.Tensor):
         """``(B, n)`` → ``(angle or None, shift or None, content)`` (model units)."""

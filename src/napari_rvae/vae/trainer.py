@@ -215,9 +215,9 @@ class Trainer:
         cfg = self.model.config
         z, mean, logvar = self.model.sample(x, generator)
         target = x.reshape(len(x), -1)
-        scale = 1.0
+        scale = cfg.recon_weight  # 1/noise_sigma² for the Gaussian likelihood
         if pixels is not None:
-            target, scale = target[:, pixels], cfg.n_pixels / n_sub
+            target, scale = target[:, pixels], scale * cfg.n_pixels / n_sub
         fused = self.fused and self.device.type == "cpu"  # the chunked path is a CPU cache optimisation
         recon = self.model.reconstruction_sum(target, z, cls, pixels, scale, fused=fused, chunk=self.chunk,
                                               workers=self.threads)
