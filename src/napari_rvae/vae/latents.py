@@ -25,6 +25,9 @@ def wrap_angle(angle):
     return np.where(wrapped == -np.pi, np.pi, wrapped)
 
 
+ENCODE_PIECE = 2048  # windows per encoder call on the CPU
+
+
 def _pixels_per_unit(model: InvariantVAE) -> np.ndarray:
     """Pixels per shift latent unit, per axis (x, then y)."""
     cfg = model.config
@@ -60,11 +63,19 @@ def encode(model: InvariantVAE, windows, batch_size: int = 20000) -> pd.DataFram
     dev = _device(model)
     n_lat = cfg.n_structural + cfg.latent
     result = np.empty((len(x), 2 * n_lat), dtype=np.float32)  # means, then σ
+
+    def piece(lo, hi):
+        mean, logvar = model.encode(torch.from_numpy(x[lo:hi]).to(dev))
+        result[lo:hi] = torch.cat([mean, torch.exp(0.5 * logvar)], 1).cpu().numpy()
+
     with torch.inference_mode():
-        for s in range(0, len(x), batch_size):
-            mean, logvar = model.encode(torch.from_numpy(x[s : s + batch_size]).to(dev))
-            block = torch.cat([mean, torch.exp(0.5 * logvar)], 1)
-            result[s : s + len(block)] = block.cpu().numpy()
+        if dev.type == "cpu" and batch_size > ENCODE_PIECE:
+            # pieces of ENCODE_PIECE windows (still large matmuls) spread over one Python thread
+            # per core, torch single-threaded in each: no OpenMP barriers to stall on a busy machine
+            parallel_ranges(piece, len(x), ENCODE_PIECE)
+        else:
+            for s in range(0, len(x), batch_size):
+                piece(s, min(len(x), s + batch_size))
     if cfg.has_angle:
         result[:, 0] = wrap_angle(result[:, 0])
     ppu = _pixels_per_unit(model)
