@@ -166,3 +166,13 @@ def test_circular_angle_is_atan2_and_old_configs_load_as_linear():
     again = VAEConfig.from_dict(old)
     assert again.noise_sigma == 1.0 and again.angle_encoding == "linear"
     assert build_model(again).encoder.n_latent == 5
+
+
+def test_rotation_only_rvae_has_no_shift_latents():
+    cfg = small_config(translation=False)
+    model = build_model(cfg, seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 12, 12)).astype(np.float32)
+    assert list(encode(model, x).columns[:3]) == ["angle", "z0", "z1"]
+    assert decode(model, np.zeros(2), angle=0.4).shape == (1, 12, 12)
+    with pytest.raises(ValueError, match="translation"):
+        small_config(arch="shift-vae", translation=False)

@@ -97,6 +97,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
                         "1 = unit variance)")
     p.add_argument("--angle-encoding", default="circular", choices=["circular", "linear"],
                    help="angle mean as atan2 of two encoder outputs (circular, default) or one output (linear)")
+    p.add_argument("--no-translation", action="store_true",
+                   help="spatial models without the dx, dy latents (rotation-only rVAE)")
     p.add_argument("--rotation-prior", type=float, default=0.1, help="σ of the angle prior, radians")
     p.add_argument("--translation-prior", type=float, default=0.1, help="shift scale, half-window units")
     p.add_argument("--beta", type=float, default=1.0, help="KL weight (start of the schedule)")
@@ -140,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
                            encoder_widths=args.encoder_widths, decoder_widths=args.decoder_widths,
                            likelihood=args.likelihood, rotation_prior=args.rotation_prior,
                            translation_prior=args.translation_prior, noise_sigma=args.noise_sigma,
-                           angle_encoding=args.angle_encoding, beta=beta)
+                           angle_encoding=args.angle_encoding, translation=not args.no_translation, beta=beta)
         model = build_model(config, seed=args.seed)
     model.normalisation = norm
     trainer = Trainer(model, windows, test_fraction=args.test_fraction, batch_size=args.batch, lr=args.lr,

@@ -79,6 +79,9 @@ class VAEConfig:
     ``½·Σ (x − x̂)² / noise_sigma²``. The default 0.1 suits windows normalised
     to [0, 1]; 1.0 is the unit-variance likelihood (AtomAI's), which on such
     windows is so weak against the KL term that the content latents collapse.
+    ``translation=False`` drops the shift latents of the spatial models (a
+    rotation-only rVAE: windows centred on the sites they describe, where
+    a shift could explain what should be a rotation, e.g. a displaced atom).
     ``angle_encoding``: ``"circular"`` (default) — the encoder gives the angle's
     mean as ``atan2`` of two outputs, so it lives on the circle and windows
     at −π and π are neighbours; ``"linear"`` — one output, a line (models
@@ -96,6 +99,7 @@ class VAEConfig:
     translation_prior: float = 0.1
     n_classes: int = 0
     noise_sigma: float = 0.1
+    translation: bool = True
     angle_encoding: str = "circular"
     beta: BetaSchedule = field(default_factory=BetaSchedule)
 
@@ -121,6 +125,8 @@ class VAEConfig:
             raise ValueError(f"latent must be ≥ 1 content latents (≥ 0 for invariant models), got {self.latent}")
         if not self.decoder_widths or not self.encoder_widths or min(self.decoder_widths + self.encoder_widths) < 1:
             raise ValueError("encoder_widths and decoder_widths need at least one positive width")
+        if self.arch == "shift-vae" and not self.translation:
+            raise ValueError("a shift-VAE without translation has no latents to learn a shift; use translation=True")
         if self.angle_encoding not in ANGLE_ENCODINGS:
             raise ValueError(f"angle_encoding {self.angle_encoding!r} unknown; use 'circular' or 'linear'")
         if not self.noise_sigma > 0:
@@ -143,7 +149,7 @@ class VAEConfig:
 
     @property
     def n_shift(self) -> int:
-        return 0 if self.arch == "vae" else self.dims
+        return 0 if self.arch == "vae" or not self.translation else self.dims
 
     @property
     def n_structural(self) -> int:
