@@ -20,32 +20,52 @@ from .fused import _pool
 ROWS = 2048  # rows per block: 2048 × 128 float32 = 1 MB of activations, in L2
 
 
-def _folded(decoder, content):
-    """Per-call constants in sigmoid space: hidden ``[(Wᵀ (H, H'), c (B, H'))]``, ``w_out (H,)``,
-    ``b_out``."""
+def _constants(decoder):
+    """Weights in sigmoid space, cached until a parameter changes (training bumps versions):
+    ``wq (H1, d)``, ``wz (H1, k)``, ``b1 (H1,)`` (all doubled), hidden ``[(Wᵀ, c)]``,
+    skip weights ``[(2·E)ᵀ]``, ``w_out (H,)``, ``b_out``."""
+    params = list(decoder.parameters())
+    key = tuple((id(p), p._version) for p in params)
+    cached = getattr(decoder, "_fast_constants", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     mlp = decoder.mlp
     n = len(mlp.widths)
-    hidden = []
-    extra = content if (len(mlp.extra_weights) and decoder.n_content) else None
-    for i in range(1, n):
-        w, b = mlp.weights[i], mlp.biases[i]
-        c = (b - w.sum(1)) * 2
-        c = c.expand(len(content), -1) if extra is None else c + (extra @ mlp.extra_weights[i - 1].t()) * 2
-        hidden.append(((w * 4).t().contiguous(), c.contiguous()))
-    w_out = (mlp.weights[n] * 2)[0].contiguous()
-    b_out = float((mlp.biases[n] - mlp.weights[n].sum(1))[0])
-    return hidden, w_out, b_out
+    with torch.no_grad():
+        w = mlp.weights[0] * 2
+        const = {"wq": w[:, : decoder.dims].contiguous(), "wz": w[:, decoder.dims :].t().contiguous(),
+                 "b1": mlp.biases[0] * 2, "hidden": [], "extra": []}
+        for i in range(1, n):
+            wi, bi = mlp.weights[i], mlp.biases[i]
+            const["hidden"].append(((wi * 4).t().contiguous(), (bi - wi.sum(1)) * 2))
+            if len(mlp.extra_weights) and decoder.n_content:
+                const["extra"].append((mlp.extra_weights[i - 1] * 2).t().contiguous())
+        const["w_out"] = (mlp.weights[n] * 2)[0].contiguous()
+        const["b_out"] = float((mlp.biases[n] - mlp.weights[n].sum(1))[0])
+    decoder._fast_constants = (key, const)
+    return const
+
+
+def _first_layer(decoder, const, content, angle, shift):
+    """``(A (B, H1, d), c1 (B, H1))`` of ``SpatialDecoder.first_layer`` (doubled), from the cache."""
+    wq = const["wq"]
+    bias = const["b1"] + content @ const["wz"] if decoder.n_content else const["b1"].expand(len(content), -1)
+    if decoder.rotate and angle is not None:
+        c, s = torch.cos(angle).unsqueeze(1), torch.sin(angle).unsqueeze(1)
+        a = torch.stack([wq[:, 0] * c - wq[:, 1] * s, wq[:, 0] * s + wq[:, 1] * c], dim=2)
+    else:
+        a = wq.expand(len(content), -1, -1)
+    if shift is not None:
+        bias = bias - (a @ shift.unsqueeze(2)).squeeze(2)
+    return a, bias
 
 
 def _blocks(n_windows: int, n_pix: int, rows: int, workers: int):
-    """``(b0, b1, p0, p1)`` blocks: groups of whole windows, or pixel ranges of one window
-    (when there are fewer windows than workers, or a window exceeds ``rows``)."""
-    if n_windows >= workers and n_pix <= rows:
-        per_w = max(1, min(rows // n_pix, -(-n_windows // workers)))
-        return [(b, min(n_windows, b + per_w), 0, n_pix) for b in range(0, n_windows, per_w)]
-    parts = max(-(-n_pix // rows), -(-workers // n_windows))
+    """``(b, p0, p1)`` blocks: one window each, split into pixel ranges when there are fewer
+    windows than workers or a window exceeds ``rows``."""
+    parts = max(-(-n_pix // rows), -(-workers // n_windows), 1)
     per = -(-n_pix // parts)
-    return [(b, b + 1, p, min(n_pix, p + per)) for b in range(n_windows) for p in range(0, n_pix, per)]
+    return [(b, p, min(n_pix, p + per)) for b in range(n_windows) for p in range(0, n_pix, per)]
 
 
 def decode_into(decoder, out: torch.Tensor, content, angle=None, shift=None, rows: int = ROWS,
@@ -53,8 +73,11 @@ def decode_into(decoder, out: torch.Tensor, content, angle=None, shift=None, row
     """Decode ``len(content)`` windows of a fast :class:`SpatialDecoder` into ``out`` ``(B, P)``
     (decoder output: logits for a Bernoulli model). Runs under ``torch.inference_mode``."""
     with torch.inference_mode():
-        a, c1 = decoder.first_layer(content, angle, shift)  # already doubled
-        hidden, w_out, b_out = _folded(decoder, content)
+        const = _constants(decoder)
+        a, c1 = _first_layer(decoder, const, content, angle, shift)
+        hidden = [(wt, c.unsqueeze(0) + content @ e if const["extra"] else c.unsqueeze(0).expand(len(content), -1))
+                  for (wt, c), e in zip(const["hidden"], const["extra"] or [None] * len(const["hidden"]))]
+        w_out, b_out = const["w_out"], const["b_out"]
         grid = decoder.grid
         n_pix = grid.shape[0]
         workers = workers or torch.get_num_threads()
@@ -63,16 +86,11 @@ def decode_into(decoder, out: torch.Tensor, content, angle=None, shift=None, row
 
         def run(block_list):
             with torch.inference_mode():
-                for b0, b1, p0, p1 in block_list:
-                    m, np_ = b1 - b0, p1 - p0
-                    u = torch.baddbmm(c1[b0:b1].unsqueeze(1), grid[p0:p1].expand(m, -1, -1),
-                                      a[b0:b1].transpose(1, 2))
-                    u = torch.sigmoid_(u).view(m * np_, -1)
+                for b, p0, p1 in block_list:
+                    u = torch.sigmoid_(torch.addmm(c1[b], grid[p0:p1], a[b].t()))
                     for wt, c in hidden:
-                        pre = torch.mm(u, wt).view(m, np_, -1)
-                        pre += c[b0:b1].unsqueeze(1)
-                        u = torch.sigmoid_(pre).view(m * np_, -1)
-                    dest = out[b0:b1, p0:p1].view(-1)  # contiguous: one window, or whole windows
+                        u = torch.sigmoid_(torch.addmm(c[b], u, wt))
+                    dest = out[b, p0:p1]
                     torch.mv(u, w_out, out=dest)
                     dest += b_out
 

@@ -120,7 +120,8 @@ def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batc
         if classes is None:
             raise ValueError("this model is class-conditional: pass classes")
         classes = np.broadcast_to(np.asarray(classes, dtype=np.int64), (n,))
-    model.eval()
+    if model.training:
+        model.eval()
     dev = _device(model)
     if can_decode_fast(model):  # cache-sized row blocks over all cores, no autograd
         sh = np.stack([v for v in shifts], axis=1) if cfg.n_shift else None
