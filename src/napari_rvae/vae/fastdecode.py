@@ -2,10 +2,11 @@
 
 A decoded window is ``P`` independent rows (one per pixel) once the
 per-window first layer ``A_b, c_b`` is known (see ``decoders``). This module
-evaluates the folded-sigmoid MLP (see ``layers``) on blocks of about
-``rows`` rows — a piece of one window when few windows are decoded (a single
-point is split over all cores), whole windows otherwise — with the weights
-folded once per call, activations reused in place and results written
+evaluates the folded-sigmoid MLP (see ``layers``) one window per block (or,
+with fewer windows than cores or a window above ``rows`` pixels, a pixel
+range of one window: a single point is split over all cores), spread over one
+Python thread per core. The folded weights are cached on the decoder until a
+parameter changes; activations are updated in place and results written
 straight into the caller's output array. Same arithmetic as
 ``SpatialDecoder.forward`` (float32; tested to rounding).
 """
@@ -17,7 +18,7 @@ import torch
 
 from .fused import _pool
 
-ROWS = 2048  # rows per block: 2048 × 128 float32 = 1 MB of activations, in L2
+ROWS = 2048  # most pixels per block: 2048 × 128 float32 = 1 MB of activations, in L2
 
 
 def _constants(decoder):
