@@ -1,0 +1,158 @@
+"""Small building blocks shared by the docks: layer pickers, tooltips, collapsible sections."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import napari
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+from superqt import QCollapsible
+
+
+def tip(widget: QWidget, text: str) -> QWidget:
+    """Give ``widget`` a tooltip and return it (so it can be used inline)."""
+    widget.setToolTip(text)
+    return widget
+
+
+def button(text: str, tooltip: str, slot=None) -> QPushButton:
+    """A push button with a tooltip, connected to ``slot``."""
+    b = QPushButton(text)
+    b.setToolTip(tooltip)
+    if slot is not None:
+        b.clicked.connect(lambda *_: slot())
+    return b
+
+
+def spin(value: int, lo: int, hi: int, tooltip: str, step: int = 1, suffix: str = "") -> QSpinBox:
+    """An integer spin box with a tooltip."""
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setSingleStep(step)
+    s.setValue(value)
+    if suffix:
+        s.setSuffix(suffix)
+    s.setToolTip(tooltip)
+    return s
+
+
+def dspin(value: float, lo: float, hi: float, tooltip: str, step: float = 0.1, decimals: int = 3) -> QDoubleSpinBox:
+    """A float spin box with a tooltip."""
+    s = QDoubleSpinBox()
+    s.setDecimals(decimals)
+    s.setRange(lo, hi)
+    s.setSingleStep(step)
+    s.setValue(value)
+    s.setToolTip(tooltip)
+    return s
+
+
+def collapsible(title: str, rows: Iterable[tuple[str, QWidget]] = ()) -> tuple[QCollapsible, QFormLayout]:
+    """A collapsed "Advanced" section holding a form; returns (section, its form layout)."""
+    section = QCollapsible(title)
+    body = QWidget()
+    form = QFormLayout(body)
+    form.setContentsMargins(4, 2, 4, 2)
+    for label, widget in rows:
+        form.addRow(label, widget)
+    section.addWidget(body)
+    section.collapse(animate=False)
+    return section, form
+
+
+def form_label(text: str, tooltip: str) -> QLabel:
+    label = QLabel(text)
+    label.setToolTip(tooltip)
+    return label
+
+
+class LayerPicker(QComboBox):
+    """A combo box listing the viewer's layers of some types, kept up to date.
+
+    It refreshes when layers are added, removed, reordered or renamed and
+    keeps the current choice when it still exists.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    layer_types : tuple of napari layer classes
+        Which layers to list (e.g. ``(napari.layers.Points,)``).
+    tooltip : str
+        What the picked layer is used for.
+    allow_none : bool
+        Offer "(none)" as the first entry.
+    """
+
+    layer_changed = Signal(object)
+
+    def __init__(self, viewer: napari.Viewer, layer_types: tuple, tooltip: str, allow_none: bool = False) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.layer_types = tuple(layer_types)
+        self.allow_none = allow_none
+        self.setToolTip(tooltip)
+        self.setMinimumWidth(140)
+        self._layers: list = []
+        events = viewer.layers.events
+        events.inserted.connect(self._on_inserted)
+        events.removed.connect(self.refresh)
+        events.moved.connect(self.refresh)
+        for layer in viewer.layers:
+            layer.events.name.connect(self.refresh)
+        self.currentIndexChanged.connect(self._emit)
+        self.refresh()
+
+    def layer(self):
+        """The chosen layer, or ``None``."""
+        i = self.currentIndex()
+        if i < 0 or i >= len(self._layers):
+            return None
+        return self._layers[i]
+
+    def set_layer(self, layer) -> None:
+        """Choose ``layer`` (it must be listed)."""
+        for i, candidate in enumerate(self._layers):
+            if candidate is layer:
+                self.setCurrentIndex(i)
+                return
+        raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a {self._kinds()} layer of this viewer")
+
+    def refresh(self, *_event) -> None:
+        try:
+            current = self.layer()
+        except RuntimeError:  # the Qt object was deleted; nothing to refresh
+            return
+        layers = [None] if self.allow_none else []
+        layers += [layer for layer in self.viewer.layers if isinstance(layer, self.layer_types)]
+        self.blockSignals(True)
+        self.clear()
+        self._layers = layers
+        for layer in layers:
+            self.addItem("(none)" if layer is None else layer.name)
+        index = next((i for i, layer in enumerate(layers) if layer is current and layer is not None), None)
+        if index is None:  # default: the newest matching layer
+            index = len(layers) - 1 if layers else -1
+        self.setCurrentIndex(index)
+        self.blockSignals(False)
+        if self.layer() is not current:
+            self.layer_changed.emit(self.layer())
+
+    def _on_inserted(self, event) -> None:
+        layer = event.value
+        layer.events.name.connect(self.refresh)
+        self.refresh()
+
+    def _emit(self, *_args) -> None:
+        self.layer_changed.emit(self.layer())
+
+    def _kinds(self) -> str:
+        return "/".join(t.__name__ for t in self.layer_types)

@@ -1,0 +1,211 @@
+"""The pyqtgraph latent scatter: fast drawing, overlays, click / hover / lasso / rectangle.
+
+Knows nothing about napari or models: it shows ``(x, y)`` with per-point
+colours and reports user gestures as signals in plot (data) coordinates.
+Selections, the current frame and the clicked point are drawn as small
+overlay items, so no gesture ever recolours the whole scatter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import QPointF, Qt, QTimer, Signal
+
+from skimage.measure import points_in_poly
+
+from ._fast_scatter import FastScatterItem, pack_argb
+
+HOVER_INTERVAL_MS = 30
+CLICK_RADIUS_PX = 6.0
+MAX_LASSO_VERTICES = 400
+SELECTION_ARGB = int(pack_argb((1.0, 0.9, 0.0, 1.0))[0])
+
+pg.setConfigOptions(antialias=False)
+
+
+class SelectViewBox(pg.ViewBox):
+    """A ViewBox whose left-drag pans, or draws a lasso / rectangle, depending on ``mode``."""
+
+    sigPolygon = Signal(object)  # (M, 2) float array in data coordinates
+    sigClick = Signal(float, float)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.mode = "pan"  # 'pan' | 'lasso' | 'rectangle'
+        self._path: list[tuple[float, float]] = []
+        self.path_item = pg.PlotCurveItem(pen=pg.mkPen((255, 200, 0), width=2, style=Qt.PenStyle.DashLine))
+        self.path_item.setZValue(1e6)
+        self.addItem(self.path_item, ignoreBounds=True)
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.sigClick.emit(p.x(), p.y())
+        else:
+            super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        if self.mode == "pan" or ev.button() != Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        p = self.mapSceneToView(ev.scenePos())
+        if ev.isStart():
+            s = self.mapSceneToView(ev.buttonDownScenePos())
+            self._path = [(s.x(), s.y())]
+        self._path.append((p.x(), p.y()))
+        polygon = self.current_polygon()
+        closed = np.vstack([polygon, polygon[:1]])
+        self.path_item.setData(closed[:, 0], closed[:, 1])
+        if ev.isFinish():
+            self.path_item.setData([], [])
+            self._path = []
+            self.sigPolygon.emit(polygon)
+
+    def current_polygon(self) -> np.ndarray:
+        path = np.asarray(self._path, dtype=np.float64)
+        if self.mode == "rectangle":
+            (x0, y0), (x1, y1) = path[0], path[-1]
+            return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        return path
+
+
+class LatentPlot(pg.PlotWidget):
+    """Scatter of N points with overlays.
+
+    Signals
+    -------
+    clicked(x, y, index)
+        A left click at plot coordinates; ``index`` is the nearest point
+        within a few screen pixels, or -1 for an empty spot.
+    hovered(x, y)
+        The mouse rested over the plot (throttled to one per 30 ms).
+    polygon_selected(indices)
+        A lasso / rectangle was drawn; ``indices`` are the points inside.
+    """
+
+    clicked = Signal(float, float, int)
+    hovered = Signal(float, float)
+    polygon_selected = Signal(object)
+
+    def __init__(self, parent=None) -> None:
+        self.box = SelectViewBox()
+        super().__init__(parent=parent, viewBox=self.box)
+        self.setBackground("k")
+        self.setMinimumSize(280, 240)
+        self.showGrid(x=True, y=True, alpha=0.15)
+        self.x = np.zeros(0)
+        self.y = np.zeros(0)
+        self.point_size = 3
+        self.scatter = FastScatterItem(size=self.point_size)
+        self.selection_overlay = FastScatterItem(size=self.point_size)
+        self.frame_overlay = FastScatterItem(size=5, edge=(0.0, 0.0, 0.0, 1.0))
+        self.marker = pg.ScatterPlotItem(size=16, symbol="+", pen=pg.mkPen("w", width=2), brush=pg.mkBrush("w"))
+        for z, item in enumerate((self.scatter, self.selection_overlay, self.frame_overlay, self.marker)):
+            item.setZValue(z)
+            self.addItem(item)
+        self.colours = np.zeros(0, dtype=np.uint32)
+        self._hover_pos: tuple[float, float] | None = None
+        self._hover_timer = QTimer(self)
+        self._hover_timer.setSingleShot(True)
+        self._hover_timer.setInterval(HOVER_INTERVAL_MS)
+        self._hover_timer.timeout.connect(self._emit_hover)
+        self.hover_enabled = True
+        self.box.sigClick.connect(self.handle_click)
+        self.box.sigPolygon.connect(self.select_polygon)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+    # ------------------------------------------------------------------ data
+    def set_points(self, x: np.ndarray, y: np.ndarray, levels: np.ndarray, lut: np.ndarray) -> None:
+        """Show points at ``(x, y)`` coloured by ``lut[levels]`` (lut: (L, 4) floats in 0..1)."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape:
+            raise ValueError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
+        self.x, self.y = x, y
+        self.colours = pack_argb(lut)[np.asarray(levels, dtype=np.intp)]
+        self.scatter.setData(x, y, self.colours)
+        self.frame_overlay.clear()
+        self.selection_overlay.clear()
+        self.marker.clear()
+        if np.isfinite(x).any() and np.isfinite(y).any():
+            self.autoRange(padding=0.05)
+
+    def set_colours(self, levels: np.ndarray, lut: np.ndarray) -> None:
+        """Recolour all points (only when the colour column changes)."""
+        self.colours = pack_argb(lut)[np.asarray(levels, dtype=np.intp)]
+        finite = np.isfinite(self.x) & np.isfinite(self.y)
+        self.scatter.setColours(self.colours[finite])
+
+    def set_point_size(self, size: int) -> None:
+        self.point_size = int(size)
+        self.scatter.setSize(self.point_size)
+        self.selection_overlay.setSize(self.point_size)
+
+    # -------------------------------------------------------------- overlays
+    def _valid(self, indices) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.intp).ravel()
+        return idx[(idx >= 0) & (idx < len(self.x))]
+
+    def show_selection(self, indices: np.ndarray) -> None:
+        """Paint points ``indices`` in the selection colour (an overlay; the scatter is not touched)."""
+        idx = self._valid(indices)
+        self.selection_overlay.setData(self.x[idx], self.y[idx], SELECTION_ARGB)
+
+    def show_frame(self, indices: np.ndarray) -> None:
+        """Draw points ``indices`` larger, with their colours and a dark edge (the current frame)."""
+        idx = self._valid(indices)
+        self.frame_overlay.setData(self.x[idx], self.y[idx], self.colours[idx] if len(self.colours) else 0)
+
+    def show_marker(self, x: float | None, y: float | None) -> None:
+        if x is None:
+            self.marker.clear()
+        else:
+            self.marker.setData(x=[x], y=[y])
+
+    # -------------------------------------------------------------- gestures
+    def nearest_point(self, x: float, y: float, radius_px: float = CLICK_RADIUS_PX) -> int:
+        """Index of the point nearest to ``(x, y)`` within ``radius_px`` screen pixels, or -1."""
+        if not len(self.x):
+            return -1
+        pw, ph = self.box.viewPixelSize()
+        pw, ph = (pw or 1.0), (ph or 1.0)
+        near = np.flatnonzero((np.abs(self.x - x) <= radius_px * pw) & (np.abs(self.y - y) <= radius_px * ph))
+        if near.size == 0:
+            return -1
+        d2 = ((self.x[near] - x) / pw) ** 2 + ((self.y[near] - y) / ph) ** 2
+        best = int(np.argmin(d2))
+        return int(near[best]) if d2[best] <= radius_px**2 else -1
+
+    def handle_click(self, x: float, y: float) -> None:
+        """The slot a left click goes to, in plot coordinates."""
+        self.clicked.emit(float(x), float(y), self.nearest_point(x, y))
+
+    def select_polygon(self, polygon: np.ndarray) -> np.ndarray:
+        """Indices of the points inside ``polygon`` ((M, 2) plot coordinates); emits ``polygon_selected``."""
+        polygon = np.asarray(polygon, dtype=np.float64)
+        if polygon.ndim != 2 or polygon.shape[1] != 2 or len(polygon) < 3:
+            inside = np.zeros(0, dtype=np.intp)
+        else:
+            if len(polygon) > MAX_LASSO_VERTICES:  # a long freehand path: thin it, the shape stays
+                polygon = polygon[np.linspace(0, len(polygon) - 1, MAX_LASSO_VERTICES).astype(int)]
+            (x0, y0), (x1, y1) = polygon.min(0), polygon.max(0)
+            box = np.flatnonzero((self.x >= x0) & (self.x <= x1) & (self.y >= y0) & (self.y <= y1))
+            pts = np.column_stack([self.x[box], self.y[box]])
+            inside = box[points_in_poly(pts, polygon)] if box.size else box
+        self.polygon_selected.emit(inside)
+        return inside
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        if not self.hover_enabled or not self.box.sceneBoundingRect().contains(scene_pos):
+            return
+        p = self.box.mapSceneToView(scene_pos)
+        self._hover_pos = (p.x(), p.y())
+        if not self._hover_timer.isActive():
+            self._hover_timer.start()
+
+    def _emit_hover(self) -> None:
+        if self._hover_pos is not None:
+            self.hovered.emit(*self._hover_pos)
