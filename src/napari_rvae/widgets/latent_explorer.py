@@ -141,9 +141,11 @@ class LatentExplorer(QWidget):
             sliders.addWidget(form_label(name, slider.toolTip()), row, 0)
             sliders.addWidget(slider, row, 1)
         selection = QHBoxLayout()
-        selection.addWidget(button("Clear selection", "Deselect all sites", self.clear_selection))
+        self.clear_button = button("Clear selection", "Deselect all sites", self.clear_selection)
+        self.assign_button = button("Assign cluster", "Write the cluster number into the 'cluster' column of the selected sites", self.assign_cluster)
+        selection.addWidget(self.clear_button)
         selection.addWidget(self.cluster_spin)
-        selection.addWidget(button("Assign cluster", "Write the cluster number into the 'cluster' column of the selected sites", self.assign_cluster))
+        selection.addWidget(self.assign_button)
 
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
@@ -350,7 +352,8 @@ class LatentExplorer(QWidget):
         world = np.asarray(self.layer.data_to_world(coords), dtype=np.float64)
         if len(world) >= 3:
             self.viewer.dims.set_point(self.viewer.dims.ndim - 3, world[-3])
-        self.viewer.camera.center = tuple(world[-2:])
+        camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
+        camera.center = tuple(world[-2:])
         self.layer.selected_data = {int(index)}
         self.plot.show_marker(self.plot.x[index], self.plot.y[index])
         size = self.window_spin.value()
