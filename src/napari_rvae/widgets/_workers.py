@@ -26,6 +26,29 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from .._compute import set_torch_threads
 
 
+_TORCH_WARM = False
+
+
+def warm_up_torch() -> None:
+    """Load torch's lazily imported optimiser machinery now, once per process.
+
+    The first ``torch.optim.Adam`` imports ``torch._dynamo`` (≈ 2–3 s on 2
+    cores), and parts of that import hold the GIL for ~200–400 ms at a time.
+    Done inside a training worker it freezes the GUI; done when a dock is
+    built, training later never does.
+    """
+    global _TORCH_WARM
+    if _TORCH_WARM:
+        return
+    import torch
+
+    layer = torch.nn.Linear(2, 1)
+    optimiser = torch.optim.Adam(layer.parameters())
+    layer(torch.zeros(1, 2)).sum().backward()
+    optimiser.step()
+    _TORCH_WARM = True
+
+
 class BackgroundJob(QObject):
     """Run one generator function at a time in a napari thread worker.
 
@@ -37,6 +60,9 @@ class BackgroundJob(QObject):
     on_yield, on_return, on_finish : callable, optional
         Called in the GUI thread with each yielded value, with the returned
         value, and (no argument) when the worker ends for any reason.
+    uses_torch : bool
+        Warm torch up now (see :func:`warm_up_torch`) so that the job never
+        freezes the GUI while it runs.
     """
 
     started = Signal()
@@ -50,9 +76,12 @@ class BackgroundJob(QObject):
         on_yield: Callable[[Any], None] | None = None,
         on_return: Callable[[Any], None] | None = None,
         on_finish: Callable[[], None] | None = None,
+        uses_torch: bool = True,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        if uses_torch:
+            warm_up_torch()
         self.name = name
         self._on_yield = on_yield
         self._on_return = on_return
@@ -89,7 +118,15 @@ class BackgroundJob(QObject):
         set_torch_threads(leave_core_for_gui=True)
         self._stop = stop
         self.last_error = None
-        worker = create_worker(function, *args, _progress={"total": int(total), "desc": self.name}, **kwargs)
+        worker = create_worker(
+            function, *args, _progress={"total": int(total), "desc": self.name}, _ignore_errors=True, **kwargs
+        )
+        # napari relays worker errors with a raw traceback; we say what failed instead (once)
+        for signal, relay in ((worker.errored, "_relay_error"), (worker.warned, "_relay_warning")):
+            try:
+                signal.disconnect(getattr(worker, relay))
+            except (AttributeError, TypeError, RuntimeError):
+                pass
         if self._on_yield is not None and hasattr(worker, "yielded"):
             worker.yielded.connect(self._guard(self._on_yield))
         if self._on_return is not None:
