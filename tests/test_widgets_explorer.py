@@ -66,11 +66,12 @@ def test_defaults_pick_latents_and_cyclic_angle(explorer):
     np.testing.assert_allclose(np.cos(widget.plot.x), np.cos(sites["angle"]), atol=1e-9)
 
 
-def test_click_empty_spot_decodes_there(explorer):
+def test_click_empty_spot_decodes_there(explorer, qtbot):
     viewer, widget, _ = explorer
     widget.angle_slider.setValue(0.5)
     widget.dx_slider.setValue(-1.0)
     widget.plot.handle_click(0.3, -0.4)  # inside the ring: no site within reach
+    qtbot.waitUntil(lambda: DECODED_LAYER in viewer.layers, timeout=2000)
     layer = viewer.layers[DECODED_LAYER]
     np.testing.assert_allclose(layer.data[0, :5], [0.3, -0.4, 0.5, -1.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(widget.panel.images["decoded"][0, :2], [0.3, -0.4], atol=1e-6)
@@ -134,8 +135,13 @@ def test_rectangle_drag_selects_and_assigns_cluster(explorer, qtbot):
     selected = viewer.layers["sites"].features["selected"].to_numpy()
     assert truth.sum() > 20
     assert np.array_equal(selected, truth)
-    assert set(viewer.layers["sites"].selected_data) == set(np.flatnonzero(selected))
     assert widget.plot.selection_overlay.x.size == selected.sum()
+    # the viewer highlights the selected sites of the frame on screen, frame after frame
+    frames = sites["frame"].to_numpy()
+    for frame in (0, 2):
+        viewer.dims.set_point(0, frame)
+        assert set(viewer.layers["sites"].selected_data) == set(np.flatnonzero(selected & (frames == frame)))
+    assert widget.plot.selection_overlay.x.size == selected.sum()  # the plot keeps all frames
 
     widget.cluster_spin.setValue(3)
     widget.assign_button.click()

@@ -95,7 +95,6 @@ class LatentPlot(pg.PlotWidget):
         super().__init__(parent=parent, viewBox=self.box)
         self.setBackground("k")
         self.setMinimumSize(280, 240)
-        self.showGrid(x=True, y=True, alpha=0.15)
         self.x = np.zeros(0)
         self.y = np.zeros(0)
         self.point_size = 3

@@ -26,7 +26,7 @@ from typing import Callable
 import napari
 import numpy as np
 import pandas as pd
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -79,6 +79,13 @@ class LatentExplorer(QWidget):
         self._frames = np.zeros(0, dtype=np.int64)
         self._frame_order = np.zeros(0, dtype=np.intp)
         self._writing = False
+        self._selecting = False  # True while the explorer itself sets the layer's selection
+        self.selection = np.zeros(0, dtype=bool)  # the plot's selection (lasso / rectangle), all frames
+        self._pending_layer_window: np.ndarray | None = None
+        self._layer_timer = QTimer(self)
+        self._layer_timer.setSingleShot(True)
+        self._layer_timer.setInterval(0)
+        self._layer_timer.timeout.connect(self._flush_decoded_layer)
         self.last_latent: tuple[float, float] | None = None
         self.setMinimumSize(340, 560)
 
@@ -230,6 +237,10 @@ class LatentExplorer(QWidget):
         else:
             self._frames = np.zeros(len(self.table), dtype=np.int64)
         self._frame_order = np.argsort(self._frames, kind="stable")
+        if "selected" in self.table and self.table["selected"].dtype == bool:
+            self.selection = self.table["selected"].to_numpy(copy=True)
+        else:
+            self.selection = np.zeros(len(self.table), dtype=bool)
         self._fill_combos()
         self.redraw()
 
@@ -261,7 +272,10 @@ class LatentExplorer(QWidget):
                              colours.level_indices(self.table, scale), colours.lookup_table(scale))
         self.plot.setLabel("bottom", x_name)
         self.plot.setLabel("left", y_name)
-        self._on_viewer_selection()
+        if self.selection.any():
+            self.plot.show_selection(np.flatnonzero(self.selection))
+        else:
+            self.plot.show_selection(np.fromiter(self.layer.selected_data, dtype=np.intp))
         self.show_current_frame()
 
     def recolour(self) -> None:
@@ -273,14 +287,19 @@ class LatentExplorer(QWidget):
         self.plot.set_colours(colours.level_indices(self.table, scale), colours.lookup_table(scale))
         self.show_current_frame()
 
-    def show_current_frame(self, *_event) -> None:
-        """Emphasise the sites of the viewer's current frame."""
-        if self.layer is None or not len(self._frames) or not self.frame_check.isChecked():
-            self.plot.show_frame(np.zeros(0, dtype=np.intp))
-            return
-        frame = self.current_frame()
+    def frame_sites(self, frame: int) -> np.ndarray:
+        """Indices of the sites in ``frame``."""
         lo, hi = np.searchsorted(self._frames[self._frame_order], [frame, frame + 1])
-        self.plot.show_frame(self._frame_order[lo:hi])
+        return self._frame_order[lo:hi]
+
+    def show_current_frame(self, *_event) -> None:
+        """Emphasise the sites of the viewer's current frame (and highlight its selected sites)."""
+        if self.layer is None or not len(self._frames):
+            return
+        in_frame = self.frame_sites(self.current_frame())
+        self.plot.show_frame(in_frame if self.frame_check.isChecked() else np.zeros(0, dtype=np.intp))
+        if self.selection.any():
+            self._highlight_in_viewer(in_frame)
 
     def current_frame(self) -> int:
         """The frame (data index of the points layer) the viewer is showing."""
@@ -333,8 +352,15 @@ class LatentExplorer(QWidget):
         self.plot.show_marker(x, y)
         self.panel.set_image("decoded", window, f"decoded ({x:.2f}, {y:.2f})")
         if to_layer and self.layer_check.isChecked():
-            self._show_decoded_layer(window)
+            # the dock shows it now; the layer follows as soon as the click returns (napari redraws)
+            self._pending_layer_window = window
+            self._layer_timer.start()
         return window
+
+    def _flush_decoded_layer(self) -> None:
+        window, self._pending_layer_window = self._pending_layer_window, None
+        if window is not None:
+            call_safely("Showing the decoded window", self._show_decoded_layer, window)
 
     def _show_decoded_layer(self, window: np.ndarray) -> None:
         if DECODED_LAYER in self.viewer.layers:
@@ -372,41 +398,58 @@ class LatentExplorer(QWidget):
 
     # ---------------------------------------------------------- selection
     def select_sites(self, indices) -> None:
-        """Select sites ``indices``: the ``selected`` column and the layer's selection."""
+        """Select sites ``indices`` (all frames): the ``selected`` column, the plot overlay and,
+        in the viewer, the selected sites of the frame on screen (napari's selection of tens of
+        thousands of points takes seconds, one frame's takes milliseconds)."""
         if self.layer is None:
             return
         indices = np.unique(np.asarray(indices, dtype=np.intp))
-        mask = np.zeros(len(self.table), dtype=bool)
-        mask[indices] = True
-        self.table["selected"] = mask
-        self._write_features()
-        self.layer.selected_data = set(indices.tolist())
+        self.selection = np.zeros(len(self.table), dtype=bool)
+        self.selection[indices] = True
+        self.table["selected"] = self.selection
+        self._write_features(["selected"])
+        self.plot.show_selection(indices)
+        self._highlight_in_viewer(self.frame_sites(self.current_frame()))
         self.status.setText(f"{indices.size} site(s) selected")
+
+    def _highlight_in_viewer(self, in_frame: np.ndarray) -> None:
+        self._selecting = True
+        try:
+            self.layer.selected_data = set(in_frame[self.selection[in_frame]].tolist())
+        finally:
+            self._selecting = False
 
     def clear_selection(self) -> None:
         self.select_sites(np.zeros(0, dtype=np.intp))
 
     def assign_cluster(self) -> None:
         """Write the cluster number into ``cluster`` for the selected sites, then count on."""
-        if self.layer is None or "selected" not in self.table or not self.table["selected"].any():
+        if self.layer is None or not self.selection.any():
             self.status.setText("select sites first (lasso or rectangle)")
             return
         if "cluster" not in self.table:
             self.table["cluster"] = np.full(len(self.table), -1, dtype=np.int64)
         value = self.cluster_spin.value()
-        count = int(self.table["selected"].sum())
-        self.table.loc[self.table["selected"].to_numpy(), "cluster"] = value
-        self._write_features()
+        count = int(self.selection.sum())
+        self.table.loc[self.selection, "cluster"] = value
+        self._write_features(["cluster"])
         self._fill_combos()
         if self.colour_combo.currentText() == "cluster":
             self.recolour()
         self.cluster_spin.setValue(value + 1)
         self.status.setText(f"cluster {value}: {count} site(s)")
 
-    def _write_features(self) -> None:
+    def _write_features(self, columns: list[str]) -> None:
+        """Write our columns into the layer's features (in place when they exist: no table copy)."""
         self._writing = True
         try:
-            self.layer.features = self.table
+            features = self.layer.features
+            if len(features) == len(self.table) and all(c in features for c in columns):
+                for column in columns:
+                    features[column] = self.table[column].to_numpy()
+                self.layer.events.features()
+            else:
+                self.layer.features = self.table
         finally:
             self._writing = False
 
@@ -415,5 +458,8 @@ class LatentExplorer(QWidget):
             self._load_table()
 
     def _on_viewer_selection(self, *_event) -> None:
-        if self.layer is not None:
-            self.plot.show_selection(np.fromiter(self.layer.selected_data, dtype=np.intp))
+        if self.layer is None or self._selecting:
+            return
+        # the user selected points in the viewer: show those in the plot instead
+        self.selection = np.zeros(len(self.table), dtype=bool)
+        self.plot.show_selection(np.fromiter(self.layer.selected_data, dtype=np.intp))
