@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Iterable
 
 import napari
+import numpy as np
+import pandas as pd
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QComboBox,
@@ -17,6 +19,9 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from ..io.sites import validate_sites
+from ._workers import call_safely
+
 
 def tip(widget: QWidget, text: str) -> QWidget:
     """Give ``widget`` a tooltip and return it (so it can be used inline)."""
@@ -25,12 +30,34 @@ def tip(widget: QWidget, text: str) -> QWidget:
 
 
 def button(text: str, tooltip: str, slot=None) -> QPushButton:
-    """A push button with a tooltip, connected to ``slot``."""
+    """A push button with a tooltip, connected to ``slot`` (its errors become notifications)."""
     b = QPushButton(text)
     b.setToolTip(tooltip)
     if slot is not None:
-        b.clicked.connect(lambda *_: slot())
+        b.clicked.connect(lambda *_: call_safely(text.rstrip("…."), slot))
     return b
+
+
+def sites_from_layer(layer) -> pd.DataFrame:
+    """The sites table of a Points layer: its features with ``frame, y, x`` from the point data (pixels).
+
+    A 2D layer gets ``frame = 0``; positions are data coordinates (pixels of the movie).
+    """
+    data = np.asarray(layer.data, dtype=np.float64)
+    table = layer.features.reset_index(drop=True).copy()
+    table["frame"] = np.round(data[:, -3]).astype(np.int64) if data.shape[1] >= 3 else 0
+    table["y"], table["x"] = data[:, -2], data[:, -1]
+    return validate_sites(table, name=f"points layer {layer.name!r}")
+
+
+def write_columns(layer, table: pd.DataFrame, columns) -> None:
+    """Put ``table[columns]`` (same rows as the layer) into the layer's features, keeping the others."""
+    if len(table) != len(layer.data):
+        raise ValueError(f"table has {len(table)} rows but layer {layer.name!r} has {len(layer.data)} points")
+    features = layer.features.reset_index(drop=True).copy()
+    for column in columns:
+        features[column] = table[column].to_numpy()
+    layer.features = features
 
 
 def spin(value: int, lo: int, hi: int, tooltip: str, step: int = 1, suffix: str = "") -> QSpinBox:

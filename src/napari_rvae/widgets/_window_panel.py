@@ -1,4 +1,4 @@
-"""A row of small image views: the decoded window, a site's real window and its reconstruction."""
+"""A row of small image views: the decoded window, a site's real window and its reconstruction (or sample windows)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ class WindowPanel(pg.GraphicsLayoutWidget):
 
     TITLES = ("decoded", "window", "reconstruction")
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, titles: tuple[str, ...] | None = None) -> None:
         super().__init__(parent=parent)
+        if titles is not None:
+            self.TITLES = tuple(titles)
         self.setBackground("k")
         self.setMinimumSize(300, 130)
         self.views: dict[str, pg.ViewBox] = {}

@@ -135,6 +135,8 @@ class BackgroundJob(QObject):
         worker.warned.connect(self._report_warning)
         worker.finished.connect(self._finished)
         self.worker = worker
+        if self.parent() is not None:  # closing the dock stops its job
+            self.parent().destroyed.connect(lambda *_: self._abandon(worker))
         worker.start()
         self.started.emit()
         return worker
@@ -148,6 +150,14 @@ class BackgroundJob(QObject):
         else:
             self.worker.quit()
 
+    def _abandon(self, worker) -> None:
+        try:
+            if self._stop is not None:
+                self._stop()
+            worker.quit()
+        except RuntimeError:
+            pass
+
     # ----------------------------------------------------------- internals
     def _guard(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """Wrap a GUI callback so that its exceptions become notifications."""
@@ -155,6 +165,9 @@ class BackgroundJob(QObject):
         def run(value):
             try:
                 callback(value)
+            except RuntimeError as err:
+                if "has been deleted" not in str(err):  # the dock was closed while the job ran
+                    self._report_error(err)
             except Exception as err:  # a display bug must not kill the viewer
                 self._report_error(err)
 
@@ -163,7 +176,10 @@ class BackgroundJob(QObject):
     def _report_error(self, err: BaseException) -> None:
         self.last_error = err
         show_error(f"{self.name} failed: {type(err).__name__}: {err}")
-        self.errored.emit(err)
+        try:
+            self.errored.emit(err)
+        except RuntimeError:  # this job's dock is gone
+            pass
 
     def _report_warning(self, warning) -> None:
         message = warning[0] if isinstance(warning, tuple) and warning else warning
@@ -176,7 +192,10 @@ class BackgroundJob(QObject):
         except Exception as err:
             self._report_error(err)
         finally:
-            self.finished.emit()
+            try:
+                self.finished.emit()
+            except RuntimeError:  # this job's dock is gone
+                pass
 
 
 def call_safely(name: str, function: Callable, *args, **kwargs):

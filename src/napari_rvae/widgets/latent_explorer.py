@@ -44,6 +44,7 @@ from ..io.sites import latent_columns
 from . import _colours as colours
 from ._common import LayerPicker, button, collapsible, form_label, spin, tip
 from ._latent_plot import LatentPlot
+from ._model_link import model_decoder, model_link
 from ._window_panel import WindowPanel
 from ._workers import call_safely
 
@@ -177,8 +178,12 @@ class LatentExplorer(QWidget):
         self.frame_check.toggled.connect(lambda *_: self.show_current_frame())
         self.hover_check.toggled.connect(lambda on: setattr(self.plot, "hover_enabled", bool(on)))
         napari_viewer.dims.events.current_step.connect(self.show_current_frame)
+        self.link = model_link(napari_viewer)
+        self.link.model_changed.connect(self._on_model)
         if decode is not None:
             self.set_decoder(decode)
+        elif self.link.model is not None:
+            self._on_model(self.link.model)
         self.set_layer(self.points_picker.layer())
 
     # ------------------------------------------------------------- set-up
@@ -203,6 +208,15 @@ class LatentExplorer(QWidget):
             for slider in (self.dx_slider, self.dy_slider):
                 slider.setRange(-float(max_shift), float(max_shift))
         self.status.setText("model connected: click the plot to decode" if decode else "no model: clicks show real windows only")
+
+    def _on_model(self, model) -> None:
+        """A model was trained or loaded in this viewer: decode with it."""
+        if model is None:
+            self.set_decoder(None)
+            return
+        window = int(model.config.window[-1])
+        self.window_spin.setValue(window)
+        self.set_decoder(model_decoder(model), max_shift=max(1.0, window / 4))
 
     def set_layer(self, layer) -> None:
         """Explore ``layer`` (a Points layer) — normally chosen with the picker."""
@@ -252,9 +266,11 @@ class LatentExplorer(QWidget):
         x_default = preferred[0] if preferred else ""
         y_default = preferred[1] if len(preferred) > 1 else x_default
         colour_default = "angle" if "angle" in self.table else ("frame" if "frame" in self.table else x_default)
+        fresh_latents = bool(zs) and not getattr(self, "_had_latents", False)  # e.g. training just finished
+        self._had_latents = bool(zs)
         for combo, options, default in ((self.x_combo, preferred, x_default), (self.y_combo, preferred, y_default),
                                         (self.colour_combo, list(self.table.columns), colour_default)):
-            keep = combo.currentText()
+            keep = "" if fresh_latents else combo.currentText()
             combo.blockSignals(True)
             combo.clear()
             combo.addItems([str(o) for o in options])
