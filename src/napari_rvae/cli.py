@@ -82,11 +82,54 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- demo
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true",
+                   help="run the pipeline without a window and write figures and tables (automatic when $DISPLAY is unset)")
+    p.add_argument("--no-run", action="store_true", help="open napari with the sample and the docks but do not start the pipeline")
+    p.add_argument("-o", "--out", type=Path, default=None,
+                   help="headless: folder for sites.csv, model/, figures/, run.json (default: a new temporary folder)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 12)")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    import os
+
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be ≥ 1, got {args.epochs}")
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
+    if has_display and not args.headless:
+        from .widgets.demo import run_demo_gui
+
+        return run_demo_gui(run=not args.no_run)
+    import tempfile
+
+    from ._samples import _load
+    from .pipeline import demo_settings, run_pipeline, write_outputs
+
+    if not has_display:
+        print("no display ($DISPLAY is unset): running the demo pipeline headless")
+    out = args.out or Path(tempfile.mkdtemp(prefix="napari-rvae-demo-"))
+    # two OpenMP threads collapse when another process is busy on a core: then train on one
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= 1.0
+    settings = demo_settings(leave_core_for_gui=busy, **({"epochs": args.epochs} if args.epochs else {}))
+    movie = _load("graphene-movie")["data"]
+    print(f"graphene-movie sample: {movie.shape[0]} frames of {movie.shape[1]}×{movie.shape[2]} px")
+    result = run_pipeline(movie, settings, log=lambda line: print("  " + line))
+    written = write_outputs(result, out, extra={"sample": "graphene-movie (shipped, seed 0)"})
+    figures = sorted({p.name for k, p in written.items() if k.startswith("figure_")})
+    print(f"done in {result.timings.get('total_s', float('nan')):.0f} s; wrote to {out}:")
+    print(f"  sites.csv ({len(result.sites)} sites with angle, dx, dy, z0, z1), model/, run.json")
+    print(f"  figures/: {', '.join(figures)}")
+    return 0
+
+
 # ------------------------------------------------------------ registry / main
 # (name, help, add-arguments function, run function)
 COMMANDS = [
     ("info", "print shape, dtype, pixel size, frames and value range of a movie file", _add_info, _run_info),
     ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample),
+    ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display", _add_demo, _run_demo),
 ]
 
 

@@ -106,9 +106,10 @@ def level_indices(table: pd.DataFrame, scale: ColourScale, levels: int = 256) ->
     if scale.kind == "cyclic":
         x = wrap_angle(x)
     lo, hi = scale.limits
-    t = (x - lo) / (hi - lo)
+    finite = np.isfinite(x)
+    t = np.where(finite, (np.where(finite, x, lo) - lo) / (hi - lo), 0.0)
     idx = np.clip(np.round(t * (levels - 2)), 0, levels - 2).astype(np.int32)
-    idx[~np.isfinite(x)] = levels - 1
+    idx[~finite] = levels - 1
     return idx
 
 

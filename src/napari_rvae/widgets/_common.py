@@ -102,6 +102,12 @@ def form_label(text: str, tooltip: str) -> QLabel:
     return label
 
 
+def has_latents(layer) -> bool:
+    """True for a layer whose features hold model latents (z0 …)."""
+    features = getattr(layer, "features", None)
+    return features is not None and any(str(c)[:1] == "z" and str(c)[1:].isdigit() for c in features.columns)
+
+
 class LayerPicker(QComboBox):
     """A combo box listing the viewer's layers of some types, kept up to date.
 
@@ -121,9 +127,11 @@ class LayerPicker(QComboBox):
 
     layer_changed = Signal(object)
 
-    def __init__(self, viewer: napari.Viewer, layer_types: tuple, tooltip: str, allow_none: bool = False) -> None:
+    def __init__(self, viewer: napari.Viewer, layer_types: tuple, tooltip: str, allow_none: bool = False,
+                 prefer=None) -> None:
         super().__init__()
         self.viewer = viewer
+        self.prefer = prefer  # prefer(layer) -> bool: switch to such a layer when it is added
         self.layer_types = tuple(layer_types)
         self.allow_none = allow_none
         self.setToolTip(tooltip)
@@ -177,6 +185,13 @@ class LayerPicker(QComboBox):
         layer = event.value
         layer.events.name.connect(self.refresh)
         self.refresh()
+        if self.prefer is not None and isinstance(layer, self.layer_types) and self.layer() is not layer:
+            try:
+                wanted = bool(self.prefer(layer))
+            except Exception:
+                wanted = False
+            if wanted:
+                self.set_layer(layer)
 
     def _emit(self, *_args) -> None:
         self.layer_changed.emit(self.layer())

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabe
 
 from ..analysis.latent_maps import METHODS, iter_latent_maps
 from . import _colours as colours
-from ._common import LayerPicker, button, collapsible, dspin, form_label, spin, tip
+from ._common import LayerPicker, has_latents, button, collapsible, dspin, form_label, spin, tip
 from ._workers import BackgroundJob, call_safely
 
 AUTO = "auto"
@@ -35,7 +35,7 @@ class ColourAtoms(QWidget):
         self.map_layer = None
         self.setMinimumSize(300, 330)
 
-        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer (sites) to colour")
+        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer (sites) to colour", prefer=has_latents)
         self.column_combo = tip(QComboBox(), "Feature that sets each site's colour (angle: cyclic colormap)")
         self.colormap_combo = tip(QComboBox(), "Colormap; 'auto' = cyclic for angle, viridis otherwise, a palette for classes")
         self.colormap_combo.addItems([c for c in COLORMAPS if c == AUTO or c in AVAILABLE_COLORMAPS])

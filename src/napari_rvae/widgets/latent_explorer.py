@@ -42,7 +42,7 @@ from superqt import QLabeledDoubleSlider
 
 from ..io.sites import latent_columns
 from . import _colours as colours
-from ._common import LayerPicker, button, collapsible, form_label, spin, tip
+from ._common import LayerPicker, has_latents, button, collapsible, form_label, spin, tip
 from ._latent_plot import LatentPlot
 from ._model_link import model_decoder, model_link
 from ._window_panel import WindowPanel
@@ -90,7 +90,7 @@ class LatentExplorer(QWidget):
         self.last_latent: tuple[float, float] | None = None
         self.setMinimumSize(340, 560)
 
-        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer whose features hold the latents (angle, dx, dy, z0 …)")
+        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer whose features hold the latents (angle, dx, dy, z0 …)", prefer=has_latents)
         self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Image layer the real windows are cut from (the movie the model was trained on)", allow_none=True)
         self.x_combo = tip(QComboBox(), "Feature shown on the horizontal axis")
         self.y_combo = tip(QComboBox(), "Feature shown on the vertical axis")
@@ -385,7 +385,8 @@ class LatentExplorer(QWidget):
         scale = np.asarray(self.layer.scale[-2:]) if self.layer is not None else np.ones(2)
         extent = np.asarray(self.layer.data)[:, -1].max() if self.layer is not None and len(self.layer.data) else 0.0
         translate = (0.0, (extent + 10.0) * scale[1])  # beside the movie, top-aligned
-        self.viewer.add_image(window, name=DECODED_LAYER, scale=scale, translate=translate, colormap="gray")
+        extra = {"units": tuple(self.layer.units)[-2:]} if self.layer is not None and hasattr(self.layer, "units") else {}
+        self.viewer.add_image(window, name=DECODED_LAYER, scale=scale, translate=translate, colormap="gray", **extra)
 
     def show_site(self, index: int) -> None:
         """Show site ``index``'s real window and reconstruction; jump the viewer to it."""
