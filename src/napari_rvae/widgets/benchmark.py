@@ -65,6 +65,17 @@ def blob_decoder(window: int = 28) -> Callable:
     return decode
 
 
+def model_decoder_for_bench(window: int = 28):
+    """The real decoder path: an (untrained) rVAE with 28×28 windows (AtomAI's reference size), or None."""
+    try:
+        from ..vae import VAEConfig, build_model
+    except ImportError:
+        return None
+    from ._model_link import model_decoder
+
+    return model_decoder(build_model(VAEConfig(arch="rvae", window=(window, window), latent=2), seed=0))
+
+
 def _median_ms(times: list[float]) -> float:
     return float(np.median(times) * 1000.0)
 
@@ -89,6 +100,9 @@ def run_gui_benchmarks(n_points: int = 200_000, repeats: int = 30, decode: Calla
     from .latent_explorer import LatentExplorer
 
     sites = synthetic_sites(n_points)
+    if decode is None:
+        decode = model_decoder_for_bench()
+        decoder_name = decoder_name or ("rVAE 28×28 (untrained weights, same cost)" if decode is not None else None)
     viewer = napari.Viewer(show=True)
     try:
         app = QApplication.instance()

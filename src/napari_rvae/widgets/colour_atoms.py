@@ -190,6 +190,7 @@ class ColourAtoms(QWidget):
         self.map_layer = self.viewer.add_image(
             data, name=name, colormap=cmap, contrast_limits=limits, opacity=0.6, blending="translucent",
             scale=(*layer.scale[:-2], *scale), translate=tuple(layer.translate),
+            **({"units": tuple(layer.units)} if hasattr(layer, "units") else {}),
         )
         circular = kind == "cyclic"
         return self.job.start(iter_latent_maps, table, column, shape, step=step, method=self.method_combo.currentText(),

@@ -137,6 +137,8 @@ class TrainVAE(QWidget):
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
         self.preview = WindowPanel(titles=tuple(f"site {i + 1}" for i in range(6)))
         self.preview.setToolTip("Sample windows at the chosen size (what the model will see)")
+        self.preview.setMinimumSize(300, 90)
+        self.preview.setMaximumHeight(120)
         self.loss_plot = LossPlot()
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -231,7 +233,8 @@ class TrainVAE(QWidget):
         movie, sites = self.inputs()
         s = self.settings()
         first = sites[sites["frame"] == sites["frame"].min()]
-        cut = cut_windows(movie, first, s["window"], classes=s["classes"], per_frame=len(self.preview.TITLES),
+        # sample more sites than shown: some windows fall off the frame edge
+        cut = cut_windows(movie, first, s["window"], classes=s["classes"], per_frame=8 * len(self.preview.TITLES),
                           seed=s["seed"], normalisation=s["normalisation"])
         for i, title in enumerate(self.preview.TITLES):
             self.preview.set_image(title, cut.windows[i] if i < len(cut) else None, f"{s['window']} px" if i == 0 else " ")
