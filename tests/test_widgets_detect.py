@@ -28,8 +28,8 @@ def test_detect_finds_the_lattice_and_tracks(make_napari_viewer, qtbot):
     with qtbot.waitSignal(dock.job.finished, timeout=120_000):
         dock.detect_button.click()
     assert dock.job.last_error is None, dock.job.last_error
-    layer = viewer.layers["sites"]
-    assert tuple(layer.scale) == pytest.approx((1, 0.2, 0.2))
+    layer = dock.layer
+    assert layer.name == "sites" and tuple(layer.scale) == pytest.approx((1, 0.2, 0.2))
     features = layer.features
     assert {"kind", "class", "intensity"} <= set(features.columns)
     for t in range(3):
@@ -39,3 +39,9 @@ def test_detect_finds_the_lattice_and_tracks(make_napari_viewer, qtbot):
         assert d.max() < 0.5  # pixels
     tracks = viewer.layers["tracks"].data
     assert len(np.unique(tracks[:, 0])) == len(truth)  # every atom is one track through the 3 frames
+    # a second run replaces the dock's own layers and never touches other layers
+    mine = viewer.add_points(np.zeros((1, 3)), name="sites [mine]")
+    with qtbot.waitSignal(dock.job.finished, timeout=120_000):
+        dock.detect_button.click()
+    names = [lay.name for lay in viewer.layers]
+    assert names.count("tracks") == 1 and mine in viewer.layers and layer not in viewer.layers

@@ -51,6 +51,7 @@ class Detect(QWidget):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        self._made: dict = {}  # layers this dock added, by role: replaced on the next run
         self.setMinimumSize(300, 330)
         self.job = BackgroundJob("Detecting sites", on_yield=self._on_yield, on_return=self._on_return,
                                  on_finish=self._on_finish, uses_torch=False, parent=self)
@@ -119,16 +120,23 @@ class Detect(QWidget):
         data = table[["frame", "y", "x"]].to_numpy(dtype=np.float64)
         if image.ndim == 2:
             data = data[:, 1:]
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
+        self._replace(name)
         extra = {"units": image.units} if hasattr(image, "units") else {}
-        return self.viewer.add_points(data, features=table.reset_index(drop=True), name=name, scale=image.scale,
+        self._made[name] = self.viewer.add_points(data, features=table.reset_index(drop=True), name=name, scale=image.scale,
                                       translate=image.translate, border_width=0, **kwargs, **extra)
+        return self._made[name]
+
+    def _replace(self, name: str) -> None:
+        """Remove the layer this dock made under ``name`` last time (never someone else's layer)."""
+        old = self._made.pop(name, None)
+        if old is not None and old in self.viewer.layers:
+            self.viewer.layers.remove(old)
 
     def _on_return(self, result) -> None:
         sites, hollows, tracks = result
         kind = "walls" if self.method_combo.currentText() == "walls (PFM)" else "sites"
         layer = self._add_points(sites, kind, size=3, face_color="#40c0ff")
+        self.layer = layer
         if "class" in sites and sites["class"].nunique() > 1:
             from . import _colours as colours
 
@@ -138,9 +146,9 @@ class Detect(QWidget):
             self._add_points(hollows, "ring centres", size=3, face_color="#ff40ff", symbol="diamond")
             message += f"; {len(hollows)} ring centres"
         if tracks is not None and len(tracks):
-            if "tracks" in self.viewer.layers:
-                self.viewer.layers.remove("tracks")
-            self.viewer.add_tracks(tracks, name="tracks", scale=self._image.scale, translate=self._image.translate)
+            self._replace("tracks")
+            self._made["tracks"] = self.viewer.add_tracks(tracks, name="tracks", scale=self._image.scale,
+                                                          translate=self._image.translate)
             message += f"; {len(np.unique(tracks[:, 0]))} tracks"
         self.viewer.layers.selection.active = layer
         self.status.setText(message)
