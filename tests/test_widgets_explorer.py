@@ -216,3 +216,21 @@ def test_hover_decodes_throttled(explorer, qtbot):
     widget.plot.scene().sigMouseMoved.emit(scene_pos)
     qtbot.waitUntil(lambda: abs(widget.panel.images["decoded"][0, 0] - 0.25) < 0.02, timeout=2000)
     assert widget.panel.images["decoded"][0, 1] == pytest.approx(-0.5, abs=0.02)
+
+
+def test_points_inside_is_exact_on_random_polygons():
+    from skimage.measure import points_in_poly
+
+    from napari_rvae.widgets._latent_plot import points_inside
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(0, 1, 50_000), rng.normal(0, 1, 50_000)
+    for k in range(20):
+        n = int(rng.integers(3, 80))
+        if k % 2:  # star-shaped with thin spikes
+            r, phi = rng.uniform(0.02, 2.5, n), np.sort(rng.uniform(-np.pi, np.pi, n))
+            polygon = np.column_stack([r * np.cos(phi), r * np.sin(phi)])
+        else:  # self-intersecting scribble
+            polygon = rng.normal(0, 1.2, (n, 2))
+        expected = np.flatnonzero(points_in_poly(np.column_stack([x, y]), polygon))
+        assert np.array_equal(np.sort(points_inside(x, y, polygon)), expected)

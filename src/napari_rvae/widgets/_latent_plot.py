@@ -24,6 +24,68 @@ SELECTION_ARGB = int(pack_argb((1.0, 0.9, 0.0, 1.0))[0])
 pg.setConfigOptions(antialias=False)
 
 
+def _fill_polygon(size: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Even-odd scanline fill of a polygon (vertex rows / cols in cell units) on a size² grid.
+
+    Cell (r, c) is inside when its corner (r, c) is (the rule of ``points_in_poly``).
+    """
+    r0, c0 = rows, cols
+    r1, c1 = np.roll(rows, -1), np.roll(cols, -1)
+    line = np.arange(size, dtype=np.float64)[:, None]
+    spans = ((r0 <= line) & (r1 > line)) | ((r1 <= line) & (r0 > line))  # (size, edges)
+    which_row, which_edge = np.nonzero(spans)
+    t = (line[which_row, 0] - r0[which_edge]) / (r1[which_edge] - r0[which_edge])
+    crossing = c0[which_edge] + t * (c1[which_edge] - c0[which_edge])
+    start = np.clip(np.ceil(crossing), 0, size).astype(np.intp)  # first column right of the crossing
+    toggles = np.zeros((size, size + 1), dtype=np.int32)
+    np.add.at(toggles, (which_row, start), 1)
+    return (np.cumsum(toggles, axis=1)[:, :size] & 1).astype(bool)
+
+
+def _outline_cells(size: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Cells of a size² grid that the polygon's edges pass through, grown by one cell."""
+    r0, c0 = rows, cols
+    r1, c1 = np.roll(rows, -1), np.roll(cols, -1)
+    steps = np.ceil(2 * np.maximum(np.abs(r1 - r0), np.abs(c1 - c0))).astype(np.intp) + 2  # ≤ half a cell apart
+    edge = np.repeat(np.arange(len(rows)), steps)
+    first = np.repeat(np.cumsum(steps) - steps, steps)
+    t = (np.arange(edge.size) - first) / np.repeat(steps - 1, steps)
+    rr = np.clip(np.floor(r0[edge] + t * (r1 - r0)[edge]).astype(np.intp), 0, size - 1)
+    cc = np.clip(np.floor(c0[edge] + t * (c1 - c0)[edge]).astype(np.intp), 0, size - 1)
+    near = np.zeros((size, size), dtype=bool)
+    near[rr, cc] = True
+    grown = near.copy()
+    grown[1:] |= near[:-1]
+    grown[:-1] |= near[1:]
+    grown[:, 1:] |= grown[:, :-1].copy()
+    grown[:, :-1] |= grown[:, 1:].copy()
+    return grown
+
+
+def points_inside(x: np.ndarray, y: np.ndarray, polygon: np.ndarray, grid: int = 512) -> np.ndarray:
+    """Indices of the points (x, y) inside ``polygon`` ((M, 2) in the same coordinates); exact.
+
+    The polygon is rasterised on a ``grid``² mask over its bounding box; points in cells
+    well inside or outside are decided by the mask (one lookup each), points in cells
+    near the outline by the exact point-in-polygon test.
+    """
+    (x0, y0), (x1, y1) = polygon.min(0), polygon.max(0)
+    box = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+    if box.size == 0 or x1 <= x0 or y1 <= y0:
+        return box
+    sx, sy = (grid - 1) / (x1 - x0), (grid - 1) / (y1 - y0)
+    col = np.minimum(((x[box] - x0) * sx).astype(np.intp), grid - 1)
+    row = np.minimum(((y[box] - y0) * sy).astype(np.intp), grid - 1)
+    mask = _fill_polygon(grid, (polygon[:, 1] - y0) * sy, (polygon[:, 0] - x0) * sx)
+    # cells the outline passes through (and their neighbours): there a cell is partly inside
+    near = _outline_cells(grid, (polygon[:, 1] - y0) * sy, (polygon[:, 0] - x0) * sx)
+    inside = mask[row, col]
+    check = near[row, col]
+    if check.any():
+        inside[check] = points_in_poly(np.column_stack([x[box][check], y[box][check]]), polygon)
+    return box[inside]
+
+
 class SelectViewBox(pg.ViewBox):
     """A ViewBox whose left-drag pans, or draws a lasso / rectangle, depending on ``mode``."""
 
@@ -190,10 +252,7 @@ class LatentPlot(pg.PlotWidget):
         else:
             if len(polygon) > MAX_LASSO_VERTICES:  # a long freehand path: thin it, the shape stays
                 polygon = polygon[np.linspace(0, len(polygon) - 1, MAX_LASSO_VERTICES).astype(int)]
-            (x0, y0), (x1, y1) = polygon.min(0), polygon.max(0)
-            box = np.flatnonzero((self.x >= x0) & (self.x <= x1) & (self.y >= y0) & (self.y <= y1))
-            pts = np.column_stack([self.x[box], self.y[box]])
-            inside = box[points_in_poly(pts, polygon)] if box.size else box
+            inside = points_inside(self.x, self.y, polygon)
         self.polygon_selected.emit(inside)
         return inside
 
