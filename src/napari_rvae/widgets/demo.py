@@ -8,6 +8,7 @@ from .colour_atoms import ColourAtoms
 from .detect_dock import Detect
 from .latent_explorer import LatentExplorer
 from .pipeline_dock import RunPipeline
+from .segment_dock import SegmentLabel
 from .train_vae import TrainVAE
 
 
@@ -31,16 +32,18 @@ def open_demo(viewer: napari.Viewer | None = None, run: bool = False) -> tuple[n
     viewer = viewer or napari.Viewer(title="napari-rvae demo: graphene movie")
     image = load_graphene_sample(viewer)
     docks = {"pipeline": RunPipeline(viewer), "explorer": LatentExplorer(viewer),
-             "colour": ColourAtoms(viewer), "train": TrainVAE(viewer), "detect": Detect(viewer)}
+             "colour": ColourAtoms(viewer), "train": TrainVAE(viewer), "detect": Detect(viewer),
+             "segment": SegmentLabel(viewer)}
     viewer.window.add_dock_widget(docks["pipeline"], name="Run pipeline", area="left")
     explorer_dock = viewer.window.add_dock_widget(docks["explorer"], name="Latent explorer", area="right")
     viewer.window.add_dock_widget(docks["colour"], name="Colour atoms", area="right", tabify=True)
     viewer.window.add_dock_widget(docks["train"], name="Train VAE", area="right", tabify=True)
     viewer.window.add_dock_widget(docks["detect"], name="Detect", area="right", tabify=True)
+    viewer.window.add_dock_widget(docks["segment"], name="Segment & label", area="right", tabify=True)
     explorer_dock.raise_()
     # when the pipeline is done, show the filled explorer
     docks["pipeline"].job.finished.connect(explorer_dock.raise_)
-    for dock in ("pipeline", "train", "detect"):
+    for dock in ("pipeline", "train", "detect", "segment"):
         docks[dock].image_picker.set_layer(image)
     docks["explorer"].image_picker.set_layer(image)
     if run:

@@ -78,12 +78,14 @@ class LossPlot(pg.PlotWidget):
     CURVES = {"train_loss": ("train", (80, 160, 255)), "test_loss": ("test", (255, 140, 40)),
               "train_recon": ("recon", (120, 220, 120)), "train_kl": ("KL", (220, 100, 220))}
 
-    def __init__(self) -> None:
+    def __init__(self, curves: dict | None = None) -> None:
         super().__init__()
+        if curves is not None:
+            self.CURVES = dict(curves)
         self.setMinimumSize(280, 170)
         self.setBackground("k")
         self.setLabel("bottom", "epoch")
-        self.setLabel("left", "loss / window")
+        self.setLabel("left", "loss")
         self.addLegend(offset=(-10, 10))
         self.curves = {k: self.plot([], [], pen=pg.mkPen(c, width=2), name=n) for k, (n, c) in self.CURVES.items()}
         self.history: list[dict] = []
