@@ -143,7 +143,7 @@ class SegmentLabel(QWidget):
         movie = self.movie()
         names = self.class_names()
         layer = self.viewer.add_labels(np.zeros(movie.shape, dtype=np.int32), name="painted labels",
-                                       scale=image.scale, translate=image.translate,
+                                       scale=image.scale, translate=image.translate, **_units(image),
                                        metadata={"classes": {i + 1: n for i, n in enumerate(names)}})
         layer.selected_label = 2 if len(names) > 1 else 1
         self.labels_picker.set_layer(layer)
@@ -251,7 +251,7 @@ class SegmentLabel(QWidget):
             probs = full
         self.probs = probs
         names = self.class_names()
-        kwargs = {"scale": image.scale, "translate": image.translate}
+        kwargs = {"scale": image.scale, "translate": image.translate, **_units(image)}
         for c in range(1, probs.shape[1]):
             name = f"probability: {names[c] if c < len(names) else f'class {c + 1}'}"
             self._put(name, "image", np.ascontiguousarray(probs[:, c]), colormap="magma", contrast_limits=(0, 1),
@@ -339,6 +339,10 @@ def parse_frames(text: str, n_frames: int) -> list[int]:
     if bad:
         raise ValueError(f"frames {bad} are outside the movie (0 … {n_frames - 1})")
     return sorted(set(frames))
+
+
+def _units(layer) -> dict:
+    return {"units": tuple(layer.units)} if hasattr(layer, "units") else {}
 
 
 def _npy_bytes(data: np.ndarray) -> bytes:
