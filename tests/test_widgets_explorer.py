@@ -234,3 +234,19 @@ def test_points_inside_is_exact_on_random_polygons():
             polygon = rng.normal(0, 1.2, (n, 2))
         expected = np.flatnonzero(points_in_poly(np.column_stack([x, y]), polygon))
         assert np.array_equal(np.sort(points_inside(x, y, polygon)), expected)
+
+
+def test_manifold_background_decodes_the_visible_plane(explorer):
+    viewer, widget, _ = explorer
+    widget.plot.setRange(xRange=(-2, 2), yRange=(-1, 3), padding=0)
+    widget.manifold_grid.setValue(4)
+    widget.manifold_check.setChecked(True)
+    mosaic = widget.plot.background_image
+    assert mosaic.shape == (4 * W, 4 * W)
+    (x0, x1), (y0, y1) = widget.plot.box.viewRange()
+    # the tile at the top-left is decoded at the smallest z0 and the largest z1 of the view
+    top_left = mosaic[:W, :W]
+    assert top_left[0, 0] == pytest.approx(x0 + (x1 - x0) / 8, abs=1e-5)
+    assert top_left[0, 1] == pytest.approx(y0 + 7 * (y1 - y0) / 8, abs=1e-5)
+    widget.manifold_check.setChecked(False)
+    assert widget.plot.background_image is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from qtpy.QtCore import QPointF, Qt, QTimer, Signal
+from qtpy.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 
 from skimage.measure import points_in_poly
 
@@ -167,6 +167,11 @@ class LatentPlot(pg.PlotWidget):
         for z, item in enumerate((self.scatter, self.selection_overlay, self.frame_overlay, self.marker)):
             item.setZValue(z)
             self.addItem(item)
+        self.background = pg.ImageItem()
+        self.background.setZValue(-10)
+        self.background.setOpacity(0.6)
+        self.addItem(self.background, ignoreBounds=True)
+        self.background_image = None
         self.colours = np.zeros(0, dtype=np.uint32)
         self._hover_pos: tuple[float, float] | None = None
         self._hover_timer = QTimer(self)
@@ -219,6 +224,18 @@ class LatentPlot(pg.PlotWidget):
         """Draw points ``indices`` larger, with their colours and a dark edge (the current frame)."""
         idx = self._valid(indices)
         self.frame_overlay.setData(self.x[idx], self.y[idx], self.colours[idx] if len(self.colours) else 0)
+
+    def set_background(self, image: np.ndarray | None, rect: tuple | None = None) -> None:
+        """Draw ``image`` (row 0 at the top) over ``rect = (x, y, width, height)`` behind the points."""
+        self.background_image = image
+        if image is None:
+            self.background.clear()
+            return
+        finite = image[np.isfinite(image)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        # ImageItem's first axis is x; flip rows so the top row lands at the largest y
+        self.background.setImage(np.ascontiguousarray(image[::-1].T), levels=(lo, hi if hi > lo else lo + 1e-6))
+        self.background.setRect(QRectF(*rect))
 
     def show_marker(self, x: float | None, y: float | None) -> None:
         if x is None:

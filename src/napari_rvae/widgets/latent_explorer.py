@@ -127,7 +127,13 @@ class LatentExplorer(QWidget):
         self.layer_check.setChecked(True)
         self.size_spin = spin(3, 1, 9, "Point size in screen pixels")
         self.window_spin = spin(32, 4, 256, "Window size (pixels) of real windows when no model is loaded")
+        self.manifold_check = tip(QCheckBox("decoded manifold background"),
+                                  "Draw the windows decoded on a grid over the visible latent plane behind the points")
+        self.manifold_grid = spin(10, 2, 30, "Manifold background: decoded windows per side")
+        self.manifold_button = button("Redraw background", "Decode the manifold again for the current view", self.draw_manifold)
         advanced, _ = collapsible("Advanced", [
+            ("", self.manifold_check), (form_label("grid", self.manifold_grid.toolTip()), self.manifold_grid),
+            ("", self.manifold_button),
             ("", self.hover_check), ("", self.frame_check), ("", self.layer_check),
             (form_label("point size", "Point size in screen pixels"), self.size_spin),
             (form_label("window", "Window size (pixels) when no model is loaded"), self.window_spin),
@@ -175,6 +181,8 @@ class LatentExplorer(QWidget):
         for slider in (self.angle_slider, self.dx_slider, self.dy_slider):
             slider.valueChanged.connect(self._on_slider)
         self.size_spin.valueChanged.connect(self.plot.set_point_size)
+        self.manifold_check.toggled.connect(lambda on: call_safely("Decoding the manifold", self.draw_manifold) if on
+                                            else self.plot.set_background(None))
         self.frame_check.toggled.connect(lambda *_: self.show_current_frame())
         self.hover_check.toggled.connect(lambda on: setattr(self.plot, "hover_enabled", bool(on)))
         napari_viewer.dims.events.current_step.connect(self.show_current_frame)
@@ -217,6 +225,22 @@ class LatentExplorer(QWidget):
         window = int(model.config.window[-1])
         self.window_spin.setValue(window)
         self.set_decoder(model_decoder(model), max_shift=max(1.0, window / 4))
+
+    def draw_manifold(self) -> np.ndarray | None:
+        """Decode a grid over the visible plane and draw it behind the points; returns the mosaic."""
+        if not self.manifold_check.isChecked():
+            self.manifold_check.setChecked(True)  # draws through the toggle
+            return self.plot.background_image
+        if self.decode is None:
+            raise ValueError("no model connected; train or load a model first")
+        (x0, x1), (y0, y1) = self.plot.box.viewRange()
+        d = self.manifold_grid.value()
+        xs = x0 + (np.arange(d) + 0.5) * (x1 - x0) / d
+        ys = y0 + (np.arange(d) + 0.5) * (y1 - y0) / d
+        tiles = [[np.asarray(self.decode(*self.latent_point(x, y)), dtype=np.float32) for x in xs] for y in ys[::-1]]
+        mosaic = np.block(tiles)  # row 0 = top = largest y
+        self.plot.set_background(mosaic, (x0, y0, x1 - x0, y1 - y0))
+        return mosaic
 
     def set_layer(self, layer) -> None:
         """Explore ``layer`` (a Points layer) — normally chosen with the picker."""
