@@ -76,3 +76,31 @@ def test_pipeline_dock_fills_the_viewer(make_napari_viewer, qtbot):
     assert explorer.points_picker.layer() is layer and explorer.decode is not None
     assert explorer.decode(np.zeros(2), 0.0, 0.0, 0.0).shape == (12, 12)
     assert len(np.unique(np.asarray(layer.face_color), axis=0)) > 1  # coloured by angle
+
+
+def test_headless_demo_writes_tables_and_figures(tmp_path, capsys):
+    from napari_rvae.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--headless", "-o", str(out), "--epochs", "1"]) == 0
+    said = capsys.readouterr().out
+    assert str(out) in said and "sites.csv" in said
+    table = pd.read_csv(out / "sites.csv")
+    assert {"frame", "y", "x", "angle", "dx", "dy", "z0", "z1"} <= set(table.columns)
+    assert table["z0"].notna().sum() > 1000  # the graphene sample: ~1400 sites away from the border
+    assert (out / "model" / "model.safetensors").is_file() and (out / "run.json").is_file()
+    assert (out / "figures" / "manifold.png").is_file() and (out / "figures" / "sites_by_angle_first_frame.png").is_file()
+    assert main(["demo", "--headless", "--epochs", "0"]) == 2  # bad input: one clear line, exit 2
+    assert "epochs" in capsys.readouterr().err
+
+
+@pytest.mark.gui
+def test_demo_window_has_the_sample_and_every_dock(make_napari_viewer):
+    from napari_rvae.widgets.demo import open_demo
+
+    viewer = make_napari_viewer()
+    viewer, docks = open_demo(viewer, run=False)
+    assert set(docks) == {"pipeline", "explorer", "colour", "train", "detect", "segment"}
+    image = docks["pipeline"].image_picker.layer()
+    assert image is not None and image.data.shape == (5, 256, 256)
+    assert all(dock.minimumWidth() >= 280 and dock.minimumHeight() >= 300 for dock in docks.values())
