@@ -25,7 +25,7 @@ def test_detect_finds_the_lattice_and_tracks(make_napari_viewer, qtbot):
     viewer.window.add_dock_widget(dock)
     dock.tracks_check.setChecked(True)
     dock.track_class.setValue(-1)
-    with qtbot.waitSignal(dock.job.finished, timeout=120_000):
+    with qtbot.waitSignal(dock.job.finished, timeout=300_000):
         dock.detect_button.click()
     assert dock.job.last_error is None, dock.job.last_error
     layer = dock.layer
@@ -41,7 +41,7 @@ def test_detect_finds_the_lattice_and_tracks(make_napari_viewer, qtbot):
     assert len(np.unique(tracks[:, 0])) == len(truth)  # every atom is one track through the 3 frames
     # a second run replaces the dock's own layers and never touches other layers
     mine = viewer.add_points(np.zeros((1, 3)), name="sites [mine]")
-    with qtbot.waitSignal(dock.job.finished, timeout=120_000):
+    with qtbot.waitSignal(dock.job.finished, timeout=300_000):
         dock.detect_button.click()
     names = [lay.name for lay in viewer.layers]
     assert names.count("tracks") == 1 and mine in viewer.layers and layer not in viewer.layers

@@ -67,7 +67,7 @@ def test_pipeline_dock_fills_the_viewer(make_napari_viewer, qtbot):
     viewer.window.add_dock_widget(explorer)
     dock.window_spin.setValue(12)
     dock.epochs_spin.setValue(2)
-    with qtbot.waitSignal(dock.job.finished, timeout=180_000):
+    with qtbot.waitSignal(dock.job.finished, timeout=300_000):
         dock.run_button.click()
     assert dock.job.last_error is None, dock.job.last_error
     layer = viewer.layers[SITES_LAYER]

@@ -45,11 +45,11 @@ def test_paint_train_predict_accept(make_napari_viewer, qtbot, tmp_path, monkeyp
     dock.epochs_spin.setValue(6)
     dock.crop_spin.setValue(32)
     dock.steps_spin.setValue(8)
-    with qtbot.waitSignal(dock.train_jobs.finished, timeout=180_000):
+    with qtbot.waitSignal(dock.train_jobs.finished, timeout=300_000):
         dock.train_button.click()
     assert dock.train_jobs.last_error is None, dock.train_jobs.last_error
     assert [h["epoch"] for h in dock.loss_plot.history] == list(range(1, 7))
-    with qtbot.waitSignal(dock.predict_jobs.finished, timeout=180_000):
+    with qtbot.waitSignal(dock.predict_jobs.finished, timeout=300_000):
         dock.predict_all_button.click()
     assert dock.predict_jobs.last_error is None, dock.predict_jobs.last_error
     predicted = viewer.layers["predicted labels"].data

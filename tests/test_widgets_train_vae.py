@@ -57,9 +57,9 @@ def test_train_writes_latents_and_feeds_explorer(docks, qtbot, tmp_path):
     train.epochs_spin.setValue(3)
     train.batch_spin.setValue(64)
     meter = EventLoopGapMeter()
-    with qtbot.waitSignal(train.job.finished, timeout=120_000):
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
         train.train_button.click()
-        qtbot.waitUntil(lambda: len(train.loss_plot.history) >= 1, timeout=60_000)
+        qtbot.waitUntil(lambda: len(train.loss_plot.history) >= 1, timeout=300_000)
         meter.start()
     meter.stop()
     assert train.job.last_error is None, train.job.last_error
@@ -82,7 +82,7 @@ def test_train_writes_latents_and_feeds_explorer(docks, qtbot, tmp_path):
 
     # Continue trains the same model further
     train.epochs_spin.setValue(2)
-    with qtbot.waitSignal(train.job.finished, timeout=120_000):
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
         train.continue_button.click()
     assert [h["epoch"] for h in train.loss_plot.history][-2:] == [4, 5]
 
@@ -100,14 +100,14 @@ def test_stop_keeps_the_model_and_errors_are_reported(docks, qtbot, monkeypatch)
     monkeypatch.setattr("napari_rvae.widgets._workers.show_error", shown.append)
     train.window_spin.setValue(300)  # bigger than the movie: nothing can be cut
     train.window_spin.setValue(256)
-    with qtbot.waitSignal(train.job.finished, timeout=60_000):
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
         train.train_button.click()
     assert shown and "window" in shown[-1]
     train.window_spin.setValue(12)
     train.epochs_spin.setValue(10_000)
-    with qtbot.waitSignal(train.job.finished, timeout=120_000):
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
         train.train_button.click()
-        qtbot.waitUntil(lambda: len(train.loss_plot.history) >= 1, timeout=60_000)
+        qtbot.waitUntil(lambda: len(train.loss_plot.history) >= 1, timeout=300_000)
         train.stop_button.click()
     assert len(train.loss_plot.history) < 10_000
     assert "z0" in viewer.layers["sites"].features  # stopped models are still encoded

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from .._compute import set_torch_threads
 
@@ -80,6 +80,10 @@ class BackgroundJob(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        # Qt's global pool runs as many workers as there are cores (2 here): a slow job of one
+        # dock must not queue another dock's job behind it
+        pool = QThreadPool.globalInstance()
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), 8))
         if uses_torch:
             warm_up_torch()
         self.name = name
