@@ -92,12 +92,13 @@ class BackgroundJob(QObject):
         self._on_finish = on_finish
         self.worker = None
         self._stop: Callable[[], None] | None = None
+        self._active = False
         self.last_error: BaseException | None = None
 
     @property
     def running(self) -> bool:
-        """True while a worker is alive."""
-        return self.worker is not None and self.worker.is_running
+        """True from :meth:`start` until the worker has finished (also while it waits for a thread)."""
+        return self._active
 
     def start(self, function: Callable, *args, stop: Callable[[], None] | None = None, total: int = 0, **kwargs):
         """Start ``function(*args, **kwargs)`` (a generator function) in the background.
@@ -139,6 +140,7 @@ class BackgroundJob(QObject):
         worker.warned.connect(self._report_warning)
         worker.finished.connect(self._finished)
         self.worker = worker
+        self._active = True
         if self.parent() is not None:  # closing the dock stops its job
             self.parent().destroyed.connect(lambda *_: self._abandon(worker))
         worker.start()
@@ -190,6 +192,7 @@ class BackgroundJob(QObject):
         show_warning(f"{self.name}: {message}")
 
     def _finished(self) -> None:
+        self._active = False
         try:
             if self._on_finish is not None:
                 self._on_finish()
