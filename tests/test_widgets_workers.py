@@ -99,5 +99,6 @@ def test_start_twice_is_refused(make_napari_viewer, qtbot):
     job.start(dummy_training, state, 10_000, stop=lambda: setattr(state, "stop", True))
     with pytest.raises(ValueError, match="already running"):
         job.start(dummy_training, state, 1)
-    with qtbot.waitSignal(job.finished, timeout=30_000):
+    qtbot.waitUntil(lambda: state.epoch >= 1, timeout=60_000)  # a user presses Stop once training shows
+    with qtbot.waitSignal(job.finished, timeout=60_000):
         job.stop()
