@@ -233,7 +233,11 @@ class TrainVAE(QWidget):
 
     def update_preview(self) -> None:
         """Show a few windows at the chosen size around random sites of the first frame."""
-        from ..patches import cut_windows
+        try:
+            from ..patches import cut_windows
+        except ImportError:  # the model engine is not part of this installation
+            self.status.setText("napari_rvae.patches / vae are not installed: training is unavailable")
+            return
 
         if self.image_picker.layer() is None or self.points_picker.layer() is None:
             return
