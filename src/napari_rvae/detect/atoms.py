@@ -9,7 +9,6 @@ background) or, for raw images, a two-cluster split of the integrated intensity
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -330,32 +329,3 @@ def _threshold_image(data: np.ndarray, threshold: float, sigma: float, edge_marg
         if len(yx):
             tables.append(make_sites(t, yx[:, 0], yx[:, 1], "atom", 0))
     return _finish(tables)
-
-
-# --------------------------------------------------------------- the seam
-def model_probabilities(movie: np.ndarray, model="default") -> np.ndarray:
-    """Probability maps ``(T, C, Y, X)`` from a segmenter, imported lazily.
-
-    ``model`` is ``"default"`` (the shipped atom finder), a model folder path, or
-    any callable ``movie -> (T, C, Y, X)`` probabilities.
-    """
-    if callable(model):
-        return as_probabilities(model(movie), "model output")
-    try:
-        from .. import segment
-    except ImportError as err:
-        raise ValueError(
-            f"the segmentation package is not available ({err}); use method='peaks' instead"
-        ) from None
-    if isinstance(model, str) and model == "default":
-        loader, what = getattr(segment, "load_default_atom_model", None), "the default atom model"
-        args = ()
-    elif isinstance(model, (str, os.PathLike)):
-        loader, what = getattr(segment, "load_model", None), f"the model at {model}"
-        args = (model,)
-    else:
-        raise ValueError(f"model: expected 'default', a model folder or a callable, got {type(model).__name__}")
-    predict = getattr(segment, "predict", None)
-    if loader is None or predict is None:
-        raise ValueError(f"{what} cannot be loaded in this installation; use method='peaks' instead")
-    return as_probabilities(predict(loader(*args), movie), "model output")
