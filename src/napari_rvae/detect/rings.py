@@ -285,3 +285,18 @@ def find_rings(
         ring_size=np.asarray(hollow["ring_size"], dtype=np.int64),
     )
     return out, hollows
+
+
+def with_hollows(atoms: pd.DataFrame, hollows: pd.DataFrame) -> pd.DataFrame:
+    """One table of atoms and hollow sites, integer columns kept integer.
+
+    Hollow rows get ``n5..n8 = 0`` and ``track_id = -1`` (if present); atom rows
+    get ``ring_size = 0``.
+    """
+    table = pd.concat([atoms, hollows], ignore_index=True)
+    fills = {name: 0 for name in COUNT_COLUMNS + ("ring_size",)}
+    fills["track_id"] = -1
+    for name, value in fills.items():
+        if name in table.columns:
+            table[name] = table[name].fillna(value).astype(np.int64)
+    return table
