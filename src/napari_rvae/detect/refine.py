@@ -57,6 +57,8 @@ def initial_guess(boxes: np.ndarray, weights: np.ndarray, sigma: float | None = 
     """Moment-based start ``(A, y0, x0, s, B)`` per box, coordinates relative to the box centre."""
     n, b, _ = boxes.shape
     h = (b - 1) // 2
+    if n == 0:
+        return np.zeros((0, 5))
     big = np.where(weights > 0, boxes, np.inf)
     background = big.reshape(n, -1).min(1)
     background = np.where(np.isfinite(background), background, 0.0)
