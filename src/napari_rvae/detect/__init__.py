@@ -1,0 +1,36 @@
+"""Sites from movies: atoms (with classes and sub-pixel positions), domain walls, rings / hollow sites, tracks.
+
+Core only (numpy, scipy, scikit-image, networkx); the segmenter is imported
+lazily by :func:`detect_atoms` when ``method="model"``.
+"""
+
+from .atoms import atoms_from_image, atoms_from_probabilities, classify_by_intensity, site_intensity
+from .find import detect_atoms, model_probabilities
+from .refine import fit_gaussians, refine_positions, refine_sites
+from .rings import bond_graph, find_rings, find_rings_in_frame, ring_counts_at
+from .tracks import link_tracks, tracks_layer_data
+from .walls import domain_map, find_walls, switched_fraction, wall_mask, wall_sites, walls_from_probabilities
+
+__all__ = [
+    "atoms_from_image",
+    "atoms_from_probabilities",
+    "bond_graph",
+    "classify_by_intensity",
+    "detect_atoms",
+    "domain_map",
+    "find_rings",
+    "find_rings_in_frame",
+    "find_walls",
+    "fit_gaussians",
+    "link_tracks",
+    "model_probabilities",
+    "refine_positions",
+    "refine_sites",
+    "ring_counts_at",
+    "site_intensity",
+    "switched_fraction",
+    "tracks_layer_data",
+    "wall_mask",
+    "wall_sites",
+    "walls_from_probabilities",
+]

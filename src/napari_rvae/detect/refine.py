@@ -1,0 +1,379 @@
+"""Sub-pixel refinement: one batched 2D Gaussian fit over all atoms at once.
+
+Each atom gets a ``(b, b)`` box (``b = 2 h + 1``) of the raw image centred on
+its rounded position. The model per box is
+
+    m(y, x) = B + A · exp(-((y - y0)² + (x - x0)²) / (2 s²))
+
+with five parameters ``(A, y0, x0, s, B)`` fitted by Levenberg–Marquardt, all
+boxes advancing together: the Jacobian is analytic, the 5×5 normal equations
+of every atom are built with one batched matrix product and solved with one
+batched ``numpy.linalg.solve``. Each atom keeps its own damping factor, so a
+slow atom does not hold back the others. Pixels outside the frame or NaN get
+weight 0. A fit that runs away (centre leaves the box, width outside
+``[0.3, 2 h]`` pixels, negative amplitude) keeps the starting position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._checks import as_movie, nearest_neighbour_distance, positions_of
+
+PARAMETERS = ("amplitude", "y", "x", "sigma", "background")
+
+
+def default_half_box(yx: np.ndarray) -> int:
+    """¼ of the median nearest-neighbour distance (pixels), at least 2."""
+    nn = nearest_neighbour_distance(yx)
+    return max(2, int(round(0.25 * nn))) if np.isfinite(nn) else 3
+
+
+def extract_boxes(image: np.ndarray, yx: np.ndarray, half_box: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut ``(N, b, b)`` boxes centred on the rounded positions.
+
+    Returns
+    -------
+    boxes : (N, b, b) float64, NaN outside the frame
+    weights : (N, b, b) float64, 1 for finite pixels inside the frame else 0
+    centres : (N, 2) int64 box centres (pixels)
+    """
+    h = int(half_box)
+    image = np.asarray(image, dtype=np.float64)
+    padded = np.pad(image, h, mode="constant", constant_values=np.nan)
+    centres = np.rint(np.asarray(yx, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
+    centres[:, 0] = np.clip(centres[:, 0], 0, image.shape[0] - 1)
+    centres[:, 1] = np.clip(centres[:, 1], 0, image.shape[1] - 1)
+    offs = np.arange(-h, h + 1)
+    rows = centres[:, 0, None] + h + offs[None]
+    cols = centres[:, 1, None] + h + offs[None]
+    boxes = padded[rows[:, :, None], cols[:, None, :]]
+    weights = np.isfinite(boxes).astype(np.float64)
+    return np.nan_to_num(boxes, nan=0.0), weights, centres
+
+
+def initial_guess(boxes: np.ndarray, weights: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """Moment-based start ``(A, y0, x0, s, B)`` per box, coordinates relative to the box centre."""
+    n, b, _ = boxes.shape
+    h = (b - 1) // 2
+    if n == 0:
+        return np.zeros((0, 5))
+    big = np.where(weights > 0, boxes, np.inf)
+    background = big.reshape(n, -1).min(1)
+    background = np.where(np.isfinite(background), background, 0.0)
+    top = np.where(weights > 0, boxes, -np.inf).reshape(n, -1).max(1)
+    top = np.where(np.isfinite(top), top, 1.0)
+    amplitude = np.maximum(top - background, 1e-12)
+    mass = np.clip(boxes - background[:, None, None], 0, None) * weights
+    total = np.maximum(mass.sum((1, 2)), 1e-12)
+    offs = np.arange(-h, h + 1, dtype=np.float64)
+    y0 = (mass.sum(2) * offs).sum(1) / total
+    x0 = (mass.sum(1) * offs).sum(1) / total
+    if sigma is None:
+        r2 = (offs[:, None] - y0[:, None, None]) ** 2 + (offs[None, :] - x0[:, None, None]) ** 2
+        s = np.sqrt(np.clip((mass * r2).sum((1, 2)) / total / 2.0, 0.25, None))
+        s = np.clip(s, 0.5, max(1.0, h))
+    else:
+        s = np.full(n, float(sigma))
+    return np.stack([amplitude, y0, x0, s, background], axis=1)
+
+
+def _model_and_jacobian(p: np.ndarray, dy: np.ndarray, dx: np.ndarray):
+    """Model (N, P) and Jacobian (N, P, 5) for flattened box coordinates ``dy, dx`` (P,)."""
+    A, y0, x0, s, B = (p[:, i : i + 1] for i in range(5))
+    ry = dy[None] - y0
+    rx = dx[None] - x0
+    r2 = ry * ry + rx * rx
+    inv_s2 = 1.0 / (s * s)
+    g = np.exp(-0.5 * r2 * inv_s2)
+    Ag = A * g
+    model = B + Ag
+    jac = np.empty(model.shape + (5,))
+    jac[..., 0] = g
+    jac[..., 1] = Ag * ry * inv_s2
+    jac[..., 2] = Ag * rx * inv_s2
+    jac[..., 3] = Ag * r2 * inv_s2 / s
+    jac[..., 4] = 1.0
+    return model, jac
+
+
+# Columns of the Jacobian as sums of separable products a_i(y) ⊗ b_j(x) with
+# a = (g, g·r/s², g·r²/s³, 1) along each axis; unscaled (the amplitude factor A
+# of columns y0, x0, s is applied afterwards). (row i, column j) per term.
+_TERMS = (((0, 0),), ((1, 0),), ((0, 1),), ((2, 0), (0, 2)), ((3, 3),))
+
+
+def _axis_gram(centre: np.ndarray, s: np.ndarray, offs: np.ndarray):
+    """Basis (3, b, N) of one axis and its Gram matrix (4, 4, N) including the constant."""
+    r = offs - centre  # (b, N)
+    inv_s2 = 1.0 / (s * s)
+    g = np.exp(-0.5 * r * r * inv_s2)
+    g1 = g * r * inv_s2
+    basis = np.stack([g, g1, g1 * r / s])
+    gram = np.empty((4, 4) + centre.shape)
+    gram[:3, :3] = np.einsum("iyn,jyn->ijn", basis, basis)
+    gram[3, :3] = gram[:3, 3] = basis.sum(1)
+    gram[3, 3] = offs.shape[0]
+    return basis, gram
+
+
+def _separable_state(p: np.ndarray, d: np.ndarray, row_sums: np.ndarray, offs: np.ndarray, sum_d2: np.ndarray):
+    """Normal equations and cost of uniformly weighted boxes, vectorised over atoms.
+
+    Layout is atoms-last: ``p`` (5, N), boxes ``d`` (b, b, N). Every Jacobian
+    column is a sum of outer products of 1D functions, so each entry of JᵀJ is
+    a product of two 1D dot products and JᵀD needs one O(b²) contraction.
+    Returns ``jtj`` (5, 5, N), ``grad`` (5, N) and ``cost`` (N,).
+    """
+    A, B = p[0], p[4]
+    fy, my = _axis_gram(p[1], p[3], offs)
+    fx, mx = _axis_gram(p[2], p[3], offs)
+    t = np.einsum("yxn,jxn->jyn", d, fx)  # (3, b, N): Σ_x D(y, x) b_j(x)
+    jtd = np.stack(
+        [
+            (fy[0] * t[0]).sum(0),
+            (fy[1] * t[0]).sum(0),
+            (fy[0] * t[1]).sum(0),
+            (fy[2] * t[0]).sum(0) + (fy[0] * t[2]).sum(0),
+            row_sums,
+        ]
+    )
+    gram = np.empty((5, 5) + A.shape)
+    for k, terms_k in enumerate(_TERMS):
+        for m in range(k, 5):
+            val = 0.0
+            for i, j in terms_k:
+                for i2, j2 in _TERMS[m]:
+                    val = val + my[i, i2] * mx[j, j2]
+            gram[k, m] = val
+            gram[m, k] = val
+    jtm = A * gram[:, 0] + B * gram[:, 4]  # model = A·col0 + B·col4 (unscaled columns)
+    cost = A * A * gram[0, 0] + 2 * A * B * gram[0, 4] + B * B * gram[4, 4] - 2.0 * (A * jtd[0] + B * jtd[4]) + sum_d2
+    scale = np.stack([np.ones_like(A), A, A, A, np.ones_like(A)])
+    return gram * scale[:, None] * scale[None, :], scale * (jtm - jtd), cost
+
+
+def _cholesky_solve(m: np.ndarray, r: np.ndarray, damping: np.ndarray):
+    """Solve ``(m + damping·diag(m)) x = r`` for symmetric positive definite (5, 5, N) systems, atoms last.
+
+    Returns ``x`` (5, N) and ``ok`` (N,); non-positive-definite systems give x = 0.
+    """
+    k = m.shape[0]
+    low = np.zeros_like(m)
+    ok = np.ones(m.shape[2:], dtype=bool)
+    for j in range(k):
+        diag = m[j, j] * (1.0 + damping) + 1e-12 - (low[j, :j] ** 2).sum(0)
+        ok &= diag > 0
+        low[j, j] = np.sqrt(np.where(diag > 0, diag, 1.0))
+        for i in range(j + 1, k):
+            low[i, j] = (m[i, j] - (low[i, :j] * low[j, :j]).sum(0)) / low[j, j]
+    z = np.empty_like(r)
+    for i in range(k):
+        z[i] = (r[i] - (low[i, :i] * z[:i]).sum(0)) / low[i, i]
+    x = np.empty_like(r)
+    for i in reversed(range(k)):
+        x[i] = (z[i] - (low[i + 1 :, i] * x[i + 1 :]).sum(0)) / low[i, i]
+    return np.where(ok, x, 0.0), ok
+
+
+def _fit_uniform(boxes: np.ndarray, p: np.ndarray, iterations: int) -> np.ndarray:
+    """Levenberg–Marquardt on fully weighted boxes via :func:`_separable_state`."""
+    h = (boxes.shape[1] - 1) // 2
+    offs = np.arange(-h, h + 1, dtype=np.float64)[:, None]
+    d = np.ascontiguousarray(boxes.transpose(1, 2, 0))
+    row_sums = d.sum((0, 1))
+    sum_d2 = (d * d).sum((0, 1))
+    p = np.ascontiguousarray(p.T)
+    jtj, grad, cost = _separable_state(p, d, row_sums, offs, sum_d2)
+    lam = np.full(p.shape[1], 1e-3)
+    for _iteration in range(int(iterations)):
+        step, solved = _cholesky_solve(jtj, -grad, lam)
+        trial = p + step
+        trial[3] = np.clip(np.abs(trial[3]), 0.2, 4.0 * h + 1)
+        t_jtj, t_grad, t_cost = _separable_state(trial, d, row_sums, offs, sum_d2)
+        better = solved & np.isfinite(t_cost) & (t_cost < cost)
+        p = np.where(better, trial, p)
+        jtj = np.where(better, t_jtj, jtj)
+        grad = np.where(better, t_grad, grad)
+        cost = np.where(better, t_cost, cost)
+        lam = np.clip(np.where(better, lam * 0.3, lam * 10.0), 1e-9, 1e9)
+        # converged: no atom is being moved by more than 0.001 pixel any more
+        if np.abs(np.where(better, step[1:3], 0.0)).max() < 1e-3 and (better | (lam > 1e3)).all():
+            break
+    return p.T
+
+
+def _solve(lhs: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Batched 5×5 solve, falling back to least squares for singular systems."""
+    try:
+        return np.linalg.solve(lhs, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.stack([np.linalg.lstsq(m, g, rcond=None)[0] for m, g in zip(lhs, rhs)])
+
+
+def _fit_weighted(boxes, w, p, iterations):
+    """Levenberg–Marquardt with per-pixel weights (boxes at the frame edge or with NaN)."""
+    n, b, _ = boxes.shape
+    h = (b - 1) // 2
+    offs = np.arange(-h, h + 1, dtype=np.float64)
+    dy = np.repeat(offs, b)
+    dx = np.tile(offs, b)
+    data = boxes.reshape(n, -1)
+    w = w.reshape(n, -1)
+    model, jac = _model_and_jacobian(p, dy, dx)
+    resid = model - data
+    cost = (w * resid * resid).sum(1)
+    lam = np.full(n, 1e-3)
+    eye = np.eye(5)
+    for _ in range(int(iterations)):
+        jwt = (jac * w[..., None]).transpose(0, 2, 1)
+        jtj = np.matmul(jwt, jac)
+        grad = np.matmul(jwt, resid[..., None])[..., 0]
+        step = _solve(jtj + (lam[:, None, None] * jtj + 1e-12) * eye, -grad)
+        trial = p + step
+        trial[:, 3] = np.clip(np.abs(trial[:, 3]), 0.2, 4.0 * h + 1)
+        t_model, t_jac = _model_and_jacobian(trial, dy, dx)
+        t_resid = t_model - data
+        t_cost = (w * t_resid * t_resid).sum(1)
+        better = np.isfinite(t_cost) & (t_cost < cost)
+        p[better], jac[better], resid[better], cost[better] = trial[better], t_jac[better], t_resid[better], t_cost[better]
+        lam = np.clip(np.where(better, lam * 0.3, lam * 10.0), 1e-9, 1e9)
+    return p
+
+
+def fit_gaussians(
+    boxes: np.ndarray,
+    weights: np.ndarray | None = None,
+    init: np.ndarray | None = None,
+    *,
+    iterations: int = 5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit one round 2D Gaussian + constant per box, all boxes at once.
+
+    Parameters
+    ----------
+    boxes : (N, b, b) array
+        Image boxes, atom near the centre pixel.
+    weights : (N, b, b) array, optional
+        Per-pixel weights (0 = ignore, e.g. outside the frame); default all 1.
+        Fully weighted boxes take the fast separable path.
+    init : (N, 5) array, optional
+        Start ``(A, y0, x0, s, B)``, ``y0, x0`` relative to the centre pixel;
+        default :func:`initial_guess`.
+    iterations : int
+        Levenberg–Marquardt steps (each atom has its own damping).
+
+    Returns
+    -------
+    params : (N, 5) float64
+        ``(amplitude, y0, x0, sigma, background)``; offsets and sigma in pixels.
+    ok : (N,) bool
+        False where the fit ran away; those rows hold the start values.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 3 or boxes.shape[1] != boxes.shape[2] or boxes.shape[1] % 2 == 0:
+        raise ValueError(f"boxes: expected (N, b, b) with odd b, got shape {boxes.shape}")
+    n, b, _ = boxes.shape
+    h = (b - 1) // 2
+    w = np.ones_like(boxes) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != boxes.shape:
+        raise ValueError(f"weights: shape {w.shape} does not match boxes {boxes.shape}")
+    p = initial_guess(boxes, w) if init is None else np.array(init, dtype=np.float64, copy=True)
+    start = p.copy()
+    if n == 0:
+        return p, np.zeros(0, dtype=bool)
+    uniform = (w == 1).all((1, 2))
+    if uniform.any():
+        p[uniform] = _fit_uniform(boxes[uniform], p[uniform], iterations)
+    if (~uniform).any():
+        p[~uniform] = _fit_weighted(boxes[~uniform], w[~uniform], p[~uniform], iterations)
+    ok = (
+        np.isfinite(p).all(1)
+        & (np.abs(p[:, 1]) <= h)
+        & (np.abs(p[:, 2]) <= h)
+        & (p[:, 3] >= 0.3)
+        & (p[:, 3] <= 2.0 * h)
+        & (p[:, 0] > 0)
+        & (w.reshape(n, -1).sum(1) >= 6)
+    )
+    p = np.where(ok[:, None], p, start)
+    return p, ok
+
+
+def refine_positions(
+    image,
+    yx,
+    *,
+    half_box: int | None = None,
+    sigma: float | None = None,
+    iterations: int = 5,
+) -> dict[str, np.ndarray]:
+    """Sub-pixel positions of atoms in one frame by batched 2D Gaussian fits.
+
+    Parameters
+    ----------
+    image : (Y, X) array
+        Raw frame (bright atoms).
+    yx : (N, 2) array
+        Starting positions in pixels (e.g. from peak finding).
+    half_box : int, optional
+        Box half-size in pixels; default ¼ of the median nearest-neighbour
+        distance (at least 2).
+    sigma : float, optional
+        Starting Gaussian width (pixels); default from the box's second moment.
+    iterations : int
+        Levenberg–Marquardt steps.
+
+    Returns
+    -------
+    fit : dict of (N,) arrays
+        ``y, x`` (refined, pixels), ``sigma``, ``amplitude``, ``background`` and
+        ``refined`` (bool; False = the fit failed and the start was kept).
+    """
+    frame = np.asarray(image, dtype=np.float64)
+    if frame.ndim != 2:
+        raise ValueError(f"image: expected one (Y, X) frame, got shape {frame.shape}")
+    yx = np.asarray(yx, dtype=np.float64).reshape(-1, 2)
+    if len(yx) and not np.isfinite(yx).all():
+        raise ValueError("yx: positions must be finite")
+    h = default_half_box(yx) if half_box is None else int(half_box)
+    if h < 1:
+        raise ValueError(f"half_box: must be at least 1 pixel, got {half_box}")
+    boxes, weights, centres = extract_boxes(frame, yx, h)
+    init = initial_guess(boxes, weights, sigma)
+    params, ok = fit_gaussians(boxes, weights, init, iterations=iterations)
+    y = np.where(ok, centres[:, 0] + params[:, 1], yx[:, 0])
+    x = np.where(ok, centres[:, 1] + params[:, 2], yx[:, 1])
+    return {
+        "y": y,
+        "x": x,
+        "sigma": np.where(ok, params[:, 3], np.nan),
+        "amplitude": np.where(ok, params[:, 0], np.nan),
+        "background": np.where(ok, params[:, 4], np.nan),
+        "refined": ok,
+    }
+
+
+def refine_sites(movie, sites: pd.DataFrame, *, half_box: int | None = None, iterations: int = 5) -> pd.DataFrame:
+    """Refine every site of a table in its own frame; adds ``fit_sigma`` and ``refined`` columns.
+
+    ``half_box`` defaults per frame to ¼ of that frame's median nearest-neighbour distance.
+    """
+    data = as_movie(movie)
+    frames, yx = positions_of(sites)
+    out = sites.copy()
+    out["fit_sigma"] = np.nan
+    out["refined"] = False
+    if frames.size and (frames.min() < 0 or frames.max() >= len(data)):
+        raise ValueError(f"sites: frame numbers must lie in 0..{len(data) - 1}")
+    y, x = yx[:, 0].copy(), yx[:, 1].copy()
+    fit_sigma = np.full(len(out), np.nan)
+    refined = np.zeros(len(out), dtype=bool)
+    for t in np.unique(frames):
+        rows = np.flatnonzero(frames == t)
+        fit = refine_positions(data[t], yx[rows], half_box=half_box, iterations=iterations)
+        y[rows], x[rows] = fit["y"], fit["x"]
+        fit_sigma[rows], refined[rows] = fit["sigma"], fit["refined"]
+    out["y"], out["x"], out["fit_sigma"], out["refined"] = y, x, fit_sigma, refined
+    return out

@@ -1,0 +1,198 @@
+"""Domain walls: PFM phase → domain map → Canny walls → wall-pixel sites.
+
+Also walls from a segmenter's wall class, and the per-frame switched fraction
+(paper 000's "switching degree").
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..io.sites import empty_sites, make_sites
+from ._checks import as_movie, as_probabilities, frame_is_usable
+
+
+def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 1.0, per_frame: bool = False) -> np.ndarray:
+    """Binary domain map of a PFM phase movie.
+
+    Parameters
+    ----------
+    phase : (T, Y, X) or (Y, X) array
+        PFM phase (degrees, radians or arbitrary units) or any two-level signal.
+    threshold : float or "otsu"
+        Level separating the two domains; ``"otsu"`` = Otsu's threshold of the
+        smoothed values (over the whole movie unless ``per_frame``).
+    smooth : float
+        Gaussian smoothing (pixels) before thresholding; 0 = none.
+    per_frame : bool
+        Otsu threshold per frame instead of one for the movie (a frame that is a
+        single domain then splits its noise — keep False for switching movies).
+
+    Returns
+    -------
+    domains : (T, Y, X) bool
+        True where the phase is above the threshold. NaN pixels are False.
+    """
+    from skimage.filters import threshold_otsu
+
+    data = as_movie(phase, "phase")
+    if smooth < 0:
+        raise ValueError(f"smooth: must be ≥ 0 pixels, got {smooth}")
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise ValueError("phase: every pixel is NaN or infinite")
+    fill = float(np.median(data[finite]))
+    work = np.where(finite, data, fill)
+    if smooth > 0:
+        work = ndimage.gaussian_filter(work, (0, smooth, smooth))
+    if isinstance(threshold, str):
+        if threshold != "otsu":
+            raise ValueError(f"threshold: expected a number or 'otsu', got {threshold!r}")
+        if per_frame:
+            levels = [threshold_otsu(f[m]) if np.ptp(f[m]) > 0 else np.inf for f, m in zip(work, finite)]
+        else:
+            values = work[finite]
+            if np.ptp(values) <= 0:
+                warnings.warn("phase is constant: a single domain, no walls", stacklevel=2)
+                return np.zeros(data.shape, dtype=bool)
+            levels = [threshold_otsu(values)] * len(data)
+    else:
+        levels = [float(threshold)] * len(data)
+    return np.stack([(f > lv) & m for f, lv, m in zip(work, levels, finite)])
+
+
+def switched_fraction(domains, *, switched: bool = True) -> np.ndarray:
+    """Fraction of each frame's area in the ``switched`` domain: ``(T,)`` in [0, 1]."""
+    d = np.asarray(domains)
+    if d.ndim == 2:
+        d = d[None]
+    if d.ndim != 3:
+        raise ValueError(f"domains: expected a (T, Y, X) or (Y, X) map, got shape {d.shape}")
+    return (d.astype(bool) == bool(switched)).mean(axis=(1, 2))
+
+
+def wall_mask(domains, *, sigma: float = 1.0, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """Canny edges of a domain map: ``(T, Y, X)`` bool, one-pixel-thin walls.
+
+    ``sigma`` (pixels) and the hysteresis thresholds ``low`` / ``high`` are
+    ``skimage.feature.canny``'s (on the 0/1 map, gradients at a wall are ≈ 0.5).
+    """
+    from skimage.feature import canny
+
+    d = np.asarray(domains, dtype=np.float64)
+    if d.ndim == 2:
+        d = d[None]
+    if d.ndim != 3:
+        raise ValueError(f"domains: expected a (T, Y, X) or (Y, X) map, got shape {d.shape}")
+    low = 0.1 if low is None else low
+    high = 0.2 if high is None else high
+    return np.stack([canny(f, sigma=sigma, low_threshold=low, high_threshold=high) for f in d])
+
+
+def walls_from_probabilities(probabilities, wall_channel: int, *, threshold: float = 0.5) -> np.ndarray:
+    """Wall mask from a segmenter's wall class, thinned to one pixel: ``(T, Y, X)`` bool."""
+    from skimage.morphology import skeletonize
+
+    probs = as_probabilities(probabilities)
+    if not 1 <= wall_channel < probs.shape[1]:
+        raise ValueError(f"wall_channel: expected 1..{probs.shape[1] - 1} (0 is background), got {wall_channel}")
+    return np.stack([skeletonize(np.nan_to_num(p[wall_channel]) > threshold) for p in probs])
+
+
+def wall_sites(
+    mask,
+    *,
+    n_per_frame: int | None = None,
+    min_spacing: float = 0.0,
+    edge_margin: float = 0.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Wall pixels as sites (``kind="wall"``): all of them, or a spaced random subset.
+
+    Parameters
+    ----------
+    mask : (T, Y, X) or (Y, X) bool
+        Wall pixels.
+    n_per_frame : int, optional
+        Keep at most this many per frame (random, reproducible with ``seed``).
+    min_spacing : float
+        Minimum distance (pixels) between kept sites of one frame.
+    edge_margin : float
+        Drop pixels closer than this (pixels) to the border (e.g. half a window).
+    """
+    from scipy.spatial import cKDTree
+
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3:
+        raise ValueError(f"mask: expected a (T, Y, X) or (Y, X) mask, got shape {m.shape}")
+    if n_per_frame is not None and n_per_frame < 1:
+        raise ValueError(f"n_per_frame: must be ≥ 1 or None, got {n_per_frame}")
+    rng = np.random.default_rng(seed)
+    tables = []
+    Y, X = m.shape[1:]
+    for t, frame in enumerate(m):
+        yx = np.argwhere(frame).astype(np.float64)
+        if edge_margin > 0 and len(yx):
+            e = edge_margin
+            yx = yx[(yx[:, 0] >= e) & (yx[:, 0] <= Y - 1 - e) & (yx[:, 1] >= e) & (yx[:, 1] <= X - 1 - e)]
+        if len(yx) == 0:
+            continue
+        if min_spacing > 0 or n_per_frame is not None:
+            yx = yx[rng.permutation(len(yx))]
+        if min_spacing > 0:
+            # greedy: accept a pixel if no accepted one lies within min_spacing
+            tree = cKDTree(yx)
+            blocked = np.zeros(len(yx), dtype=bool)
+            keep = []
+            for i in range(len(yx)):
+                if blocked[i]:
+                    continue
+                keep.append(i)
+                blocked[tree.query_ball_point(yx[i], min_spacing - 1e-9)] = True
+                if n_per_frame is not None and len(keep) >= n_per_frame:
+                    break
+            yx = yx[keep]
+        if n_per_frame is not None:
+            yx = yx[:n_per_frame]
+        tables.append(make_sites(t, yx[:, 0], yx[:, 1], "wall", 0))
+    if not tables:
+        return empty_sites()
+    return pd.concat(tables, ignore_index=True)
+
+
+def find_walls(
+    phase,
+    *,
+    threshold: float | str = "otsu",
+    smooth: float = 1.0,
+    sigma: float = 1.0,
+    n_per_frame: int | None = None,
+    min_spacing: float = 0.0,
+    edge_margin: float = 0.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """PFM phase movie → wall sites in one call (:func:`domain_map`, :func:`wall_mask`, :func:`wall_sites`).
+
+    The sites table gets a ``switched_fraction`` column (the frame's value) so
+    the switching degree travels with the sites. Frames that are NaN or
+    constant give no walls (with a warning).
+    """
+    data = as_movie(phase, "phase")
+    for t, frame in enumerate(data):
+        why = frame_is_usable(frame)
+        if why:
+            warnings.warn(f"frame {t}: {why}; no walls there", stacklevel=2)
+    domains = domain_map(data, threshold=threshold, smooth=smooth)
+    walls = wall_mask(domains, sigma=sigma)
+    sites = wall_sites(walls, n_per_frame=n_per_frame, min_spacing=min_spacing, edge_margin=edge_margin, seed=seed)
+    if len(sites) == 0:
+        warnings.warn("no domain walls found; returning an empty sites table", stacklevel=2)
+    fraction = switched_fraction(domains)
+    sites["switched_fraction"] = fraction[sites["frame"].to_numpy()] if len(sites) else np.zeros(0)
+    return sites
