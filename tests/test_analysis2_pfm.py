@@ -31,7 +31,6 @@ def disc_window(radius, centre, width=0.8, inside=1.0):
 @pytest.mark.parametrize("radius", [8.0, 15.0, 30.0])
 def test_curvature_of_a_circular_wall_is_one_over_r(radius):
     # centre chosen so that the wall passes through the window centre
-    centre = (19.5, 19.5 - radius + 0.3 * radius)
     centre = (19.5 + 0.7 * radius * 0.6, 19.5 - 0.7 * radius * 0.8)
     win = disc_window(radius, centre)
     m = wall_metrics(win[None], threshold=0.5)
@@ -40,6 +39,9 @@ def test_curvature_of_a_circular_wall_is_one_over_r(radius):
     # the same wall with the switched side outside: same magnitude, negative sign
     m2 = wall_metrics(disc_window(radius, centre, inside=0)[None], threshold=0.5)
     assert m2["curvature"][0] == pytest.approx(-1 / radius, rel=0.10)
+    # a pixelated (0/1) disc: the staircase contour still gives 1/r
+    binary = (disc_window(radius, centre) > 0.5).astype(float)
+    assert wall_metrics(binary[None], threshold=0.5)["curvature"][0] == pytest.approx(1 / radius, rel=0.10)
 
 
 def test_circle_fit_on_noisy_arc_and_line():
