@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .vae import commands as _vae  # torch is imported only when a VAE command runs
 
 
 # --------------------------------------------------------------------- info
@@ -171,6 +172,10 @@ COMMANDS = [
     ("info", "print shape, dtype, pixel size, frames and value range of a movie file", _add_info, _run_info),
     ("detect", "find atoms (or domain walls), refine, classify, rings and tracks -> sites table", _add_detect, _run_detect),
     ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample),
+    ("train", "train a VAE / rVAE / skip-rVAE / shift-VAE on windows or on a movie's sites", _vae.add_train, _vae.run_train),
+    ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode, _vae.run_encode),
+    ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode),
+    ("bench", "benchmark training, quality and inference speed (optionally against AtomAI)", _vae.add_bench, _vae.run_bench),
 ]
 
 

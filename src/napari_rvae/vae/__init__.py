@@ -10,14 +10,26 @@ Typical use::
     save_model(model, "my_model")
 """
 
-from .config import BetaSchedule, VAEConfig
-from .files import load_model, save_model, train_state
-from .latents import decode, encode, encode_sites, kl_per_latent, latent_grid, manifold, reconstruct, wrap_angle
-from .models import InvariantVAE, build_model
-from .trainer import Trainer, TrainState
+# Names are imported on first use (PEP 562), so that ``napari-rvae --help`` and the
+# CLI's command table do not import torch.
+_NAMES = {
+    "BetaSchedule": "config", "VAEConfig": "config",
+    "InvariantVAE": "models", "build_model": "models",
+    "Trainer": "trainer", "TrainState": "trainer",
+    "encode": "latents", "decode": "latents", "encode_sites": "latents", "manifold": "latents",
+    "latent_grid": "latents", "reconstruct": "latents", "wrap_angle": "latents", "kl_per_latent": "latents",
+    "save_model": "files", "load_model": "files", "train_state": "files",
+}
+__all__ = sorted(_NAMES)
 
-__all__ = [
-    "BetaSchedule", "VAEConfig", "InvariantVAE", "build_model", "Trainer", "TrainState",
-    "encode", "decode", "encode_sites", "manifold", "latent_grid", "reconstruct", "wrap_angle", "kl_per_latent",
-    "save_model", "load_model", "train_state",
-]
+
+def __getattr__(name):
+    if name in _NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -100,8 +100,8 @@ def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batc
         raise ValueError(f"z: this model has {cfg.latent} content latents, got {z.shape[1]} values per point")
     n = len(z)
     ppu = _pixels_per_unit(model)
-    angle = np.broadcast_to(np.asarray(angle, dtype=np.float32), (n,))
-    shifts = [np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)) / np.float32(ppu[k])
+    angle = np.broadcast_to(np.asarray(angle, dtype=np.float32), (n,)).copy()
+    shifts = [np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)).copy() / np.float32(ppu[k])
               for k, v in enumerate([dx, dy][: cfg.n_shift])]
     if cfg.n_classes:
         if classes is None:
