@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .vae import commands as _vae  # torch is imported only when a VAE command runs
+from .analysis import commands as _analysis2  # likewise
 
 
 # --------------------------------------------------------------------- info
@@ -176,6 +177,8 @@ COMMANDS = [
     ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode, _vae.run_encode),
     ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode),
     ("bench", "benchmark training, quality and inference speed (optionally against AtomAI)", _vae.add_bench, _vae.run_bench),
+    ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png", _analysis2.add_chemistry_map, _analysis2.run_chemistry_map),
+    ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder", _analysis2.add_beta_search, _analysis2.run_beta_search),
 ]
 
 
