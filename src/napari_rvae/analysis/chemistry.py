@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from ..detect import rings_at
 from ..detect.rings import RING_SIZES
+from .latent_grid import as_decoder, decoded_batches, grid_points
 
 MODES = ("atom", "hollow")
 
@@ -274,14 +275,6 @@ class ChemistryMap:
         return out
 
 
-def _check_decoder(decoder):
-    if hasattr(decoder, "config") and hasattr(decoder, "decode_parts"):
-        return model_decoder(decoder)
-    if not callable(decoder):
-        raise ValueError("decoder: expected a trained VAE or a callable z (N, 2) -> windows (N, h, w)")
-    return decoder
-
-
 def chemistry_map(
     decoder,
     d: int = 200,
@@ -328,32 +321,23 @@ def chemistry_map(
     -------
     ChemistryMap
     """
-    decoder = _check_decoder(decoder)
-    if not 1 <= int(d) <= 1000:
-        raise ValueError(f"d: grid points per axis must be 1–1000, got {d}")
     if mode not in MODES:
         raise ValueError(f"mode: expected 'atom' or 'hollow', got {mode!r}")
-    if not span > 0:
-        raise ValueError(f"span: must be > 0 latent units, got {span}")
     lo, hi = float(bond_range[0]), float(bond_range[1])
     if not 0 <= lo < hi:
         raise ValueError(f"bond_range: expected (low, high) with 0 ≤ low < high, got {bond_range}")
-    d = int(d)
-    grid = np.linspace(-span, span, d)
-    zz = np.stack(np.meshgrid(grid, grid, indexing="xy"), axis=-1).reshape(-1, 2)  # row-major: row = z_b
+    grid, zz = grid_points(d, span)
+    d = len(grid)
     n_total = len(zz)
     atom_win, atom_yx, atom_edge, shape = [], [], [], None
-    for s in range(0, n_total, int(batch)):
-        windows = np.asarray(decoder(zz[s : s + batch]), dtype=np.float32)
-        if windows.ndim != 3 or len(windows) != len(zz[s : s + batch]):
-            raise ValueError(f"decoder: expected (N, h, w) windows for N latent points, got shape {windows.shape}")
+    for s, windows in decoded_batches(decoder, zz, batch):
         shape = windows.shape[1:]
         win, yx, edge = find_atoms_batch(windows, threshold, min_pixels, return_edge=True)
         atom_win.append(win + s)
         atom_yx.append(yx)
         atom_edge.append(edge)
         if progress is not None:
-            progress(0.5 * min(s + batch, n_total) / n_total)
+            progress(0.5 * min(s + len(windows), n_total) / n_total)
     win = np.concatenate(atom_win)
     yx = np.concatenate(atom_yx)
     inner = ~np.concatenate(atom_edge)
@@ -406,7 +390,7 @@ def window_graph(decoder, z, *, threshold: float = 0.5, bond_length: float, bond
     """
     from ..detect.rings import bond_pairs
 
-    decoder = _check_decoder(decoder)
+    decoder = as_decoder(decoder)
     z = np.asarray(z, dtype=np.float64).reshape(1, 2)
     window = np.asarray(decoder(z), dtype=np.float32)[0]
     _, yx = find_atoms_batch(window[None], threshold, min_pixels)
