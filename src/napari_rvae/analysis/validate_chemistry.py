@@ -112,6 +112,7 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
     table["track_id"] = atoms["track_id"].to_numpy()[cut.rows]
     table["env"] = [tuple(e) for e in env]
     traj = latent_trajectories(table, columns=("z0", "z1"))
+    jump_at = traj.attrs["jump_threshold"]
     traj = traj.merge(table[["frame", "track_id", "env"]], on=["frame", "track_id"], how="left")
     prev_env = traj.groupby("track_id")["env"].shift(1)
     has_prev = traj["step"].notna() & prev_env.notna()
@@ -140,7 +141,7 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
           f"{result.get('p90_step_same_env', float('nan')):.3f}); with a changed environment: {len(steps_changed)} "
           f"(median {result.get('median_step_changed_env', float('nan')):.3f}); "
           f"AUC {result.get('auc_changed_vs_same', float('nan')):.2f}; flagged as jumps (threshold "
-          f"{traj.attrs['jump_threshold']:.2f}): {result.get('jumps_flagged_changed', float('nan')):.0%} of changed, "
+          f"{jump_at:.2f}): {result.get('jumps_flagged_changed', float('nan')):.0%} of changed, "
           f"{result.get('jumps_flagged_same', float('nan')):.0%} of unchanged")
     if out is not None:
         from .export import save_npz
