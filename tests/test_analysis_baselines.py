@@ -78,7 +78,7 @@ def test_raw_window_methods_split_rotations_an_invariant_embedding_does_not(moti
     # ... while the rotation-invariant embedding cannot (chance) but separates the motifs
     assert score.loc[("invariant", "rotation"), "knn_accuracy"] <= chance_rotation + 0.15
     assert score.loc[("invariant", "motif"), "knn_accuracy"] >= 0.95
-    assert list(table.columns) == ["method", "truth", "knn_accuracy", "silhouette", "nmi", "chance"]
+    assert list(table.columns) == ["method", "truth", "knn_accuracy", "silhouette", "nmi", "chance", "spread"]
 
 
 def test_gmm_components_are_rotation_specific(motifs):

@@ -136,3 +136,10 @@ def test_cluster_fractions_follow_truth():
     assert np.allclose(table[1].to_numpy()[:4], truth_fraction)
     assert np.allclose(table.sum(axis=1).to_numpy()[:4], 1.0)
     assert table.loc[4].sum() == 0  # frame without sites
+
+
+def test_fitting_on_a_subset_labels_every_site():
+    sites, truth = ferroic_latents(n_per=1000, seed=5)
+    out = cluster_sites(sites, n_clusters=5, method="gmm", max_fit=1000, seed=0)
+    assert (out["cluster"] >= 0).all()
+    assert agreement(out["cluster"].to_numpy(), truth) >= 0.9

@@ -152,3 +152,8 @@ def test_sweep_direction_and_bias_csv(tmp_path):
     assert list(read_bias(tmp_path / "bias.csv", frames=[2, 0])) == [0.5, -1.0]
     with pytest.raises(ValueError, match="frame"):
         read_bias(tmp_path / "bias.csv", frames=[7])
+    np.savez(tmp_path / "sample.npz", movie=np.zeros((3, 4, 4)), bias=np.array([0.0, 1.0, -1.0]))
+    assert list(read_bias(tmp_path / "sample.npz", frames=[2, 1])) == [-1.0, 1.0]
+    np.savez(tmp_path / "nobias.npz", movie=np.zeros(3))
+    with pytest.raises(ValueError, match="bias"):
+        read_bias(tmp_path / "nobias.npz")

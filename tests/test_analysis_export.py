@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_rvae.analysis import export_sites, load_npz, load_project, run_record, save_npz, save_project
+from napari_rvae.analysis import (
+    export_sites,
+    load_npz,
+    load_project,
+    project_layer_data,
+    run_record,
+    save_npz,
+    save_project,
+)
 from napari_rvae.analysis import plots
 from napari_rvae.io.files import save_model_files
 from napari_rvae.io.sites import make_sites, read_sites
@@ -97,6 +105,12 @@ def test_project_round_trip_survives_moving_the_folder(tmp_path):
     assert torch.equal(tensors["w"], torch.ones(3)) and config["latent"] == 2
     assert project.figures[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert project.record["parameters"] == {"a": 1}
+    layers = {kwargs["name"]: (data, kwargs, kind) for data, kwargs, kind in project_layer_data(project)}
+    assert layers["domains"][2] == "labels" and np.array_equal(layers["domains"][0], labels)
+    points, kwargs, kind = layers["sites"]
+    assert kind == "points" and points.shape == (len(sites), 3)
+    assert np.allclose(points, sites[["frame", "y", "x"]].to_numpy())
+    assert list(kwargs["features"]["z1"]) == pytest.approx(list(sites["z1"]))
 
 
 def test_load_project_rejects_other_folders(tmp_path):
@@ -136,3 +150,22 @@ def test_plots_are_real_pngs(tmp_path):
     assert np.allclose(plots.nice_ticks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1.0])
     wheel = plots.colormap(np.array([-np.pi, np.pi]), "cyclic")
     assert np.array_equal(wheel[0], wheel[1])  # the angle colour wheel closes
+
+
+def test_plots_work_with_a_bitmap_font(tmp_path, monkeypatch):
+    from PIL import ImageFont
+
+    monkeypatch.setattr(plots, "_font", ImageFont.load_default_imagefont)  # Pillow without FreeType
+    x = np.arange(10.0)
+    path = plots.plot_lines(tmp_path / "b.png", x, {"a": x}, title="title", xlabel="x", ylabel="y")
+    assert _read_png(path).shape == (480, 640, 3)
+
+
+def test_scatter_invert_y_puts_small_y_on_top(tmp_path):
+    low, high = plots.colormap(np.array([0.0, 1.0]))  # continuous colours: no legend drawn
+    for invert in (False, True):
+        img = _read_png(plots.plot_scatter(tmp_path / "m.png", [0, 1], [0, 1], [0.0, 1.0], point=4, invert_y=invert))
+        rows_small_y = np.nonzero((img == low).all(-1))[0]
+        rows_large_y = np.nonzero((img == high).all(-1))[0]
+        assert len(rows_small_y) > 10 and len(rows_large_y) > 10
+        assert (rows_small_y.mean() < rows_large_y.mean()) == invert

@@ -156,3 +156,45 @@ def test_probability_maps_validation():
         atoms_from_probabilities(np.zeros((2, 10, 10)), threshold=1.5)
     with pytest.warns(UserWarning, match="no atoms"):
         assert len(atoms_from_probabilities(np.stack([np.ones((10, 10)), np.zeros((10, 10))]))) == 0
+
+
+def test_model_seam_calls_the_segment_package(monkeypatch, scenes):
+    """Contract with napari_rvae.segment: load_default_atom_model / load_segmenter / predict(model, movie, rescale)."""
+    import sys
+    import types
+
+    import napari_rvae
+
+    sc = scenes[0]
+    maps = probability_maps(SHAPE, sc["yx"], np.zeros(len(sc["yx"]), int), n_classes=1)[None]
+    calls = []
+    fake = types.ModuleType("napari_rvae.segment")
+    fake.load_default_atom_model = lambda: calls.append("default") or "net"
+    fake.load_segmenter = lambda folder: (calls.append(str(folder)) or "net", {})
+    fake.predict = lambda net, movie, rescale=1.0: calls.append((net, movie.shape, rescale)) or maps
+    monkeypatch.setitem(sys.modules, "napari_rvae.segment", fake)
+    monkeypatch.setattr(napari_rvae, "segment", fake, raising=False)
+
+    sites = detect_atoms(sc["image"], method="model", rescale=0.5)
+    assert calls == ["default", ("net", (1,) + SHAPE, 0.5)]
+    assert f1_score(sites[["y", "x"]].to_numpy(), sc["yx"], SHAPE) >= 0.99
+    assert sites["class"].sum() >= sc["is_si"].sum()  # one atom channel: Si/C from intensity
+    calls.clear()
+    detect_atoms(sc["image"], method="model", model="some/folder")
+    assert calls[0] == "some/folder"
+
+
+@pytest.mark.slow
+def test_shipped_default_model_on_graphene():
+    """Runs only where the segmenter and its shipped weights are installed."""
+    segment = pytest.importorskip("napari_rvae.segment")
+    try:
+        segment.load_default_atom_model()
+    except ValueError as err:
+        pytest.skip(str(err))
+    sc = graphene_scene(SHAPE, 8.0, seed=21, n_si=6, holes=1)
+    sites = detect_atoms(sc["image"], method="model", model="default")
+    assert f1_score(sites[["y", "x"]].to_numpy(), sc["yx"], SHAPE) >= 0.99
+    dist, idx = cKDTree(sc["yx"]).query(sites[["y", "x"]].to_numpy())
+    assert np.sqrt((dist[dist < 2] ** 2).mean()) <= 0.2
+    assert (sites["class"].to_numpy()[dist < 2] == sc["is_si"][idx[dist < 2]]).mean() >= 0.98

@@ -76,7 +76,7 @@ def test_default_iterations_match_converged_fit():
     assert np.abs(quick["y"] - full["y"]).max() < 0.01 and np.abs(quick["x"] - full["x"]).max() < 0.01
 
 
-def test_atoms_at_the_border_and_nan_pixels_use_weighted_fit():
+def test_atoms_at_the_border_and_boxes_with_nan_are_refined():
     truth = np.array([[1.3, 30.2], [30.4, 0.8], [20.3, 20.6]])
     image = render_spots((40, 40), truth, 1.0, 1.5) + 0.05
     image[21, 22] = np.nan  # inside the third atom's box

@@ -41,3 +41,15 @@ def test_truncated_and_wrong_kind(tmp_path):
     (tmp_path / "m" / CONFIG_NAME).write_text("{broken")
     with pytest.raises(ValueError, match="JSON"):
         load_model_files(tmp_path / "m")
+
+
+def test_atomic_write_gives_usual_permissions(tmp_path):
+    import os
+
+    from napari_rvae.io.files import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "a.txt", "hello")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~mask)
+    assert not list(tmp_path.glob(".a.txt.*"))

@@ -11,12 +11,12 @@ CC = 12.0
 @pytest.fixture(scope="module")
 def clean():
     """A noiseless movie with every kind of defect (small, fast)."""
-    return graphene_movie(seed=3, frames=6, size=224, noise=False, n_holes=2, n_stone_wales=3, hole_growth=0.3)
+    return graphene_movie(seed=3, frames=6, size=224, noise=False, n_holes=2, n_stone_wales=3, hole_growth=0.3, grain_radius=0.15)
 
 
 @pytest.fixture(scope="module")
 def noisy():
-    return graphene_movie(seed=3, frames=6, size=224, noise=True, n_holes=2, n_stone_wales=3, hole_growth=0.3)
+    return graphene_movie(seed=3, frames=6, size=224, noise=True, n_holes=2, n_stone_wales=3, hole_growth=0.3, grain_radius=0.15)
 
 
 def _frame_lookup(atoms):

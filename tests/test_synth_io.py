@@ -84,3 +84,18 @@ def test_shipped_sample_regenerates_bit_for_bit(name):
         assert shipped[key].dtype == fresh[key].dtype, key
         assert shipped[key].tobytes() == fresh[key].tobytes(), key
     assert path.stat().st_size < 3_000_000
+
+
+def test_sample_data_functions_generate_when_no_file_is_shipped(monkeypatch):
+    from napari_rvae import _samples
+
+    shipped = _samples.pfm_switching()
+    monkeypatch.setattr(_samples, "shipped_path", lambda name: None)
+    generated = _samples.pfm_switching()
+    assert [kind for _, _, kind in generated] == [kind for _, _, kind in shipped]
+    for (a, meta_a, _), (b, meta_b, _) in zip(shipped, generated):
+        np.testing.assert_array_equal(a, b)
+        assert meta_a["name"] == meta_b["name"] and meta_a["scale"] == meta_b["scale"]
+    image, meta, kind = generated[0]
+    assert kind == "image" and meta["axis_labels"] == ("t", "y", "x")
+    assert len(meta["metadata"]["bias"]) == image.shape[0]

@@ -29,6 +29,15 @@ def test_movie_sample_opens_with_scale_and_time_axis(make_napari_viewer, key):
         assert viewer.dims.nsteps[0] == SHIPPED[key]["frames"]
 
 
+def test_full_size_sample_is_generated_on_open(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-rvae", "pfm-switching-full")
+    assert layers[0].data.shape == (40, 256, 256)
+    assert layers[0].axis_labels == ("t", "y", "x")
+    assert str(layers[0].units[1]) == "micrometer"
+    assert len(layers[0].metadata["bias"]) == 40
+
+
 def test_graphene_sample_has_points_tracks_labels(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("napari-rvae", "graphene-movie")
@@ -45,5 +54,10 @@ def test_graphene_sample_has_points_tracks_labels(make_napari_viewer):
 def test_sines_sample_opens(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("napari-rvae", "sines-1d")
-    assert layers[0].data.shape == (5000, 100)
-    assert len(layers[0].metadata["mu"]) == 5000
+    image = layers[0]
+    assert image.data.shape == (5000, 100)
+    meta = image.metadata
+    with np.load(shipped_path("sines-1d"), allow_pickle=False) as archive:
+        np.testing.assert_array_equal(image.data, archive["data"][meta["row"]])
+        np.testing.assert_array_equal(meta["mu"], archive["mu"][meta["row"]])
+    assert np.all(np.diff(meta["sigma"]) >= 0)

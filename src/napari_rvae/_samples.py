@@ -20,6 +20,7 @@ from .synth import make_sample
 from .synth.shipped import SHIPPED, shipped_path
 
 AXES = ("t", "y", "x")
+VARIANT_COLOURS = ("#ff4040", "#40c040", "#4080ff", "#ffc020", "#909090")  # variants 0-3, substrate
 
 
 def _load(name: str, full: bool = False) -> dict:
@@ -79,6 +80,18 @@ def _sites_features(table: np.ndarray, kind: str, cls, intensity=np.nan, drop=("
     return features
 
 
+def _colours(values: np.ndarray, table: dict, default: str = "#ffffff") -> np.ndarray:
+    """RGBA per point from a value → colour table (explicit, so colours do not depend on point order)."""
+
+    def rgba(hex_colour: str) -> tuple:
+        h = hex_colour.lstrip("#")
+        return tuple(int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4)) + (1.0,)
+
+    lut = {k: rgba(v) for k, v in table.items()}
+    other = rgba(default)
+    return np.array([lut.get(int(v), other) for v in values], dtype=np.float32).reshape(-1, 4)
+
+
 def _points(table: np.ndarray, features: pd.DataFrame, sample: dict, name: str, size: float, **kwargs) -> tuple:
     coords = np.stack([table["frame"], table["y"], table["x"]], axis=1).astype(np.float64)
     layer = _hidden(sample, name=name, features=features, size=size, border_width=0, **kwargs)
@@ -91,9 +104,10 @@ def graphene_movie(full: bool = False) -> list[tuple]:
     cc = float(json.loads(str(s["params"]))["cc"])
     atoms = s["atoms"]
     feats = _sites_features(atoms, "atom", atoms["class"])
-    layers = [_image(s, "graphene-movie", colormap="gray")]
-    layers.append(_points(atoms, feats, s, "atoms (ground truth)", 0.5 * cc,
-                          face_color="class", face_color_cycle=["#40c040", "#ff3030"]))
+    c_peak = 1.0  # C columns peak at 1; Si at (14/6)^1.7 ≈ 4.2 saturates, so C stays visible
+    layers = [_image(s, "graphene-movie", colormap="gray", contrast_limits=(0.0, 2.2 * c_peak))]
+    layers.append(_points(atoms, feats, s, "atoms (ground truth)", 0.4 * cc,
+                          face_color=_colours(atoms["class"], {0: "#40c040", 1: "#ff3030"})))
     # bonds as vectors from atom i to atom j in the same frame
     bonds = s["bonds"]
     if len(bonds):
@@ -108,16 +122,16 @@ def graphene_movie(full: bool = False) -> list[tuple]:
         start = np.stack([atoms["frame"][i], atoms["y"][i], atoms["x"][i]], axis=1).astype(np.float64)
         stop = np.stack([atoms["frame"][j], atoms["y"][j], atoms["x"][j]], axis=1).astype(np.float64)
         vectors = np.stack([start, stop - start], axis=1)
-        layers.append((vectors, _hidden(s, name="bonds (ground truth)", edge_width=0.15 * cc,
+        layers.append((vectors, _hidden(s, name="bonds (ground truth)", edge_width=0.08 * cc,
                                         edge_color="#ffd040", vector_style="line"), "vectors"))
     rings = s["rings"]
     if len(rings):
         ring_feats = pd.DataFrame({"frame": rings["frame"], "y": rings["y"], "x": rings["x"],
                                    "kind": "hollow", "class": rings["size"].astype(np.int64),
                                    "intensity": np.nan, "ring_size": rings["size"]})
-        layers.append(_points(rings, ring_feats, s, "ring centres (ground truth)", 0.6 * cc, symbol="hbar",
-                              face_color="ring_size",
-                              face_color_cycle=["#ff40ff", "#a0a0a0", "#40c0ff", "#ffa040"]))
+        ring_colours = {5: "#ff40ff", 6: "#808080", 7: "#40c0ff", 8: "#ffa040"}
+        layers.append(_points(rings, ring_feats, s, "ring centres: 5 magenta, 6 grey, 7 cyan, 8 orange (ground truth)",
+                              0.5 * cc, face_color=_colours(rings["size"], ring_colours)))
     si = atoms[atoms["track_id"] >= 0]
     if len(si):
         order = np.lexsort((si["frame"], si["track_id"]))
@@ -141,8 +155,7 @@ def ferroic() -> list[tuple]:
     b, at = s["bsites"], s["asites"]
     layers = [_image(s, "ferroic", colormap="gray")]
     layers.append(_points(b, _sites_features(b, "atom", 1), s, "B-sites (ground truth)", 0.3 * a,
-                          face_color="variant",
-                          face_color_cycle=["#ff4040", "#40c040", "#4080ff", "#ffc020", "#909090"]))
+                          face_color=_colours(b["variant"], dict(enumerate(VARIANT_COLOURS)))))
     layers.append(_points(at, _sites_features(at, "atom", 0), s, "A-sites (ground truth)", 0.3 * a,
                           face_color="#ffffff"))
     start = np.stack([b["frame"], b["y0"], b["x0"]], axis=1).astype(np.float64)
@@ -203,12 +216,16 @@ def shift_lattice() -> list[tuple]:
 def sines_1d() -> list[tuple]:
     """sines-1d: the (segments × x) curve stack as a 2D image; μ, σ and x in metadata.
 
-    Rows are drawn at 1/50 of a column's height so the 5000 × 100 stack looks square.
+    For viewing, rows are sorted by σ then μ (bands of equal period whose phase
+    sweeps); ``metadata["row"]`` gives each displayed row's index in the
+    generated (random-order) set, and ``mu`` / ``sigma`` follow the displayed
+    order. Rows are drawn at 1/50 of a column's height so the stack looks square.
     """
     s = _load("sines-1d")
+    order = np.lexsort((s["mu"], s["sigma"]))
     meta = {"source": "napari-rvae synthetic sample", "sample": "sines-1d",
-            "params": json.loads(str(s["params"])), "mu": s["mu"], "sigma": s["sigma"], "x": s["x"],
-            "value_range": s["value_range"]}
-    layer = {"name": "sines-1d", "scale": (0.02, 1.0), "axis_labels": ("segment", "x"), "metadata": meta,
-             "colormap": "viridis"}
-    return [(s["data"], layer, "image")]
+            "params": json.loads(str(s["params"])), "row": order, "mu": s["mu"][order],
+            "sigma": s["sigma"][order], "x": s["x"], "value_range": s["value_range"]}
+    layer = {"name": "sines-1d (rows sorted by sigma, mu)", "scale": (0.02, 1.0), "axis_labels": ("segment", "x"),
+             "metadata": meta, "colormap": "viridis"}
+    return [(s["data"][order], layer, "image")]

@@ -70,6 +70,7 @@ def find_angle_peaks(
     smooth: float = 1.5,
     offset: float = 0.0,
     prominence: float = 0.15,
+    noise_sigmas: float = 5.0,
     max_peaks: int | None = None,
 ) -> pd.DataFrame:
     """Peaks of the angle histogram and the spacing to the next peak.
@@ -80,6 +81,10 @@ def find_angle_peaks(
     bins, smooth, offset : see :func:`angle_histogram`
     prominence : float
         Minimum peak prominence as a fraction of the highest peak.
+    noise_sigmas : float
+        Minimum prominence also in units of the counting noise of the
+        smoothed histogram at its highest bin (Poisson), so that a flat
+        distribution (e.g. a non-polar phase) gives no peaks.
     max_peaks : int, optional
         Keep only the most prominent peaks.
 
@@ -96,15 +101,20 @@ def find_angle_peaks(
         raise ValueError(f"prominence: a fraction of the highest peak in [0, 1), got {prominence}")
     centres, density = angle_histogram(angle, bins, offset=offset, smooth=smooth)
     bins = len(centres)
+    n = int(np.isfinite(np.asarray(angle, dtype=np.float64)).sum())
+    width = TWO_PI / bins
+    # Poisson noise of the top bin, reduced by the Gaussian smoothing (variance factor 1 / (2 √π σ))
+    peak_counts = density.max() * n * width
+    reduction = 1.0 / np.sqrt(2 * np.sqrt(np.pi) * smooth) if smooth > 0.5 else 1.0
+    noise = np.sqrt(peak_counts) * reduction / (n * width)
     pad = bins // 2
     padded = np.concatenate([density[-pad:], density, density[:pad]])
-    idx, props = find_peaks(padded, prominence=prominence * density.max())
+    idx, props = find_peaks(padded, prominence=max(prominence * density.max(), noise_sigmas * noise))
     inside = (idx >= pad) & (idx < pad + bins)
     idx, prom = idx[inside] - pad, props["prominences"][inside]
     if max_peaks is not None and len(idx) > max_peaks:
         best = np.sort(np.argsort(-prom, kind="stable")[: int(max_peaks)])
         idx, prom = idx[best], prom[best]
-    width = TWO_PI / bins
     left, right = density[(idx - 1) % bins], density[(idx + 1) % bins]
     curve = left - 2 * density[idx] + right
     shift = np.where(curve < 0, 0.5 * (left - right) / np.where(curve < 0, curve, -1), 0.0)

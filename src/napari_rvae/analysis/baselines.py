@@ -216,12 +216,16 @@ def compare_baselines(
     Returns
     -------
     DataFrame
-        Columns ``method, truth, knn_accuracy, silhouette, nmi, chance``.
+        Columns ``method, truth, knn_accuracy, silhouette, nmi, chance, spread``.
         ``knn_accuracy`` (cross-validated, k = 15) and ``silhouette`` are
         computed on each method's embedding (2D for PCA / NMF / autoencoder,
         the 16 membership probabilities for the GMM); ``nmi`` is the
         normalised mutual information between the GMM's labels and the truth
-        (NaN for the others); ``chance`` is the majority-class accuracy.
+        (NaN for the others); ``chance`` is the majority-class accuracy;
+        ``spread`` is the median standard deviation of the embedding's
+        dimensions before standardising: near 0 for a collapsed latent
+        space (e.g. an rVAE whose latents all sit at the prior mean), whose
+        scores then only reflect tiny differences and should not be trusted.
         A high ``knn_accuracy`` for a labelling that an invariant method
         should *not* see (e.g. the rotation of one motif) means the method
         splits those variants apart.
@@ -271,6 +275,6 @@ def compare_baselines(
                 "method": method, "truth": tname,
                 "knn_accuracy": knn_accuracy(e, labels[keep], seed=seed),
                 "silhouette": silhouette(e, labels[keep], seed=seed),
-                "nmi": nmi, "chance": chance,
+                "nmi": nmi, "chance": chance, "spread": float(np.median(np.std(e, axis=0))),
             })
-    return pd.DataFrame(rows, columns=["method", "truth", "knn_accuracy", "silhouette", "nmi", "chance"])
+    return pd.DataFrame(rows, columns=["method", "truth", "knn_accuracy", "silhouette", "nmi", "chance", "spread"])

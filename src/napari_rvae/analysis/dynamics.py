@@ -1,4 +1,4 @@
-"""Latent dynamics: per-frame kernel densities, their NMF, loadings vs bias.
+"""Latent dynamics: per-frame kernel densities and their NMF (loadings vs bias: see hysteresis).
 
 Paper 001 (Fig. 7) shows how the distribution of each latent (angle, z0, z1)
 changes over a movie as a *frame × value* density image. Paper 002 stacks a
@@ -16,7 +16,6 @@ its grid (up to the tails falling outside a linear grid).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -93,37 +92,59 @@ def _linear_bins(t: np.ndarray, size: int, circular: bool) -> list[tuple[np.ndar
 
 def _kde_grid(
     values: list[np.ndarray], frame_pos: np.ndarray, n_frames: int, grids: list[np.ndarray],
-    bandwidths: list[float], circular: list[bool],
+    bandwidths: list[float], circular: list[bool], max_cells: int = 4_000_000,
 ) -> np.ndarray:
-    """Binned Gaussian KDE per frame on a product grid (1 or 2 variables)."""
-    fine_sizes, oversample, coords = [], [], []
+    """Binned Gaussian KDE per frame on a product grid (1 or 2 variables).
+
+    Sites are binned linearly onto bins at most half the bandwidth wide, the
+    histogram is smoothed with a Gaussian (wrapped on circular axes) and
+    sampled back at the output grid. Frames are processed in chunks so the
+    fine histogram never exceeds ``max_cells`` values (~32 MB).
+    """
+    fine_sizes, oversample, coords, steps = [], [], [], []
     for v, grid, h, circ in zip(values, grids, bandwidths, circular):
         step = (2 * np.pi / len(grid)) if circ else (grid[1] - grid[0])
-        m = max(1, int(np.ceil(3.0 * step / h)))  # fine bins ≤ h / 3
-        size = len(grid) * m if circ else (len(grid) - 1) * m + 1
-        fine_sizes.append(size)
+        m = max(1, int(np.ceil(2.0 * step / h)))  # fine bins ≤ h / 2 (error < 0.5 % of the peak)
+        fine_sizes.append(len(grid) * m if circ else (len(grid) - 1) * m + 1)
         oversample.append(m)
+        steps.append(step / m)
         coords.append((v - grid[0]) / (step / m))
-    hist = np.zeros((n_frames, *fine_sizes), dtype=np.float64)
-    counts = np.bincount(frame_pos[frame_pos >= 0], minlength=n_frames).astype(np.float64)
+    cells = int(np.prod(fine_sizes))
+    if cells > max_cells:
+        raise ValueError(
+            f"bandwidth: {min(bandwidths):.3g} is tiny next to the grid spacing; use a larger bandwidth or a finer grid"
+        )
     binned = [_linear_bins(c, s, circ) for c, s, circ in zip(coords, fine_sizes, circular)]
-    keep_rows = frame_pos >= 0
-    for combo in np.ndindex(*(2,) * len(values)):
-        idx, w, ok = [frame_pos], np.ones(len(frame_pos)), keep_rows.copy()
-        for axis, corner in enumerate(combo):
-            i, wi = binned[axis][corner]
-            ok &= (i >= 0) & (i < fine_sizes[axis])
-            idx.append(i)
-            w = w * wi
-        np.add.at(hist, tuple(i[ok] for i in idx), w[ok])
-    sigmas = [0.0] + [h / ((2 * np.pi / len(g)) / m if c else (g[1] - g[0]) / m)
-                      for h, g, m, c in zip(bandwidths, grids, oversample, circular)]
+    order = np.argsort(frame_pos, kind="stable")
+    sorted_pos = frame_pos[order]
+    sigmas = [0.0] + [h / st for h, st in zip(bandwidths, steps)]
     modes = ["constant"] + ["wrap" if c else "constant" for c in circular]
-    hist = gaussian_filter(hist, sigma=sigmas, mode=modes, truncate=4.0)
-    cell = np.prod([((2 * np.pi / len(g)) if c else (g[1] - g[0])) / m
-                    for g, m, c in zip(grids, oversample, circular)])
-    hist /= cell * np.maximum(counts, 1.0).reshape(-1, *(1,) * len(values))
-    return hist[(slice(None), *(slice(None, None, m) for m in oversample))]
+    sample = (slice(None), *(slice(None, None, m) for m in oversample))
+    out = np.zeros((n_frames, *(len(g) for g in grids)), dtype=np.float64)
+    chunk = max(1, max_cells // cells)
+    for first in range(0, n_frames, chunk):
+        last = min(n_frames, first + chunk)
+        lo, hi = np.searchsorted(sorted_pos, [first, last])
+        rows = order[lo:hi]
+        if not len(rows):
+            continue
+        shape = (last - first, *fine_sizes)
+        hist = np.zeros(int(np.prod(shape)), dtype=np.float64)
+        for combo in np.ndindex(*(2,) * len(values)):
+            idx, w, ok = [frame_pos[rows] - first], np.ones(len(rows)), np.ones(len(rows), bool)
+            for axis, corner in enumerate(combo):
+                i, wi = binned[axis][corner]
+                i, wi = i[rows], wi[rows]
+                ok &= (i >= 0) & (i < fine_sizes[axis])
+                idx.append(i)
+                w = w * wi
+            flat = np.ravel_multi_index(tuple(i[ok] for i in idx), shape)
+            hist += np.bincount(flat, weights=w[ok], minlength=hist.size)  # much faster than np.add.at
+        hist = gaussian_filter(hist.reshape(shape), sigma=sigmas, mode=modes, truncate=4.0)
+        out[first:last] = hist[sample]
+    counts = np.bincount(frame_pos[frame_pos >= 0], minlength=n_frames).astype(np.float64)
+    out /= np.prod(steps) * np.maximum(counts, 1.0).reshape(-1, *(1,) * len(values))
+    return out
 
 
 def _bandwidth(values: np.ndarray, bandwidth: float, relative: bool, circular: bool = False) -> float:
@@ -369,98 +390,3 @@ def density_nmf(
     if frames is None:
         frames = np.arange(len(matrix))
     return DensityNMF(components.reshape(n_components, *shape), loadings, np.asarray(frames), error)
-
-
-def sweep_direction(bias: np.ndarray) -> np.ndarray:
-    """+1 where the bias rises, -1 where it falls (turning points keep the last direction)."""
-    bias = np.asarray(bias, dtype=np.float64).ravel()
-    step = np.diff(bias)
-    direction = np.sign(np.concatenate([step[:1], step])) if len(bias) > 1 else np.ones(len(bias))
-    for i in range(len(direction)):  # flat steps inherit the previous direction
-        if direction[i] == 0:
-            direction[i] = direction[i - 1] if i else 1
-    return direction.astype(np.int64)
-
-
-def hysteresis_loop(loadings: np.ndarray, bias: np.ndarray, frames: np.ndarray | None = None) -> pd.DataFrame:
-    """Tidy table of loadings against bias: ``frame, bias, sweep, loading0 …``.
-
-    ``sweep`` is ``"up"`` or ``"down"`` (:func:`sweep_direction`).
-    """
-    loadings = np.asarray(loadings, dtype=np.float64)
-    loadings = loadings[:, None] if loadings.ndim == 1 else loadings
-    bias = np.asarray(bias, dtype=np.float64).ravel()
-    if len(bias) != len(loadings):
-        raise ValueError(f"bias: {len(bias)} values for {len(loadings)} frames; attach one bias per frame")
-    table = pd.DataFrame({
-        "frame": np.arange(len(bias)) if frames is None else np.asarray(frames),
-        "bias": bias,
-        "sweep": np.where(sweep_direction(bias) > 0, "up", "down"),
-    })
-    for k in range(loadings.shape[1]):
-        table[f"loading{k}"] = loadings[:, k]
-    return table
-
-
-def loop_area(bias: np.ndarray, values: np.ndarray, kind: str = "signed", n_bins: int | None = None) -> float:
-    """Area enclosed by a curve of ``values`` against ``bias`` (units: bias × value).
-
-    ``kind="signed"``: shoelace formula over the path in frame order, closed
-    back to its start; positive for a counter-clockwise loop, ≈ 0 when up-
-    and down-sweeps retrace each other. ``kind="absolute"``: ∫ |up − down| d
-    bias, with each sweep averaged in ``n_bins`` bias bins over the range both
-    sweeps cover (noise adds a small positive amount).
-    """
-    bias = np.asarray(bias, dtype=np.float64).ravel()
-    values = np.asarray(values, dtype=np.float64).ravel()
-    if bias.shape != values.shape or len(bias) < 3:
-        raise ValueError("bias and values: need the same length, at least 3 frames")
-    if kind == "signed":
-        x, y = bias, values
-        return float(0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
-    if kind != "absolute":
-        raise ValueError(f"kind: {kind!r} unknown; use 'signed' or 'absolute'")
-    up = sweep_direction(bias) > 0
-    if up.all() or not up.any():
-        return 0.0
-    lo = max(bias[up].min(), bias[~up].min())
-    hi = min(bias[up].max(), bias[~up].max())
-    if not hi > lo:
-        return 0.0
-    n_bins = n_bins or max(2, min(up.sum(), (~up).sum()) // 2)
-    edges = np.linspace(lo, hi, n_bins + 1)
-
-    def binned(mask):
-        idx = np.clip(np.digitize(bias[mask], edges) - 1, 0, n_bins - 1)
-        inside = (bias[mask] >= lo) & (bias[mask] <= hi)
-        total = np.bincount(idx[inside], values[mask][inside], n_bins)
-        count = np.bincount(idx[inside], minlength=n_bins)
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-    gap = np.abs(binned(up) - binned(~up))
-    return float(np.nansum(gap) * (hi - lo) / n_bins)
-
-
-def read_bias(path: str | os.PathLike, frames: Sequence[int] | None = None) -> np.ndarray:
-    """Read a bias per frame from a CSV: columns ``frame, bias`` or a single ``bias`` column.
-
-    Returns
-    -------
-    (T,) float64
-        Bias for each frame in ``frames`` (default: the frames in the file, sorted).
-    """
-    try:
-        table = pd.read_csv(path)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read a bias table ({type(err).__name__}: {err})") from None
-    if "bias" not in table.columns:
-        raise ValueError(f"{path}: needs a 'bias' column (and optionally 'frame')")
-    if "frame" not in table.columns:
-        table["frame"] = np.arange(len(table))
-    series = table.set_index("frame")["bias"].astype(float).sort_index()
-    if frames is None:
-        return series.to_numpy()
-    missing = sorted(set(int(f) for f in frames) - set(series.index.astype(int)))
-    if missing:
-        raise ValueError(f"{path}: no bias for frame(s) {missing[:5]}{' …' if len(missing) > 5 else ''}")
-    return series.loc[list(frames)].to_numpy()

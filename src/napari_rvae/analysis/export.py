@@ -90,7 +90,9 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except ValueError as err:
-        raise ValueError(f"{path}: holds pickled objects, refused ({err})") from None
+        if "pickle" in str(err):
+            raise ValueError(f"{path}: holds pickled objects, refused ({err})") from None
+        raise ValueError(f"{path}: not a valid .npz file ({err})") from None
     except Exception as err:
         raise ValueError(f"{path}: not a valid .npz file ({type(err).__name__}: {err})") from None
 
@@ -300,3 +302,20 @@ def load_project(folder: str | os.PathLike) -> Project:
     if index.get("record"):
         project.record = read_json(folder / index["record"])
     return project
+
+
+def project_layer_data(project: Project) -> list[tuple]:
+    """napari layer data tuples ``(data, kwargs, layer_type)`` for a loaded project.
+
+    The sites become a Points layer (``data = [[frame, y, x], …]``, the whole
+    table as ``features``); stored layers keep their kind. The movie is not
+    read here: open ``project.movie_path`` with the movie reader and put it first.
+    """
+    layers: list[tuple] = []
+    for name, (data, kind) in project.layers.items():
+        layers.append((data, {"name": name}, kind))
+    if project.sites is not None:
+        table = project.sites.reset_index(drop=True)
+        coords = table[["frame", "y", "x"]].to_numpy(dtype=np.float64)
+        layers.append((coords, {"name": "sites", "features": table, "size": 3}, "points"))
+    return layers

@@ -74,6 +74,25 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
     return np.arange(np.ceil(lo / step) * step, hi + step * 1e-9, step)
 
 
+def _font():
+    """Pillow's built-in font at 13 px (a small bitmap font where FreeType is missing)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=13)
+    except (TypeError, OSError, ImportError):  # old Pillow / no FreeType
+        return ImageFont.load_default()
+
+
+def _text(draw, xy, text: str, font, align: str = "lt") -> None:
+    """Draw text with ``align`` = horizontal (l, m, r) + vertical (t, m, b), for any font kind."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left, bottom - top
+    x = xy[0] - {"l": 0, "m": w / 2, "r": w}[align[0]] - left
+    y = xy[1] - {"t": 0, "m": h / 2, "b": h}[align[1]] - top
+    draw.text((x, y), text, fill="black", font=font)
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3g}" if v != 0 else "0"
 
@@ -81,15 +100,16 @@ def _fmt(v: float) -> str:
 class _Axes:
     """Pillow canvas with one data rectangle, ticks and labels."""
 
-    def __init__(self, xlim, ylim, *, title="", xlabel="", ylabel="", size=SIZE):
+    def __init__(self, xlim, ylim, *, title="", xlabel="", ylabel="", size=SIZE, invert_y=False):
         from PIL import Image, ImageDraw, ImageFont
 
         self.image = Image.new("RGB", size, "white")
         self.draw = ImageDraw.Draw(self.image)
-        self.font = ImageFont.load_default(size=13)
+        self.font = _font()
         left, right, top, bottom = MARGIN
         self.box = (left, top, size[0] - right, size[1] - bottom)
         self.xlim, self.ylim = self._pad(xlim), self._pad(ylim)
+        self.invert_y = invert_y  # image convention: y grows downwards
         self.labels = (title, xlabel, ylabel)
 
     @staticmethod
@@ -102,7 +122,8 @@ class _Axes:
     def to_pixels(self, x, y):
         x0, y0, x1, y1 = self.box
         px = x0 + (np.asarray(x, float) - self.xlim[0]) / (self.xlim[1] - self.xlim[0]) * (x1 - x0)
-        py = y1 - (np.asarray(y, float) - self.ylim[0]) / (self.ylim[1] - self.ylim[0]) * (y1 - y0)
+        frac = (np.asarray(y, float) - self.ylim[0]) / (self.ylim[1] - self.ylim[0])
+        py = y0 + frac * (y1 - y0) if self.invert_y else y1 - frac * (y1 - y0)
         return px, py
 
     def finish(self, path, legend: Sequence[tuple[str, tuple]] = ()):
@@ -112,14 +133,16 @@ class _Axes:
         for t in nice_ticks(*self.xlim):
             px, _ = self.to_pixels(t, 0)
             d.line([(px, y1), (px, y1 + 4)], fill="black")
-            d.text((px, y1 + 6), _fmt(t), fill="black", font=font, anchor="mt")
+            _text(d, (px, y1 + 6), _fmt(t), font, "mt")
         for t in nice_ticks(*self.ylim):
             _, py = self.to_pixels(0, t)
             d.line([(x0 - 4, py), (x0, py)], fill="black")
-            d.text((x0 - 6, py), _fmt(t), fill="black", font=font, anchor="rm")
+            _text(d, (x0 - 6, py), _fmt(t), font, "rm")
         title, xlabel, ylabel = self.labels
-        d.text(((x0 + x1) / 2, 6), title, fill="black", font=font, anchor="mt")
-        d.text(((x0 + x1) / 2, self.image.height - 6), xlabel, fill="black", font=font, anchor="mb")
+        if title:
+            _text(d, ((x0 + x1) / 2, 6), title, font, "mt")
+        if xlabel:
+            _text(d, ((x0 + x1) / 2, self.image.height - 6), xlabel, font, "mb")
         if ylabel:
             from PIL import Image, ImageDraw
 
@@ -128,10 +151,14 @@ class _Axes:
             ImageDraw.Draw(tag).text((2, 1), ylabel, fill="black", font=font)
             tag = tag.rotate(90, expand=True)
             self.image.paste(tag, (2, int((y0 + y1) / 2 - w / 2)))
-        for i, (name, colour) in enumerate(legend):
-            ly = y0 + 6 + 16 * i
-            d.rectangle([x1 - 120, ly + 3, x1 - 110, ly + 13], fill=colour)
-            d.text((x1 - 105, ly + 1), str(name), fill="black", font=font)
+        if legend:
+            width = max(d.textlength(str(name), font=font) for name, _ in legend)
+            lx = x1 - 8 - (width + 24)
+            d.rectangle([lx - 4, y0 + 4, x1 - 4, y0 + 8 + 16 * len(legend)], fill="white", outline="gray")
+            for i, (name, colour) in enumerate(legend):
+                ly = y0 + 6 + 16 * i
+                d.rectangle([lx, ly + 3, lx + 10, ly + 13], fill=colour)
+                d.text((lx + 16, ly + 1), str(name), fill="black", font=font)
         return _save(self.image, path)
 
 
@@ -142,14 +169,22 @@ def _save(image, path) -> Path:
     return atomic_write(path, lambda p: image.save(p, format="PNG"))
 
 
-def _limits(*arrays):
+def _limits(*arrays, pad: float = 0.04):
+    """Data range of the arrays, widened by ``pad`` of the span on each side."""
     values = np.concatenate([np.asarray(a, float).ravel() for a in arrays])
     values = values[np.isfinite(values)]
-    return (values.min(), values.max()) if values.size else (0.0, 1.0)
+    if not values.size:
+        return (0.0, 1.0)
+    lo, hi = float(values.min()), float(values.max())
+    return (lo - pad * (hi - lo), hi + pad * (hi - lo))
 
 
-def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", ylabel="", markers=False) -> Path:
-    """Line plot of one or more curves ``ys`` (name → values) against ``x``."""
+def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", ylabel="", markers=False,
+               marks: Sequence[float] = ()) -> Path:
+    """Line plot of one or more curves ``ys`` (name → values) against ``x``.
+
+    ``marks``: x positions drawn as grey vertical lines (e.g. histogram peaks).
+    """
     x = np.asarray(x, float)
     if not ys:
         raise ValueError("ys: give at least one curve")
@@ -157,6 +192,9 @@ def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", yl
         if np.asarray(y).shape != x.shape:
             raise ValueError(f"ys[{name!r}]: shape {np.asarray(y).shape} does not match x {x.shape}")
     ax = _Axes(_limits(x), _limits(*ys.values()), title=title, xlabel=xlabel, ylabel=ylabel)
+    for m in marks:
+        px, _ = ax.to_pixels(m, 0)
+        ax.draw.line([(px, ax.box[1]), (px, ax.box[3])], fill=(160, 160, 160), width=1)
     legend = []
     for i, (name, y) in enumerate(ys.items()):
         colour = PALETTE[i % len(PALETTE)]
@@ -171,12 +209,15 @@ def plot_lines(path, x, ys: Mapping[str, np.ndarray], *, title="", xlabel="", yl
 
 
 def plot_scatter(path, x, y, colour=None, *, cmap="viridis", labels=False, title="", xlabel="", ylabel="",
-                 point=2, max_points=50000, seed=0) -> Path:
-    """Scatter plot; ``colour`` per point (values through ``cmap``, or integer labels if ``labels``)."""
+                 point=2, max_points=50000, seed=0, invert_y=False) -> Path:
+    """Scatter plot; ``colour`` per point (values through ``cmap``, or integer labels if ``labels``).
+
+    ``invert_y=True`` puts small y at the top, as in an image (real-space maps of sites).
+    """
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
     if x.shape != y.shape:
         raise ValueError(f"x and y: need the same length, got {x.size} and {y.size}")
-    ax = _Axes(_limits(x), _limits(y), title=title, xlabel=xlabel, ylabel=ylabel)
+    ax = _Axes(_limits(x), _limits(y), title=title, xlabel=xlabel, ylabel=ylabel, invert_y=invert_y)
     idx = np.arange(len(x))
     if len(x) > max_points:
         idx = np.sort(np.random.default_rng(seed).choice(len(x), max_points, replace=False))
@@ -227,7 +268,7 @@ def plot_windows(path, windows, *, titles: Sequence[str] | None = None, cmap="di
     rows = int(np.ceil(k / columns))
     tw, th, gap, head = w * scale, h * scale, 8, 18
     canvas = Image.new("RGB", (columns * (tw + gap) + gap, rows * (th + gap + head) + gap), "white")
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=13)
+    draw, font = ImageDraw.Draw(canvas), _font()
     rgb = colormap(windows, cmap)
     for i in range(k):
         r, c = divmod(i, columns)

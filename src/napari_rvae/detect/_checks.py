@@ -7,15 +7,21 @@ import pandas as pd
 
 
 def as_movie(movie, name: str = "movie") -> np.ndarray:
-    """Return ``movie`` as a float64 ``(T, Y, X)`` array; a 2D image becomes ``T = 1``.
+    """Return ``movie`` as a floating ``(T, Y, X)`` array; a 2D image becomes ``T = 1``.
 
-    Raises ``ValueError`` for other dimensionalities, empty arrays and
-    non-numeric data. NaN pixels are allowed here (callers decide what to do).
+    Float input keeps its dtype and is not copied (frames are converted one at a
+    time downstream); integers and booleans become float32. Raises
+    ``ValueError`` for other dimensionalities, tiny frames and non-numeric
+    data. NaN pixels are allowed here (callers decide what to do).
     """
     try:
-        data = np.asarray(movie, dtype=np.float64)
+        data = np.asarray(movie)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected a numeric (T, Y, X) array or (Y, X) image") from None
+    if data.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected a numeric (T, Y, X) array or (Y, X) image, got dtype {data.dtype}")
+    if data.dtype.kind != "f":
+        data = data.astype(np.float32)
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:

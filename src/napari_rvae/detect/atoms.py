@@ -130,16 +130,16 @@ def classify_by_intensity(intensity, *, method: str = "gmm", min_separation: flo
 
 
 # ------------------------------------------------------- from probabilities
-def _components(foreground: np.ndarray, threshold: float, min_area: int) -> tuple[np.ndarray, np.ndarray]:
-    """Connected components above threshold → (centroids (M, 2), labels image)."""
+def _components(foreground: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
+    """Centroids ``(M, 2)`` (weighted by ``foreground``) of the connected components above threshold."""
     labels, n = ndimage.label(foreground > threshold)
     if n == 0:
-        return np.zeros((0, 2)), labels
+        return np.zeros((0, 2))
     index = np.arange(1, n + 1)
     area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     centres = np.asarray(ndimage.center_of_mass(foreground, labels, index), dtype=np.float64).reshape(-1, 2)
     keep = area >= min_area
-    return centres[keep], labels
+    return centres[keep]
 
 
 def atoms_from_probabilities(
@@ -195,7 +195,7 @@ def atoms_from_probabilities(
         p = np.nan_to_num(probs[t], nan=0.0)
         foreground = 1.0 - p[0]
         if method == "threshold":
-            yx, labels = _components(foreground, threshold, int(min_area))
+            yx = _components(foreground, threshold, int(min_area))
         else:
             from skimage.feature import peak_local_max
 
@@ -248,7 +248,15 @@ def _peaks_one_frame(frame, sigma, min_distance, threshold, threshold_abs, backg
         strong = cand[h > 0.5 * np.median(h)]
         nn = nearest_neighbour_distance(strong)
         min_distance = max(1, int(0.5 * nn)) if np.isfinite(nn) else 1
-    peaks = peak_local_max(smooth, min_distance=int(min_distance), exclude_border=False)
+    # A round footprint of 0.7 × min_distance (not skimage's square of ± min_distance): the
+    # square's corners reach the tail of a bright neighbour (Si next to C) and hide the C.
+    # Peaks are then kept at least min_distance apart (Euclidean).
+    radius = max(1, int(round(0.7 * min_distance)))
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    footprint = yy**2 + xx**2 <= radius**2
+    peaks = peak_local_max(
+        smooth, min_distance=int(min_distance), footprint=footprint, p_norm=2, exclude_border=False
+    )
     if len(peaks) == 0:
         return np.zeros((0, 2))
     h = smooth[peaks[:, 0], peaks[:, 1]] - base
@@ -324,7 +332,7 @@ def _threshold_image(data: np.ndarray, threshold: float, sigma: float, edge_marg
             f = ndimage.gaussian_filter(f, sigma)
         lo, hi = np.percentile(f, [1, 99.9])
         f = np.clip((f - lo) / max(hi - lo, 1e-12), 0, 1)
-        yx, _ = _components(f, threshold, 2)
+        yx = _components(f, threshold, 2)
         yx = yx[_keep_inside(yx, f.shape, edge_margin)]
         if len(yx):
             tables.append(make_sites(t, yx[:, 0], yx[:, 1], "atom", 0))

@@ -29,7 +29,7 @@ from .refine import refine_sites
 CLASSIFY = ("auto", "channel", "intensity", "none")
 
 
-def model_probabilities(movie, model="default") -> np.ndarray:
+def model_probabilities(movie, model="default", *, rescale: float = 1.0) -> np.ndarray:
     """Probability maps ``(T, C, Y, X)`` from a segmenter, imported lazily.
 
     Parameters
@@ -37,9 +37,13 @@ def model_probabilities(movie, model="default") -> np.ndarray:
     movie : (T, Y, X) array
     model : "default", path or callable
         ``"default"``: the shipped atom finder
-        (``napari_rvae.segment.load_default_atom_model``); a path: a model
-        folder (``napari_rvae.segment.load_model``); a callable:
+        (``napari_rvae.segment.load_default_atom_model``); a path: a segmenter
+        folder (``napari_rvae.segment.load_segmenter``); a callable:
         ``movie -> (T, C, Y, X)`` probabilities (channel 0 = background).
+    rescale : float
+        Passed to ``napari_rvae.segment.predict``: predict at a resized scale
+        (e.g. ``12 / spacing_in_pixels`` for the default model on very
+        different atom spacings) and map back.
     """
     if callable(model):
         return as_probabilities(model(movie), "model output")
@@ -48,15 +52,12 @@ def model_probabilities(movie, model="default") -> np.ndarray:
     except ImportError as err:
         raise ValueError(f"the segmentation package is not available ({err}); use method='peaks' instead") from None
     if isinstance(model, str) and model == "default":
-        loader, what, args = getattr(segment, "load_default_atom_model", None), "the default atom model", ()
+        net = segment.load_default_atom_model()
     elif isinstance(model, (str, os.PathLike)):
-        loader, what, args = getattr(segment, "load_model", None), f"the model at {model}", (model,)
+        net, _config = segment.load_segmenter(model)
     else:
         raise ValueError(f"model: expected 'default', a model folder or a callable, got {type(model).__name__}")
-    predict = getattr(segment, "predict", None)
-    if loader is None or predict is None:
-        raise ValueError(f"{what} cannot be loaded in this installation; use method='peaks' instead")
-    return as_probabilities(predict(loader(*args), movie), "model output")
+    return as_probabilities(segment.predict(net, movie, rescale=rescale), "model output")
 
 
 def detect_atoms(
@@ -73,6 +74,7 @@ def detect_atoms(
     half_box: int | None = None,
     classify: str = "auto",
     intensity_radius: float | None = None,
+    rescale: float = 1.0,
 ) -> pd.DataFrame:
     """Atom sites of every frame: find, refine, measure intensity, classify.
 
@@ -111,6 +113,8 @@ def detect_atoms(
     intensity_radius : float, optional
         Disc radius (pixels) of the integrated intensity; default 0.3 × the
         median nearest-neighbour distance (at least 1.5).
+    rescale : float
+        Segmenter input rescale for ``method="model"`` (see :func:`model_probabilities`).
 
     Returns
     -------
@@ -127,7 +131,7 @@ def detect_atoms(
     if probabilities is not None:
         maps = as_probabilities(probabilities)
     elif method == "model":
-        maps = model_probabilities(data, model)
+        maps = model_probabilities(data, model, rescale=rescale)
     if maps is not None and (maps.shape[0], maps.shape[2], maps.shape[3]) != data.shape:
         raise ValueError(f"probabilities: shape {maps.shape} does not match the movie {data.shape}")
 

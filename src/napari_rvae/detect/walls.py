@@ -16,7 +16,7 @@ from ..io.sites import empty_sites, make_sites
 from ._checks import as_movie, as_probabilities, frame_is_usable
 
 
-def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 1.0, per_frame: bool = False) -> np.ndarray:
+def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 0.5, per_frame: bool = False) -> np.ndarray:
     """Binary domain map of a PFM phase movie.
 
     Parameters
@@ -170,7 +170,7 @@ def find_walls(
     phase,
     *,
     threshold: float | str = "otsu",
-    smooth: float = 1.0,
+    smooth: float = 0.5,
     sigma: float = 1.0,
     n_per_frame: int | None = None,
     min_spacing: float = 0.0,

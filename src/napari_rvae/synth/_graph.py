@@ -107,7 +107,7 @@ def ring_table(
     col = {s: k for k, s in enumerate(sizes)}
     for face in planar_faces(positions, edges):
         k = len(face)
-        if k in col and len(np.unique(face)) == k:
+        if k in col and len(set(face.tolist())) == k:
             counts[face, col[k]] += 1
             rings.append(face)
     return counts, rings
