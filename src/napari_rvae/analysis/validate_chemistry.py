@@ -4,7 +4,8 @@ Run::
 
     python -m napari_rvae.analysis.validate_chemistry [-o OUT_DIR] [--epochs 20] [--model MODEL_DIR]
 
-Steps (paper 000): a graphene-movie with exact ring truth; an atom
+Steps (paper 000): a graphene-movie with exact ring truth (one lattice
+orientation by default, ``--grain`` adds the rotated grain); an atom
 "probability map" rendered from the true positions (Gaussian spots of
 σ = 0.2·cc; ChemDisc cuts windows from the DCNN output, not the raw image);
 atom-centred windows; a VAE with 2 content latents (``--arch vae``, the
@@ -29,12 +30,12 @@ import numpy as np
 import pandas as pd
 
 
-def _scene(seed: int, frames: int, size: int, cc: float):
+def _scene(seed: int, frames: int, size: int, cc: float, grain: bool = True):
     from ..synth import graphene_movie
     from ..synth.render import render_spots
 
     s = graphene_movie(seed, frames=frames, size=size, cc=cc, noise=False, n_stone_wales=8, n_holes=2,
-                       si_hop=0.5, hole_growth=0.3)
+                       si_hop=0.5, hole_growth=0.3, grain=grain)
     atoms = pd.DataFrame(s["atoms"])
     maps = np.stack([
         np.clip(render_spots((size, size), atoms.loc[atoms.frame == t, ["y", "x"]].to_numpy(), 1.0, 0.2 * cc), 0, 1)
@@ -49,7 +50,7 @@ def _environment(atoms: pd.DataFrame) -> np.ndarray:
 
 def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_windows=4000, epochs=80,
         model_dir: Path | None = None, d=100, threads=1, arch="vae", beta=0.02, lr=1e-3, batch=64,
-        decoder_widths=(256, 256), pixel_fraction=0.25) -> dict:
+        decoder_widths=(256, 256), pixel_fraction=0.25, grain=False) -> dict:
     import torch
 
     from ..io.sites import make_sites
@@ -60,7 +61,7 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    s, atoms, maps = _scene(seed, frames, size, cc)
+    s, atoms, maps = _scene(seed, frames, size, cc, grain)
     sites = make_sites(atoms.frame.to_numpy(), atoms.y.to_numpy(), atoms.x.to_numpy(), "atom", atoms["class"].to_numpy())
     cut = cut_windows(maps, sites, window)
     env = _environment(atoms)[cut.rows]
@@ -174,12 +175,14 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--decoder", default="256,256", help="decoder widths (skip-rVAE: e.g. 128,128,128)")
+    p.add_argument("--grain", action="store_true",
+                   help="add the rotated grain (a second orientation: the plain VAE is not rotation invariant)")
     a = p.parse_args(argv)
     if a.output is not None:
         a.output.mkdir(parents=True, exist_ok=True)
     run(a.output, seed=a.seed, frames=a.frames, n_windows=a.windows, epochs=a.epochs, model_dir=a.model, d=a.grid,
         threads=a.threads, arch=a.arch, beta=a.beta, lr=a.lr, batch=a.batch,
-        decoder_widths=tuple(int(v) for v in a.decoder.split(",")))
+        decoder_widths=tuple(int(v) for v in a.decoder.split(",")), grain=a.grain)
     return 0
 
 
