@@ -101,3 +101,18 @@ def test_config_round_trips_through_json():
         VAEConfig(arch="rvae", window=(50,))
     with pytest.raises(ValueError, match="arch"):
         VAEConfig(arch="gan")
+
+
+@pytest.mark.parametrize("arch,encoder", [("vae", "mlp"), ("rvae", "mlp"), ("skip-rvae", "mlp"), ("shift-vae", "mlp"),
+                                          ("shift-vae", "conv")])
+def test_every_architecture_trains_one_epoch(arch, encoder):
+    from napari_rvae.vae import Trainer
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (60, 12, 12)).astype(np.float32)
+    cfg = small_config(arch=arch, encoder=encoder, n_classes=2 if arch == "rvae" else 0)
+    classes = rng.integers(0, 2, 60) if cfg.n_classes else None
+    model = build_model(cfg, seed=0)
+    stats = Trainer(model, x, classes=classes, batch_size=20, threads=1).fit(1)[0]
+    assert np.isfinite([stats["train_loss"], stats["test_loss"]]).all()
+    assert len(encode(model, x).columns) == 2 * (cfg.n_structural + cfg.latent)

@@ -129,3 +129,20 @@ def test_bad_inputs_raise_clear_errors():
         cut_windows(movie, pd.DataFrame({"y": [1.0]}), 4)
     with pytest.raises(ValueError, match="border"):
         cut_windows(movie, make_sites(0, 5.0, 5.0), 4, border="wrap")
+
+
+def test_lazy_movie_gives_the_same_windows():
+    class Lazy:
+        """A minimal lazy array (like dask / h5py): shape, ndim, indexing by frame."""
+
+        def __init__(self, data):
+            self.data, self.shape, self.ndim = data, data.shape, data.ndim
+
+        def __getitem__(self, key):
+            return self.data[key]
+
+    movie = coded_movie()
+    sites = make_sites([0, 2, 1], [10.0, 20.0, 30.0], [12.0, 30.0, 25.0])
+    direct = cut_windows(movie, sites, 6)
+    lazy = cut_windows(Lazy(movie), sites, 6)
+    assert np.array_equal(direct.windows, lazy.windows) and np.array_equal(direct.rows, lazy.rows)

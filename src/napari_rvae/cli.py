@@ -260,14 +260,39 @@ def _number(text: str, option: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"{option}: expected a number or 'otsu', got {text!r}") from None
+# ---------------------------------------------------------- train-segmenter
+def _add_train_segmenter(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", type=Path, help="frames: .npy or .tif, (Y, X) or (T, Y, X)")
+    p.add_argument("labels", type=Path, help="painted labels, same shape: 0 unlabelled, 1 background, 2… classes")
+    p.add_argument("-o", "--output", type=Path, required=True, help="model folder to write (saved after every epoch)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--classes", type=int, default=None, help="number of label values incl. background (default: max label)")
+    p.add_argument("--crop", type=int, default=64, help="training crop side in pixels (multiple of 2**depth)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=32, help="optimisation steps per epoch")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--filters", type=int, default=8, help="filters of the first level (new models)")
+    p.add_argument("--depth", type=int, default=3, help="down-samplings (new models)")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fine-tune", type=str, default=None, metavar="MODEL",
+                   help="start from this model folder ('default' = the shipped atom model)")
+
+
+def _run_train_segmenter(args: argparse.Namespace) -> int:
+    from .segment.cli_support import train_segmenter_command
+
+    return train_segmenter_command(args)
 
 
 # ------------------------------------------------------------ registry / main
 # (name, help, add-arguments function, run function)
 COMMANDS = [
     ("info", "print shape, dtype, pixel size, frames and value range of a movie file", _add_info, _run_info),
-    ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect),
     ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample),
+    ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect),
+    ("train-segmenter", "train or fine-tune a U-Net segmenter from painted labels", _add_train_segmenter,
+     _run_train_segmenter),
     ("train", "train a VAE / rVAE / skip-rVAE / shift-VAE on windows or on a movie's sites", _vae.add_train, _vae.run_train),
     ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode, _vae.run_encode),
     ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode),

@@ -127,8 +127,10 @@ def normalise(windows: np.ndarray, mode: str = "global", lo: float | None = None
     return ((flat - wlo) / span).reshape(x.shape).astype(np.float32), {"mode": mode}
 
 
-def _as_movie(movie, ndim: int) -> np.ndarray:
-    data = np.asarray(movie)
+def _as_movie(movie, ndim: int):
+    # lazy arrays (dask, zarr, h5py) stay lazy: frames are read when windows need them
+    lazy = hasattr(movie, "shape") and hasattr(movie, "__getitem__") and not isinstance(movie, np.ndarray)
+    data = movie if lazy else np.asarray(movie)
     if data.ndim == ndim:
         data = data[None]
     if data.ndim != ndim + 1:

@@ -130,8 +130,9 @@ def classify_by_intensity(intensity, *, method: str = "gmm", min_separation: flo
 
 
 # ------------------------------------------------------- from probabilities
-def _components(foreground: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
-    """Centroids ``(M, 2)`` (weighted by ``foreground``) of the connected components above threshold."""
+def component_centroids(foreground: np.ndarray, threshold: float = 0.5, min_area: int = 2) -> np.ndarray:
+    """Centroids ``(M, 2)`` (y, x pixels, weighted by ``foreground``) of the connected regions
+    where ``foreground > threshold`` with at least ``min_area`` pixels."""
     labels, n = ndimage.label(foreground > threshold)
     if n == 0:
         return np.zeros((0, 2))
@@ -195,7 +196,7 @@ def atoms_from_probabilities(
         p = np.nan_to_num(probs[t], nan=0.0)
         foreground = 1.0 - p[0]
         if method == "threshold":
-            yx = _components(foreground, threshold, int(min_area))
+            yx = component_centroids(foreground, threshold, int(min_area))
         else:
             from skimage.feature import peak_local_max
 
@@ -332,7 +333,7 @@ def _threshold_image(data: np.ndarray, threshold: float, sigma: float, edge_marg
             f = ndimage.gaussian_filter(f, sigma)
         lo, hi = np.percentile(f, [1, 99.9])
         f = np.clip((f - lo) / max(hi - lo, 1e-12), 0, 1)
-        yx = _components(f, threshold, 2)
+        yx = component_centroids(f, threshold, 2)
         yx = yx[_keep_inside(yx, f.shape, edge_margin)]
         if len(yx):
             tables.append(make_sites(t, yx[:, 0], yx[:, 1], "atom", 0))

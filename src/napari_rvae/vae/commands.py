@@ -233,6 +233,9 @@ def add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atomai-n", type=int, default=2000, help="windows per AtomAI timing run")
     p.add_argument("--repeats", type=int, default=2, help="alternating timing rounds")
     p.add_argument("--ideas", action="store_true", help="also time each speed idea separately")
+    p.add_argument("--quality-runs", default="atomai_settings,shipped_defaults,shipped_defaults_pixel_fraction_0.25",
+                   help="comma-separated quality runs (atomai_settings: lr 1e-4 for --epochs; the others stop "
+                        "once AtomAI's 3-epoch quality is reached)")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -242,6 +245,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ValueError("--atomai-python needs --atomai-scripts (the folder with atomai_baseline.py and synth.py)")
     bench(args.output, n=args.n, epochs=args.epochs, threads=args.threads, atomai_python=args.atomai_python,
           atomai_script_dir=args.atomai_scripts, atomai_n=args.atomai_n, repeats=args.repeats, ideas=args.ideas,
+          quality_runs=tuple(r for r in args.quality_runs.split(",") if r),
           log=lambda s: print(s, flush=True))
     print(f"results written to {args.output}", file=sys.stderr)
     return 0

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from ..patches import cut_windows, cut_windows_1d, windows_as_array
+from .fused import parallel_ranges
 from .models import InvariantVAE
 
 
@@ -75,7 +76,7 @@ def encode(model: InvariantVAE, windows, batch_size: int = 20000) -> pd.DataFram
 
 
 @torch.no_grad()
-def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batch_size: int = 8) -> np.ndarray:
+def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batch_size: int = 4) -> np.ndarray:
     """Decode content latents into windows, at any angle and shift.
 
     Parameters
@@ -110,8 +111,8 @@ def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batc
     model.eval()
     dev = _device(model)
     out = np.empty((n, cfg.n_pixels), dtype=np.float32)
-    for s in range(0, n, batch_size):
-        e = min(n, s + batch_size)
+
+    def piece(s, e):
         content = torch.from_numpy(np.ascontiguousarray(z[s:e])).to(dev)
         a = torch.from_numpy(np.ascontiguousarray(angle[s:e])).to(dev) if cfg.has_angle else None
         sh = None
@@ -122,6 +123,12 @@ def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batc
         if cfg.likelihood == "bernoulli":
             decoded = torch.sigmoid(decoded)
         out[s:e] = decoded.cpu().numpy()
+
+    if dev.type == "cpu":
+        parallel_ranges(piece, n, batch_size)  # cache-sized pieces, one thread per core
+    else:
+        for s in range(0, n, 4096):
+            piece(s, min(n, s + 4096))
     return out.reshape((n,) + cfg.window)
 
 
@@ -167,7 +174,7 @@ def manifold(model: InvariantVAE, d: int = 10, dims=(0, 1), kind: str = "linear"
 
 
 @torch.no_grad()
-def reconstruct(model: InvariantVAE, windows, classes=None, batch_size: int = 8) -> np.ndarray:
+def reconstruct(model: InvariantVAE, windows, classes=None, batch_size: int = 4) -> np.ndarray:
     """Decode each window from its encoder means (angle and shift included); same shape as ``windows``."""
     cfg = model.config
     x = windows_as_array(windows, cfg.window[-1])

@@ -20,7 +20,7 @@ from torch import nn
 from .config import VAEConfig
 from .decoders import MLPDecoder, SpatialDecoder
 from .encoders import ConvEncoder, MLPEncoder
-from .fused import fused_reconstruction
+from .fused import fused_reconstruction, parallel_ranges
 from .losses import reconstruction
 
 CONV_CHANNELS = (16, 32, 64)
@@ -87,14 +87,26 @@ class InvariantVAE(nn.Module):
         return self.config.spatial and self.decoder.mlp.fast
 
     def reconstruction_sum(self, target, z, classes=None, pixels=None, scale: float = 1.0,
-                           fused: bool = True, chunk: int = 4) -> torch.Tensor:
+                           fused: bool = True, chunk: int = 2, workers: int | None = None) -> torch.Tensor:
         """Summed reconstruction loss (negative log-likelihood) of ``target`` ``(B, P')``
-        given sampled latents ``z``; ``fused`` uses :mod:`.fused` when possible."""
+        given sampled latents ``z``. ``fused`` uses :mod:`.fused` when possible (cache-sized
+        chunks of ``chunk`` windows on ``workers`` threads), also without gradients."""
         angle, shift, content = self.split(z)
-        if fused and self.can_fuse:
+        if fused and self.can_fuse and torch.is_grad_enabled():
             angle, shift, content, grid = self._decoder_inputs(angle, shift, content, classes, pixels)
             return fused_reconstruction(self.decoder, content, angle, shift, target, self.config.likelihood,
-                                        scale, grid=grid, chunk=chunk)
+                                        scale, grid=grid, chunk=chunk, workers=workers)
+        if fused and target.device.type == "cpu":
+            sums = torch.zeros(len(target), dtype=target.dtype)
+
+            def piece(lo, hi):
+                sl = slice(lo, hi)
+                decoded = self.decode_parts(None if angle is None else angle[sl], None if shift is None else shift[sl],
+                                            content[sl], None if classes is None else classes[sl], pixels)
+                sums[sl] = reconstruction(decoded, target[sl], self.config.likelihood, scale)
+
+            parallel_ranges(piece, len(target), max(chunk, 4), workers)
+            return sums.sum()
         decoded = self.decode_parts(angle, shift, content, classes, pixels)
         return reconstruction(decoded, target, self.config.likelihood, scale).sum()
 

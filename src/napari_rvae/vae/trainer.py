@@ -83,7 +83,7 @@ class Trainer:
     def __init__(self, model: InvariantVAE, windows, *, classes=None, test_fraction: float = 0.15,
                  batch_size: int = 100, lr: float = 1e-3, seed: int = 0, device: str = "auto",
                  threads: int | None = None, leave_core_for_gui: bool = False, pixel_fraction: float = 1.0,
-                 micro_batch: int | None = None, fused: bool = True, chunk: int = 4,
+                 micro_batch: int | None = None, fused: bool = True, chunk: int = 2,
                  state: TrainState | None = None):
         cfg = model.config
         x = np.asarray(windows, dtype=np.float32)
@@ -102,11 +102,13 @@ class Trainer:
         if cfg.n_classes and classes is None:
             raise ValueError("this model is class-conditional: pass classes (one per window)")
         self.device = select_device(device)
+        self.threads = None
         if self.device.type == "cpu":
             if threads:
                 torch.set_num_threads(int(threads))
+                self.threads = int(threads)
             else:
-                set_torch_threads(leave_core_for_gui)
+                self.threads = set_torch_threads(leave_core_for_gui)
         self.model = model.to(self.device)
         self.batch_size, self.lr, self.seed = int(batch_size), float(lr), int(seed)
         self.pixel_fraction, self.micro_batch = float(pixel_fraction), micro_batch
@@ -158,6 +160,19 @@ class Trainer:
         return list(self.run(epochs))
 
     def _epoch(self, epoch: int) -> dict:
+        if not (self.fused and self.device.type == "cpu" and self.model.can_fuse):
+            return self._epoch_inner(epoch)
+        # The fused decoder runs one thread per core itself; the remaining small ops
+        # (encoder, optimizer) run single-threaded: OpenMP barriers on such small ops
+        # collapse when another process is busy on a core.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._epoch_inner(epoch)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _epoch_inner(self, epoch: int) -> dict:
         cfg, model = self.model.config, self.model
         schedule = cfg.beta
         beta, capacity = schedule.beta(epoch), schedule.capacity(epoch)
@@ -203,7 +218,9 @@ class Trainer:
         scale = 1.0
         if pixels is not None:
             target, scale = target[:, pixels], cfg.n_pixels / n_sub
-        recon = self.model.reconstruction_sum(target, z, cls, pixels, scale, fused=self.fused, chunk=self.chunk)
+        fused = self.fused and self.device.type == "cpu"  # the chunked path is a CPU cache optimisation
+        recon = self.model.reconstruction_sum(target, z, cls, pixels, scale, fused=fused, chunk=self.chunk,
+                                              workers=self.threads)
         kl = kl_terms(mean, logvar, cfg.has_angle, cfg.rotation_prior)
         return total_loss(recon / len(x), kl, beta, capacity, cfg.beta.uses_capacity)
 
