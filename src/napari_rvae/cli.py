@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .vae import commands as _vae  # torch is imported only when a VAE command runs
+from .analysis import commands as _analysis2  # likewise
 
 
 # --------------------------------------------------------------------- info
@@ -25,6 +27,89 @@ def _run_info(args: argparse.Namespace) -> int:
 
     print(describe_file(args.movie))
     return 0
+
+
+# ------------------------------------------------------------------- detect
+def _add_detect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("movie", type=Path, help="a movie or image file in any readable format")
+    p.add_argument("-o", "--output", type=Path, required=True, help="sites table to write (.csv or .parquet)")
+    p.add_argument("--channel", type=int, default=0, help="which channel of a multi-channel file (default 0)")
+    p.add_argument(
+        "--method",
+        choices=("model", "peaks", "threshold"),
+        default=None,
+        help="atoms from the segmenter (model), peak finding (peaks) or threshold + components (threshold); "
+        "default: model when --model is given, else peaks",
+    )
+    p.add_argument("--model", default=None, help="segmenter for --method model: 'default' (shipped) or a model folder")
+    p.add_argument("--threshold", type=float, default=None, help="probability threshold (maps) or relative peak height")
+    p.add_argument("--sigma", type=float, default=1.0, help="smoothing before peak finding, pixels (default 1)")
+    p.add_argument("--min-distance", type=int, default=None, help="minimum atom separation for peaks, pixels")
+    p.add_argument("--edge-margin", type=float, default=2.0, help="drop sites closer to the border, pixels (default 2)")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True, help="sub-pixel Gaussian fit")
+    p.add_argument("--classify", choices=("auto", "intensity", "channel", "none"), default="auto")
+    p.add_argument("--walls", action="store_true", help="PFM phase movie: domain-wall pixels instead of atoms")
+    p.add_argument("--wall-threshold", default="otsu", help="phase level between domains (number or 'otsu')")
+    p.add_argument("--n-walls", type=int, default=None, help="keep at most N wall sites per frame")
+    p.add_argument("--wall-spacing", type=float, default=0.0, help="minimum spacing of wall sites, pixels")
+    p.add_argument("--rings", action="store_true", help="add ring counts n5..n8 and ring-centre (hollow) sites")
+    p.add_argument("--bond-length", type=float, default=None, help="bond length for --rings, pixels (default: from data)")
+    p.add_argument("--tracks", action="store_true", help="link atoms across frames into track_id")
+    p.add_argument("--track-class", type=int, nargs="*", default=[1], help="classes to track (default 1 = bright/Si)")
+    p.add_argument("--r-max", type=float, default=None, help="largest step between frames, pixels (default 1.5 bonds)")
+    p.add_argument("--max-gap", type=int, default=1, help="frames a track may skip (default 1)")
+    p.add_argument("--min-length", type=int, default=3, help="shortest track kept, frames (default 3)")
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .detect import detect_atoms, find_rings, find_walls, link_tracks
+    from .detect._checks import nearest_neighbour_distance
+    from .detect.rings import with_hollows
+    from .io.movie import read_movie
+    from .io.sites import write_sites
+
+    movies = read_movie(args.movie)
+    if not 0 <= args.channel < len(movies):
+        raise ValueError(f"--channel {args.channel}: {args.movie.name} has {len(movies)} channel(s)")
+    data = np.asarray(movies[args.channel].data, dtype=np.float32)
+    if args.walls:
+        threshold = args.wall_threshold if args.wall_threshold == "otsu" else _number(args.wall_threshold, "--wall-threshold")
+        sites = find_walls(data, threshold=threshold, n_per_frame=args.n_walls, min_spacing=args.wall_spacing,
+                           edge_margin=args.edge_margin)
+    else:
+        method = args.method or ("model" if args.model else "peaks")
+        sites = detect_atoms(
+            data,
+            method=method,
+            model=args.model or "default",
+            threshold=args.threshold,
+            sigma=args.sigma,
+            min_distance=args.min_distance,
+            edge_margin=args.edge_margin,
+            refine=args.refine,
+            classify=args.classify,
+        )
+        if len(sites) and args.tracks:
+            first = sites[sites["frame"] == sites["frame"].iloc[0]]
+            r_max = args.r_max or 1.5 * nearest_neighbour_distance(first[["y", "x"]].to_numpy())
+            sites = link_tracks(sites, r_max=float(r_max), classes=args.track_class or None,
+                                max_gap=args.max_gap, min_length=args.min_length)
+        if len(sites) and args.rings:
+            sites, hollows = find_rings(sites, bond_length=args.bond_length)
+            sites = with_hollows(sites, hollows)
+    write_sites(sites, args.output)
+    kinds = ", ".join(f"{n} {k}" for k, n in sites["kind"].value_counts().items()) if len(sites) else "no sites"
+    print(f"{kinds} in {data.shape[0] if data.ndim == 3 else 1} frame(s) -> {args.output}")
+    return 0
+
+
+def _number(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{option}: expected a number or 'otsu', got {text!r}") from None
 
 
 # ------------------------------------------------------------------- sample
@@ -250,6 +335,12 @@ COMMANDS = [
     ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect),
     ("train-segmenter", "train or fine-tune a U-Net segmenter from painted labels", _add_train_segmenter,
      _run_train_segmenter),
+    ("train", "train a VAE / rVAE / skip-rVAE / shift-VAE on windows or on a movie's sites", _vae.add_train, _vae.run_train),
+    ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode, _vae.run_encode),
+    ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode),
+    ("bench", "benchmark training, quality and inference speed (optionally against AtomAI)", _vae.add_bench, _vae.run_bench),
+    ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png", _analysis2.add_chemistry_map, _analysis2.run_chemistry_map),
+    ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder", _analysis2.add_beta_search, _analysis2.run_beta_search),
     ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display", _add_demo, _run_demo),
 ]
 

@@ -1,0 +1,336 @@
+"""Windows: the one place sub-images are cut from a movie and indexed back to sites.
+
+Every window is centred on a site of the sites table (atoms, wall pixels, ring
+centres, or grid points made by :func:`grid_sites`), so each window keeps the
+row index of its site and the latents of a model can be written back as
+columns of the same table.
+
+Rules
+-----
+* A sub-pixel centre ``c`` (row ``y`` or column ``x``, pixels) is rounded to
+  the pixel ``floor(c + 0.5)`` (halves go up, also for negative values).
+* A window of width ``w`` covers pixels ``[c − w//2, c − w//2 + w)``: for an
+  even ``w`` that is ``[c − w/2, c + w/2)``, for an odd ``w`` it is centred.
+* Windows that cross the movie edge are dropped (``border="drop"``) or padded
+  by repeating the edge pixels (``border="pad"``); windows holding NaN are
+  dropped or kept (``nan="drop"|"keep"``). Either way the counts are in the
+  returned :class:`WindowReport`: nothing is lost silently.
+* Normalisation: ``"none"``, ``"global"`` (one min–max over all windows, or
+  the stored ``lo, hi`` of a trained model) or ``"window"`` (each window
+  min–max scaled to [0, 1]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .io.sites import make_sites, validate_sites
+
+NORMALISATIONS = ("none", "global", "window")
+BORDERS = ("drop", "pad")
+
+
+def centre_pixel(c) -> np.ndarray:
+    """Round sub-pixel centres (pixels) to window-centre pixels: ``floor(c + 0.5)``."""
+    return np.floor(np.asarray(c, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+@dataclass
+class WindowReport:
+    """What happened to the requested sites when their windows were cut."""
+
+    requested: int = 0
+    cut: int = 0
+    class_filtered: int = 0
+    subsampled: int = 0
+    out_of_frames: int = 0
+    border_dropped: int = 0
+    border_padded: int = 0
+    nan_dropped: int = 0
+    nan_kept: int = 0
+
+    def summary(self) -> str:
+        """One line for a log or a status bar."""
+        parts = [f"{self.cut} of {self.requested} windows cut"]
+        for name, label in [
+            ("class_filtered", "other classes"),
+            ("subsampled", "not sampled"),
+            ("out_of_frames", "delayed frame outside movie"),
+            ("border_dropped", "dropped at border"),
+            ("border_padded", "padded at border"),
+            ("nan_dropped", "dropped with NaN"),
+            ("nan_kept", "kept with NaN"),
+        ]:
+            n = getattr(self, name)
+            if n:
+                parts.append(f"{n} {label}")
+        return "; ".join(parts)
+
+
+@dataclass
+class Windows:
+    """Windows cut from a movie.
+
+    Attributes
+    ----------
+    windows : ndarray, float32, shape (N, w, w) or (N, w) for 1D data
+    rows : ndarray, int64, shape (N,)
+        Row position (0-based, ``iloc``) of each window's site in the sites table.
+    frames : ndarray, int64, shape (N,)
+        Frame each window was cut from (``site frame + delay``).
+    centres : ndarray, int64, shape (N, 2) or (N, 1)
+        Centre pixel ``(row, col)`` (or ``(col,)`` in 1D) after rounding.
+    normalisation : dict
+        ``{"mode": ..., "lo": ..., "hi": ...}``; pass it back to
+        :func:`normalise` to treat new windows the same way.
+    report : WindowReport
+    """
+
+    windows: np.ndarray
+    rows: np.ndarray
+    frames: np.ndarray
+    centres: np.ndarray
+    normalisation: dict = field(default_factory=lambda: {"mode": "none"})
+    report: WindowReport = field(default_factory=WindowReport)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def normalise(windows: np.ndarray, mode: str = "global", lo: float | None = None, hi: float | None = None):
+    """Scale windows (float32, any shape ``(N, ...)``) and return ``(scaled, params)``.
+
+    ``"global"`` maps ``[lo, hi]`` to [0, 1]; ``lo, hi`` default to the finite
+    min and max of ``windows`` (pass a model's stored values to treat new data
+    exactly like its training data). ``"window"`` maps each window's own
+    min–max to [0, 1] (a constant window becomes 0). ``"none"`` copies.
+    """
+    if mode not in NORMALISATIONS:
+        raise ValueError(f"normalisation {mode!r} unknown; use one of {', '.join(NORMALISATIONS)}")
+    x = np.asarray(windows, dtype=np.float32)
+    if mode == "none" or x.size == 0:
+        return x.copy(), {"mode": mode}
+    if mode == "global":
+        if lo is None or hi is None:
+            finite = x[np.isfinite(x)]
+            lo = float(finite.min()) if finite.size else 0.0
+            hi = float(finite.max()) if finite.size else 1.0
+        span = hi - lo if hi > lo else 1.0
+        return ((x - np.float32(lo)) / np.float32(span)).astype(np.float32), {"mode": mode, "lo": float(lo), "hi": float(hi)}
+    flat = x.reshape(len(x), -1)
+    wlo = np.nanmin(flat, axis=1, keepdims=True) if flat.shape[1] else flat[:, :0]
+    span = np.nanmax(flat, axis=1, keepdims=True) - wlo
+    span[~(span > 0)] = 1.0
+    return ((flat - wlo) / span).reshape(x.shape).astype(np.float32), {"mode": mode}
+
+
+def _as_movie(movie, ndim: int):
+    # lazy arrays (dask, zarr, h5py) stay lazy: frames are read when windows need them
+    lazy = hasattr(movie, "shape") and hasattr(movie, "__getitem__") and not isinstance(movie, np.ndarray)
+    data = movie if lazy else np.asarray(movie)
+    if data.ndim == ndim:
+        data = data[None]
+    if data.ndim != ndim + 1:
+        want = "(T, Y, X) or (Y, X)" if ndim == 2 else "(T, L) or (L,)"
+        raise ValueError(f"movie: expected shape {want}, got {data.shape}")
+    return data
+
+
+def _select(sites: pd.DataFrame, classes, per_frame, seed, report: WindowReport) -> np.ndarray:
+    """Row positions kept after the class filter and the per-frame random subset."""
+    rows = np.arange(len(sites))
+    if classes is not None:
+        keep = np.isin(sites["class"].to_numpy(), np.atleast_1d(classes))
+        report.class_filtered = int((~keep).sum())
+        rows = rows[keep]
+    if per_frame is not None:
+        if int(per_frame) < 1:
+            raise ValueError(f"per_frame must be ≥ 1 (windows per frame), got {per_frame}")
+        rng = np.random.default_rng(seed)
+        frames = sites["frame"].to_numpy()[rows]
+        # a random key per site, then the per_frame smallest keys of each frame
+        order = np.lexsort((rng.random(len(rows)), frames))
+        sorted_frames = frames[order]
+        starts = np.searchsorted(sorted_frames, sorted_frames, side="left")
+        rank = np.arange(len(order)) - starts
+        chosen = np.sort(rows[order[rank < int(per_frame)]])
+        report.subsampled = len(rows) - len(chosen)
+        rows = chosen
+    return rows
+
+
+def cut_windows(
+    movie,
+    sites: pd.DataFrame,
+    window: int,
+    *,
+    classes=None,
+    per_frame: int | None = None,
+    seed: int = 0,
+    delay: int = 0,
+    border: str = "drop",
+    nan: str = "drop",
+    normalisation: str = "none",
+    lo: float | None = None,
+    hi: float | None = None,
+) -> Windows:
+    """Cut square windows centred on the sites of a sites table.
+
+    Parameters
+    ----------
+    movie : array (T, Y, X) or (Y, X)
+        The images (raw, or a segmentation / probability map). A dask array is
+        read frame by frame as needed.
+    sites : DataFrame
+        A sites table (``frame, y, x`` in pixels, optional ``class``).
+    window : int
+        Window width ``w`` in pixels (≥ 2); the window covers
+        ``[c − w//2, c − w//2 + w)`` around the rounded centre ``floor(c + 0.5)``.
+    classes : int or sequence of int, optional
+        Keep only sites of these classes.
+    per_frame : int, optional
+        Keep a random subset of at most this many sites per frame (seeded by ``seed``).
+    delay : int
+        Time delay Δ in frames: the window is cut from frame ``t + Δ`` at the
+        position of a site of frame ``t``. Sites whose ``t + Δ`` lies outside
+        the movie are dropped and counted.
+    border : {"drop", "pad"}
+        Windows crossing the movie edge are dropped, or padded with the edge pixels.
+    nan : {"drop", "keep"}
+        What to do with windows containing NaN.
+    normalisation : {"none", "global", "window"}
+        See :func:`normalise`; ``lo, hi`` fix the global range.
+
+    Returns
+    -------
+    Windows
+        ``windows`` float32 ``(N, w, w)``, ``rows`` into ``sites``, and the report.
+    """
+    return _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi)
+
+
+def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Windows:
+    """1D version of :func:`cut_windows`: ``movie`` is ``(T, L)`` or ``(L,)``,
+    sites give ``frame`` and ``x`` (``y`` is ignored); windows are ``(N, w)``."""
+    keys = ("classes", "per_frame", "seed", "delay", "border", "nan", "normalisation", "lo", "hi")
+    unknown = set(options) - set(keys)
+    if unknown:
+        raise ValueError(f"cut_windows_1d: unknown option(s) {', '.join(sorted(unknown))}")
+    defaults = dict(classes=None, per_frame=None, seed=0, delay=0, border="drop", nan="drop",
+                    normalisation="none", lo=None, hi=None)
+    defaults.update(options)
+    if "y" not in sites:
+        sites = sites.assign(y=0.0)
+    return _cut(movie, sites, window, 1, *(defaults[k] for k in keys))
+
+
+def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi) -> Windows:
+    if int(window) != window or window < 2:
+        raise ValueError(f"window must be an integer ≥ 2 pixels, got {window}")
+    if border not in BORDERS:
+        raise ValueError(f"border {border!r} unknown; use 'drop' or 'pad'")
+    if nan not in ("drop", "keep"):
+        raise ValueError(f"nan {nan!r} unknown; use 'drop' or 'keep'")
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"normalisation {normalisation!r} unknown; use one of {', '.join(NORMALISATIONS)}")
+    window = int(window)
+    data = _as_movie(movie, ndim)
+    sites = validate_sites(sites)
+    report = WindowReport(requested=len(sites))
+    rows = _select(sites, classes, per_frame, seed, report)
+
+    frames = sites["frame"].to_numpy()[rows] + int(delay)
+    inside = (frames >= 0) & (frames < data.shape[0])
+    report.out_of_frames = int((~inside).sum())
+    rows, frames = rows[inside], frames[inside]
+
+    axes = ["y", "x"] if ndim == 2 else ["x"]
+    centres = np.stack([centre_pixel(sites[a].to_numpy()[rows]) for a in axes], axis=1)
+    offsets = np.arange(window) - window // 2
+    size = np.array(data.shape[1:])
+    first = centres + offsets[0]
+    fits = np.all((first >= 0) & (first + window <= size), axis=1)
+    if border == "drop":
+        report.border_dropped = int((~fits).sum())
+        rows, frames, centres = rows[fits], frames[fits], centres[fits]
+    else:
+        report.border_padded = int((~fits).sum())
+
+    out = np.empty((len(rows),) + (window,) * ndim, dtype=np.float32)
+    chunk = max(1, 2**22 // window**ndim)  # bounded index temporaries
+    for s in range(0, len(rows), chunk):
+        e = min(len(rows), s + chunk)
+        f = frames[s:e]
+        # clipping the indices pads by repeating the edge pixels, without copying the movie
+        idx = [np.clip(centres[s:e, k, None] + offsets, 0, size[k] - 1) for k in range(ndim)]
+        if isinstance(data, np.ndarray):
+            if ndim == 2:
+                out[s:e] = data[f[:, None, None], idx[0][:, :, None], idx[1][:, None, :]]
+            else:
+                out[s:e] = data[f[:, None], idx[0]]
+        else:  # lazy arrays (dask): read each needed frame once
+            for t in np.unique(f):
+                sel = np.flatnonzero(f == t)
+                frame = np.asarray(data[int(t)])
+                if ndim == 2:
+                    out[s + sel] = frame[idx[0][sel][:, :, None], idx[1][sel][:, None, :]]
+                else:
+                    out[s + sel] = frame[idx[0][sel]]
+
+    has_nan = np.isnan(out.reshape(len(out), -1)).any(axis=1)
+    if nan == "drop":
+        report.nan_dropped = int(has_nan.sum())
+        if has_nan.any():
+            keep = ~has_nan
+            out, rows, frames, centres = out[keep], rows[keep], frames[keep], centres[keep]
+    else:
+        report.nan_kept = int(has_nan.sum())
+    out, params = normalise(out, normalisation, lo, hi)
+    report.cut = len(rows)
+    return Windows(out, rows.astype(np.int64), frames.astype(np.int64), centres, params, report)
+
+
+def grid_sites(shape, window: int, step: int = 1, *, frames=None) -> pd.DataFrame:
+    """Sites on a regular grid (``kind="grid"``) whose windows fit inside the frame.
+
+    Parameters
+    ----------
+    shape : tuple
+        Movie shape ``(T, Y, X)`` (or ``(Y, X)``, one frame).
+    window : int
+        Window width in pixels; the first centre is at ``window // 2``.
+    step : int
+        Grid spacing in pixels; ``step=1`` is a window at every pixel.
+    frames : sequence of int, optional
+        Frames to cover (default all).
+    """
+    if len(shape) == 2:
+        shape = (1,) + tuple(shape)
+    if len(shape) != 3:
+        raise ValueError(f"shape must be (T, Y, X) or (Y, X), got {shape}")
+    if int(step) < 1:
+        raise ValueError(f"step must be ≥ 1 pixel, got {step}")
+    t, ny, nx = (int(v) for v in shape)
+    half = int(window) // 2
+    ys = np.arange(half, ny - (int(window) - half) + 1, int(step))
+    xs = np.arange(half, nx - (int(window) - half) + 1, int(step))
+    if ys.size == 0 or xs.size == 0:
+        raise ValueError(f"window {window} does not fit in frames of {ny}×{nx} pixels")
+    frames = np.arange(t) if frames is None else np.asarray(frames, dtype=np.int64)
+    ff, yy, xx = np.meshgrid(frames, ys, xs, indexing="ij")
+    return make_sites(ff.ravel(), yy.ravel().astype(float), xx.ravel().astype(float), kind="grid")
+
+
+def windows_as_array(windows, window: int | None = None) -> np.ndarray:
+    """Validate an ``(N, w, w)`` (or ``(N, w)``) stack of windows and return float32."""
+    x = np.asarray(windows, dtype=np.float32)
+    if x.ndim not in (2, 3) or len(x) == 0:
+        raise ValueError(f"windows: expected a non-empty (N, w, w) or (N, w) array, got shape {x.shape}")
+    if x.ndim == 3 and x.shape[1] != x.shape[2]:
+        raise ValueError(f"windows: expected square windows, got {x.shape[1]}×{x.shape[2]}")
+    if window is not None and x.shape[1] != window:
+        raise ValueError(f"windows: this model expects {window}-pixel windows, got {x.shape[1]}")
+    return x

@@ -1,0 +1,251 @@
+"""The VAE subcommands of ``napari-rvae``: ``train``, ``encode``, ``decode``, ``bench``.
+
+Each is an ``add_*(parser)`` / ``run_*(args)`` pair listed in ``cli.COMMANDS``.
+torch is imported only when a command runs, so ``napari-rvae --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _widths(text: str) -> tuple:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive widths, got {text!r}")
+    return values
+
+
+def read_movie_array(path: Path) -> np.ndarray:
+    """A movie as ``(T, Y, X)`` (or 1D ``(T, L)``) float32 array."""
+    try:
+        from ..io.movie import read_movie  # the project's readers (all formats)
+    except ImportError:  # pragma: no cover - before io.movie is merged
+        read_movie = None
+    if read_movie is not None:
+        movies = read_movie(path)
+        return np.asarray(movies[0].data, dtype=np.float32)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False).astype(np.float32)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            key = "data" if "data" in archive.files else archive.files[0]
+            return archive[key].astype(np.float32)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path).astype(np.float32)
+    raise ValueError(f"{path}: cannot read this movie format here (use .npy, .npz or .tif)")
+
+
+def _load_windows_or_movie(path: Path, sites_path, window, options):
+    """Return ``(windows, sites table or None, cut report or None, normalisation dict)``."""
+    from ..io.sites import read_sites
+    from ..patches import cut_windows, normalise
+
+    if not path.exists():
+        raise ValueError(f"{path}: file not found")
+    if sites_path is None:
+        if path.suffix.lower() != ".npy":
+            raise ValueError(f"{path}: give an (N, w, w) .npy of windows, or a movie with --sites sites.csv")
+        windows = np.load(path, allow_pickle=False).astype(np.float32)
+        if windows.ndim not in (2, 3) or len(windows) == 0:
+            raise ValueError(f"{path}: expected windows of shape (N, w, w) or (N, w), got {windows.shape}")
+        if not np.isfinite(windows).all():
+            raise ValueError(f"{path}: windows contain NaN or infinite values")
+        windows, norm = normalise(windows, options.get("normalisation", "none"), options.get("lo"), options.get("hi"))
+        return windows, None, None, norm
+    if window is None:
+        raise ValueError("--window is needed to cut windows from a movie")
+    movie = read_movie_array(path)
+    sites = read_sites(sites_path)
+    cut = cut_windows(movie, sites, window, **options)
+    if len(cut) == 0:
+        raise ValueError(f"no windows could be cut: {cut.report.summary()}")
+    return cut.windows, sites, cut, cut.normalisation
+
+
+# --------------------------------------------------------------------- train
+def add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", type=Path, help="an (N, w, w) .npy of windows, or a movie (with --sites)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="model folder to write (model.safetensors + model.json)")
+    p.add_argument("--sites", type=Path, help="sites table (CSV) whose windows are cut from the movie")
+    p.add_argument("--arch", default="rvae", choices=["vae", "rvae", "skip-rvae", "shift-vae"])
+    p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
+    p.add_argument("--window", type=int, help="window width in pixels (with a movie)")
+    p.add_argument("--classes", type=int, nargs="+", help="only sites of these classes")
+    p.add_argument("--per-frame", type=int, help="random subset of at most this many sites per frame")
+    p.add_argument("--normalisation", default="global", choices=["none", "global", "window"])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--encoder", default="mlp", choices=["mlp", "conv"])
+    p.add_argument("--encoder-widths", type=_widths, default=(128, 128), help="e.g. 128,128")
+    p.add_argument("--decoder-widths", type=_widths, default=(128, 128, 128), help="e.g. 128,128,128")
+    p.add_argument("--likelihood", default="gaussian", choices=["gaussian", "bernoulli"])
+    p.add_argument("--rotation-prior", type=float, default=0.1, help="σ of the angle prior, radians")
+    p.add_argument("--translation-prior", type=float, default=0.1, help="shift scale, half-window units")
+    p.add_argument("--beta", type=float, default=1.0, help="KL weight (start of the schedule)")
+    p.add_argument("--beta-end", type=float, help="KL weight at the end of a linear/cyclical schedule")
+    p.add_argument("--beta-schedule", default="constant", choices=["constant", "linear", "cyclical"])
+    p.add_argument("--beta-epochs", type=int, default=10, help="epochs of one ramp")
+    p.add_argument("--capacity", type=float, default=0.0, help="final KL capacity (nats) for capacity annealing")
+    p.add_argument("--test-fraction", type=float, default=0.15)
+    p.add_argument("--pixel-fraction", type=float, default=1.0,
+                   help="evaluate the decoder at this random share of pixels per step (faster; 1 = all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--resume", action="store_true", help="continue training the model in -o")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .config import BetaSchedule, VAEConfig
+    from .files import load_model, save_model, train_state
+    from .models import build_model
+    from .trainer import Trainer
+
+    options = {"normalisation": args.normalisation}
+    model = state = None
+    if args.resume:
+        model = load_model(args.output)
+        state = train_state(model)
+        norm = model.normalisation
+        options = {"normalisation": norm.get("mode", "none"), "lo": norm.get("lo"), "hi": norm.get("hi")}
+    if args.sites is not None:
+        options.update(classes=args.classes, per_frame=args.per_frame, seed=args.seed)
+    window = args.window or (model.config.window[0] if model is not None else None)
+    windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options)
+    if cut is not None:
+        print(f"windows: {cut.report.summary()}")
+    if model is None:
+        beta = BetaSchedule(kind=args.beta_schedule, start=args.beta,
+                            end=args.beta if args.beta_end is None else args.beta_end, epochs=args.beta_epochs,
+                            capacity_end=args.capacity, capacity_epochs=args.beta_epochs)
+        config = VAEConfig(arch=args.arch, window=windows.shape[1:], latent=args.latent, encoder=args.encoder,
+                           encoder_widths=args.encoder_widths, decoder_widths=args.decoder_widths,
+                           likelihood=args.likelihood, rotation_prior=args.rotation_prior,
+                           translation_prior=args.translation_prior, beta=beta)
+        model = build_model(config, seed=args.seed)
+    model.normalisation = norm
+    trainer = Trainer(model, windows, test_fraction=args.test_fraction, batch_size=args.batch, lr=args.lr,
+                      seed=args.seed, device=args.device, threads=args.threads, pixel_fraction=args.pixel_fraction,
+                      state=state)
+    settings = {"lr": args.lr, "batch": args.batch, "seed": args.seed, "test_fraction": args.test_fraction,
+                "pixel_fraction": args.pixel_fraction, "input": str(args.input), "windows": int(len(windows))}
+    print(f"training {model.config.arch} on {len(windows)} windows of {windows.shape[1:]} px "
+          f"({len(trainer.train_index)} train / {len(trainer.test_index)} test), device {trainer.device}")
+    for stats in trainer.run(args.epochs):
+        save_model(model, args.output, history=trainer.state.history, training=settings)  # autosave every epoch
+        print(f"epoch {stats['epoch']:4d}  train {stats['train_loss']:.4f} (rec {stats['train_recon']:.4f}, "
+              f"KL {stats['train_kl']:.4f})  test {stats['test_loss']:.4f}  β {stats['beta']:.3g}  "
+              f"{stats['samples_per_s']:.0f} windows/s", flush=True)
+    print(f"model saved to {args.output}")
+    return 0
+
+
+# -------------------------------------------------------------------- encode
+def add_encode(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="model folder")
+    p.add_argument("input", type=Path, help="windows .npy, or a movie (with --sites)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="latents table (CSV)")
+    p.add_argument("--sites", type=Path, help="sites table: cut windows there with the model's window size")
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..io.sites import read_sites, write_sites
+    from .files import load_model
+    from .latents import encode, encode_sites
+
+    model = load_model(args.model)
+    norm = model.normalisation
+    if args.sites is not None:
+        if not args.input.exists():
+            raise ValueError(f"{args.input}: file not found")
+        table, report = encode_sites(model, read_movie_array(args.input), read_sites(args.sites))
+        print(f"windows: {report.summary()}")
+    else:
+        windows, _, _, _ = _load_windows_or_movie(args.input, None, None, {
+            "normalisation": norm.get("mode", "none"), "lo": norm.get("lo"), "hi": norm.get("hi")})
+        table = pd.concat([pd.DataFrame({"window": np.arange(len(windows))}), encode(model, windows)], axis=1)
+    write_sites(table, args.output)
+    print(f"{len(table)} rows with latents written to {args.output}")
+    return 0
+
+
+# -------------------------------------------------------------------- decode
+def add_decode(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path, help="model folder")
+    p.add_argument("--grid", type=int, default=10, help="D: a D×D grid over two content latents")
+    p.add_argument("-o", "--output", type=Path, required=True, help="PNG (or .npy for the raw mosaic)")
+    p.add_argument("--dims", type=int, nargs=2, default=(0, 1), help="the two content latents to span")
+    p.add_argument("--span", type=float, default=3.0, help="linear grid over [−span, span]")
+    p.add_argument("--icdf", action="store_true", help="Normal-icdf grid (quantiles 0.05…0.95) instead")
+    p.add_argument("--angle", type=float, default=0.0, help="radians")
+    p.add_argument("--dx", type=float, default=0.0, help="pixels")
+    p.add_argument("--dy", type=float, default=0.0, help="pixels")
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    from ..io.files import atomic_write
+    from .files import load_model
+    from .latents import manifold
+
+    model = load_model(args.model)
+    if args.grid < 1:
+        raise ValueError("--grid must be ≥ 1")
+    if max(args.dims) >= max(model.config.latent, 1):
+        raise ValueError(f"--dims: the model has {model.config.latent} content latents")
+    _, mosaic, _ = manifold(model, d=args.grid, dims=tuple(args.dims), kind="icdf" if args.icdf else "linear",
+                            span=args.span, angle=args.angle, dx=args.dx, dy=args.dy)
+    if args.output.suffix.lower() == ".npy":
+        atomic_write(args.output, lambda p: np.save(p, mosaic))
+    else:
+        from PIL import Image
+
+        lo, hi = float(mosaic.min()), float(mosaic.max())
+        image = ((mosaic - lo) / (hi - lo if hi > lo else 1.0) * 255).round().astype(np.uint8)
+        atomic_write(args.output, lambda p: Image.fromarray(image).save(p, format="PNG"))
+    print(f"{args.grid}×{args.grid} manifold ({mosaic.shape[0]}×{mosaic.shape[1]} px) written to {args.output}")
+    return 0
+
+
+# --------------------------------------------------------------------- bench
+def add_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", type=Path, required=True, help="results JSON")
+    p.add_argument("--n", type=int, default=20000, help="windows of the reference data")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of the quality runs")
+    p.add_argument("--threads", type=int, help="torch threads (default all cores); AtomAI gets the same")
+    p.add_argument("--atomai-python", help="Python of a venv with AtomAI 0.8.1: time its rVAE side by side")
+    p.add_argument("--atomai-scripts", default=os.environ.get("NAPARI_RVAE_ATOMAI_SCRIPTS"),
+                   help="folder holding atomai_baseline.py and synth.py (the reference benchmark)")
+    p.add_argument("--atomai-n", type=int, default=2000, help="windows per AtomAI timing run")
+    p.add_argument("--repeats", type=int, default=2, help="alternating timing rounds")
+    p.add_argument("--ideas", action="store_true", help="also time each speed idea separately")
+    p.add_argument("--quality-runs", default="atomai_settings,shipped_defaults,shipped_defaults_pixel_fraction_0.25",
+                   help="comma-separated quality runs (atomai_settings: lr 1e-4 for --epochs; the others stop "
+                        "once AtomAI's 3-epoch quality is reached)")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench as bench
+
+    if args.atomai_python and not args.atomai_scripts:
+        raise ValueError("--atomai-python needs --atomai-scripts (the folder with atomai_baseline.py and synth.py)")
+    bench(args.output, n=args.n, epochs=args.epochs, threads=args.threads, atomai_python=args.atomai_python,
+          atomai_script_dir=args.atomai_scripts, atomai_n=args.atomai_n, repeats=args.repeats, ideas=args.ideas,
+          quality_runs=tuple(r for r in args.quality_runs.split(",") if r),
+          log=lambda s: print(s, flush=True))
+    print(f"results written to {args.output}", file=sys.stderr)
+    return 0

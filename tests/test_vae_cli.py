@@ -1,0 +1,57 @@
+"""The train / encode / decode commands, end to end on tiny data."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_rvae.cli import main
+
+FAST = ["--threads", "1", "--encoder-widths", "32", "--decoder-widths", "16,16"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "windows.npy", rng.uniform(0, 1, (200, 10, 10)).astype(np.float32))
+    np.save(tmp_path / "movie.npy", rng.uniform(0, 5, (2, 40, 40)).astype(np.float32))
+    pd.DataFrame({"frame": [0, 0, 1, 1], "y": [10.0, 20.0, 30.0, 1.0], "x": [10.0, 20.0, 15.0, 1.0]}).to_csv(
+        tmp_path / "sites.csv", index=False)
+    return tmp_path
+
+
+def test_train_encode_decode_windows(files, capsys):
+    model = files / "model"
+    assert main(["train", str(files / "windows.npy"), "-o", str(model), "--epochs", "2", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert out.count("epoch ") == 2 and "model saved" in out
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["kind"] == "vae" and meta["window"] == [10, 10] and len(meta["history"]) == 2
+    assert meta["normalisation"]["mode"] == "global" and meta["priors"]["rotation_prior"] == 0.1
+    assert main(["encode", str(model), str(files / "windows.npy"), "-o", str(files / "lat.csv")]) == 0
+    table = pd.read_csv(files / "lat.csv")
+    assert len(table) == 200 and {"angle", "dx", "dy", "z0", "z1"} <= set(table.columns)
+    assert main(["decode", str(model), "--grid", "4", "-o", str(files / "m.png")]) == 0
+    assert (files / "m.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["train", str(files / "windows.npy"), "-o", str(model), "--epochs", "1", "--resume", *FAST]) == 0
+    assert len(json.loads((model / "model.json").read_text())["history"]) == 3
+
+
+def test_train_and_encode_on_movie_sites(files, capsys):
+    model = files / "model"
+    args = ["train", str(files / "movie.npy"), "--sites", str(files / "sites.csv"), "--window", "8", "-o", str(model),
+            "--epochs", "1", "--test-fraction", "0", "--arch", "shift-vae", *FAST]
+    assert main(args) == 0
+    assert "1 dropped at border" in capsys.readouterr().out
+    assert main(["encode", str(model), str(files / "movie.npy"), "--sites", str(files / "sites.csv"),
+                 "-o", str(files / "lat.csv")]) == 0
+    table = pd.read_csv(files / "lat.csv")
+    assert len(table) == 4 and table["dx"].isna().sum() == 1 and "angle" not in table
+
+
+def test_bad_input_gives_one_line_error(files, capsys):
+    assert main(["train", str(files / "missing.npy"), "-o", str(files / "m")]) == 2
+    assert "file not found" in capsys.readouterr().err
+    assert main(["train", str(files / "movie.npy"), "--sites", str(files / "sites.csv"), "-o", str(files / "m")]) == 2
+    assert "--window" in capsys.readouterr().err

@@ -1,0 +1,118 @@
+"""Model mechanics: exact fast paths, decoding geometry, schedules, configs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_rvae.vae import BetaSchedule, VAEConfig, build_model, decode, encode, manifold, reconstruct
+
+torch.set_num_threads(1)
+
+
+def small_config(**kw):
+    base = dict(window=(12, 12), latent=2, encoder_widths=(32,), decoder_widths=(16, 16, 16))
+    base.update(kw)
+    return VAEConfig(**base)
+
+
+@pytest.mark.parametrize("arch", ["rvae", "skip-rvae", "shift-vae"])
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_fast_and_fused_paths_match_plain_tanh_network(arch, likelihood):
+    """The sigmoid-folded layers and the cache-chunked fused loss compute the plain
+    tanh network's loss and gradients (float32 rounding only)."""
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(0, 1, (7, 12, 12)).astype(np.float32))
+    cfg = small_config(arch=arch, likelihood=likelihood, n_classes=2 if arch == "skip-rvae" else 0)
+    cls = torch.tensor([0, 1, 1, 0, 1, 0, 0]) if cfg.n_classes else None
+    pixels = torch.tensor(rng.choice(144, 50, replace=False))
+    results = {}
+    for mode in ("plain", "fast", "fused"):
+        model = build_model(cfg, seed=3, fast=mode != "plain")
+        z, _, _ = model.sample(x, torch.Generator().manual_seed(1))
+        target = x.reshape(7, -1)[:, pixels]
+        loss = model.reconstruction_sum(target, z, cls, pixels, 144 / 50, fused=mode == "fused", chunk=3)
+        loss.backward()
+        results[mode] = (loss.item(), [p.grad.clone() for p in model.parameters()])
+    ref_loss, ref_grads = results["plain"]
+    for mode in ("fast", "fused"):
+        loss, grads = results[mode]
+        assert loss == pytest.approx(ref_loss, rel=1e-5)
+        for g, r in zip(grads, ref_grads):
+            assert torch.allclose(g, r, rtol=1e-3, atol=1e-5 * r.abs().max().item() + 1e-7)
+
+
+def test_decoded_angle_rotates_and_shift_translates_the_window():
+    """Angle π/2 turns the decoded window by 90° (x → y, rows pointing down);
+    dx, dy shift it by that many pixels."""
+    model = build_model(small_config(window=(13, 13)), seed=1)
+    z = np.array([[0.7, -0.4]])
+    base = decode(model, z)[0]
+    turned = decode(model, z, angle=np.pi / 2)[0]
+    # content point (x, y) moves to R(θ)(x, y) = (−y, x)
+    assert np.allclose(turned, np.rot90(base, k=-1), atol=1e-5)
+    moved = decode(model, z, dx=2.0, dy=-3.0)[0]
+    assert np.allclose(moved[:-3, 2:], base[3:, :-2], atol=1e-5)
+
+
+def test_shift_vae_1d_decodes_shifted_profiles():
+    model = build_model(VAEConfig(arch="shift-vae", window=(40,), latent=1, encoder_widths=(16,),
+                                  decoder_widths=(16, 16)), seed=0)
+    base = decode(model, [[0.3]])[0]
+    moved = decode(model, [[0.3]], dx=4.0)[0]
+    assert moved.shape == (40,)
+    assert np.allclose(moved[4:], base[:-4], atol=1e-5)
+
+
+def test_encode_units_and_columns():
+    x = np.random.default_rng(0).uniform(0, 1, (20, 12, 12)).astype(np.float32)
+    model = build_model(small_config(), seed=0)
+    table = encode(model, x)
+    assert list(table.columns[:5]) == ["angle", "dx", "dy", "z0", "z1"]
+    assert table["angle"].between(-np.pi, np.pi, inclusive="right").all()
+    # dx in pixels = latent × translation_prior × (w − 1)/2
+    mean, _ = model.encode(torch.from_numpy(x))
+    assert np.allclose(table["dx"], mean[:, 1].detach().numpy() * 0.1 * 5.5, rtol=1e-5)
+    assert reconstruct(model, x[:3]).shape == (3, 12, 12)
+    images, mosaic, values = manifold(model, d=5)
+    assert images.shape == (5, 5, 12, 12) and mosaic.shape == (60, 60) and len(values) == 5
+    with pytest.raises(ValueError, match="windows"):
+        encode(model, x[:, :10, :10])
+
+
+def test_beta_schedules():
+    assert BetaSchedule("constant", start=0.5).beta(7) == 0.5
+    lin = BetaSchedule("linear", start=0.0, end=1.0, epochs=5)
+    assert [lin.beta(e) for e in range(7)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    cyc = BetaSchedule("cyclical", start=0.0, end=1.0, epochs=3)
+    assert [cyc.beta(e) for e in range(6)] == [0.0, 0.5, 1.0, 0.0, 0.5, 1.0]
+    cap = BetaSchedule(capacity_start=0.0, capacity_end=10.0, capacity_epochs=6)
+    assert cap.capacity(0) == 0 and cap.capacity(5) == 10 and cap.capacity(9) == 10 and cap.uses_capacity
+    with pytest.raises(ValueError, match="kind"):
+        BetaSchedule("exponential")
+
+
+def test_config_round_trips_through_json():
+    cfg = small_config(arch="skip-rvae", n_classes=3, beta=BetaSchedule("linear", 0.1, 2.0, 4))
+    again = VAEConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    with pytest.raises(ValueError, match="1D data has no rotation"):
+        VAEConfig(arch="rvae", window=(50,))
+    with pytest.raises(ValueError, match="arch"):
+        VAEConfig(arch="gan")
+
+
+@pytest.mark.parametrize("arch,encoder", [("vae", "mlp"), ("rvae", "mlp"), ("skip-rvae", "mlp"), ("shift-vae", "mlp"),
+                                          ("shift-vae", "conv")])
+def test_every_architecture_trains_one_epoch(arch, encoder):
+    from napari_rvae.vae import Trainer
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (60, 12, 12)).astype(np.float32)
+    cfg = small_config(arch=arch, encoder=encoder, n_classes=2 if arch == "rvae" else 0)
+    classes = rng.integers(0, 2, 60) if cfg.n_classes else None
+    model = build_model(cfg, seed=0)
+    stats = Trainer(model, x, classes=classes, batch_size=20, threads=1).fit(1)[0]
+    assert np.isfinite([stats["train_loss"], stats["test_loss"]]).all()
+    assert len(encode(model, x).columns) == 2 * (cfg.n_structural + cfg.latent)
