@@ -327,6 +327,99 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ analyze
+def _add_analyze(p: argparse.ArgumentParser) -> None:
+    p.add_argument("movie", type=Path, help="a movie or image file in any readable format")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="project folder to write (sites.csv, model/, figures/, results.npz, run.json, project.json)")
+    p.add_argument("--channel", type=int, default=0, help="which channel of a multi-channel file (default 0)")
+    p.add_argument("--sites", type=Path, help="use this sites table (CSV/Parquet) instead of detecting sites")
+    p.add_argument("--walls", action="store_true",
+                   help="PFM phase movie: windows centred on domain-wall pixels (Canny on the domain map)")
+    p.add_argument("--walls-per-frame", type=int, default=400, help="wall sites kept per frame with --walls (default 400)")
+    p.add_argument("--grid", type=int, metavar="STEP",
+                   help="windows on a regular grid with this step (pixels) in every frame, as paper 002 does for "
+                        "segmented domain movies, instead of detecting atoms")
+    p.add_argument("--detect-method", choices=("peaks", "threshold", "model"), default="peaks",
+                   help="atom finding: peak finding (default), threshold, or the shipped U-Net (model)")
+    p.add_argument("--window", type=int, default=24, help="window size in pixels (default 24)")
+    p.add_argument("--arch", choices=("rvae", "skip-rvae", "shift-vae", "vae"), default="rvae", help="model (default rvae)")
+    p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
+    p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    p.add_argument("--per-frame", type=int, help="random sites per frame used for training (default all)")
+    p.add_argument("--clusters", type=int, default=5, help="GMM clusters on the latents (default 5)")
+    p.add_argument("--bias", type=Path,
+                   help="bias per frame: CSV (frame,bias) or .npz with a 'bias' array; a sample .npz movie's own "
+                        "bias is used automatically")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from .analysis.hysteresis import read_bias
+    from .io.movie import read_movie
+    from .io.sites import read_sites
+    from .pipeline import demo_settings, iter_pipeline, write_outputs
+
+    movies = read_movie(args.movie)
+    if not 0 <= args.channel < len(movies):
+        raise ValueError(f"--channel {args.channel}: the file has {len(movies)} channel(s) (0..{len(movies) - 1})")
+    movie = movies[args.channel]
+    data = np.asarray(movie.data, dtype=np.float32)
+    print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px", flush=True)
+    sites = read_sites(args.sites) if args.sites else None
+    if args.grid is not None and sites is None:
+        from .patches import grid_sites
+
+        if args.grid < 1:
+            raise ValueError(f"--grid must be a step of at least 1 pixel, got {args.grid}")
+        sites = grid_sites(data.shape, args.window, step=args.grid)
+        print(f"grid: {len(sites)} sites (step {args.grid} px)", flush=True)
+    if args.walls and sites is None:
+        from .detect import find_walls
+
+        sites = find_walls(data, n_per_frame=args.walls_per_frame, min_spacing=2.0, edge_margin=args.window / 2,
+                           seed=args.seed)
+        print(f"walls: {len(sites)} wall sites", flush=True)
+    bias = None
+    bias_source = args.bias
+    if bias_source is None and args.movie.suffix.lower() == ".npz":
+        with np.load(args.movie, allow_pickle=False) as archive:
+            bias_source = args.movie if "bias" in archive.files else None
+    if bias_source is not None:
+        bias = read_bias(bias_source, frames=range(data.shape[0]))
+    settings = demo_settings(detect_method=args.detect_method, window=args.window, arch=args.arch, latent=args.latent,
+                             epochs=args.epochs, per_frame=args.per_frame, seed=args.seed)
+    start = time.perf_counter()
+    steps = iter_pipeline(data, settings, sites)
+    while True:
+        try:
+            item = next(steps)
+        except StopIteration as done:
+            result = done.value
+            break
+        if item[0] == "stage":
+            print(f"[{time.perf_counter() - start:6.1f} s] {item[1]}: {item[2]}", flush=True)
+        elif item[0] == "epoch":
+            stats = item[1]
+            bar = "#" * int(20 * stats["epoch"] / settings.epochs)
+            print(f"\r[{time.perf_counter() - start:6.1f} s] train [{bar:<20s}] epoch {stats['epoch']}/{settings.epochs}"
+                  f" loss {stats.get('train_loss', float('nan')):.4g}", end="" if stats["epoch"] < settings.epochs else "\n",
+                  flush=True)
+    if bias is not None and len(bias) != data.shape[0]:
+        raise ValueError(f"bias: {len(bias)} values for {data.shape[0]} frames")
+    written = write_outputs(result, args.output, movie=data, movie_path=args.movie.resolve(), bias=bias,
+                            n_clusters=args.clusters, extra={"command": "analyze", "movie": str(args.movie)})
+    figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
+    print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
+    print(f"  sites.csv, model/, results.npz, run.json, project.json; figures/: {len(figures)} PNG")
+    print(f"  reopen in napari: napari {args.output / 'project.json'}")
+    return 0
+
+
 # ------------------------------------------------------------ registry / main
 # (name, help, add-arguments function, run function)
 COMMANDS = [
@@ -341,6 +434,8 @@ COMMANDS = [
     ("bench", "benchmark training, quality and inference speed (optionally against AtomAI)", _vae.add_bench, _vae.run_bench),
     ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png", _analysis2.add_chemistry_map, _analysis2.run_chemistry_map),
     ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder", _analysis2.add_beta_search, _analysis2.run_beta_search),
+    ("analyze", "the whole pipeline headless: sites -> windows -> rVAE -> latents -> clusters, dynamics; a project folder",
+     _add_analyze, _run_analyze),
     ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display", _add_demo, _run_demo),
 ]
 

@@ -172,24 +172,41 @@ def demo_settings(**overrides) -> PipelineSettings:
     return PipelineSettings(**values)
 
 
-def write_outputs(result: PipelineResult, folder: str | os.PathLike, *, movie=None, extra: dict | None = None) -> dict:
-    """Write the run: ``sites.csv``, ``model/``, ``figures/*.png`` (latent analysis), ``run.json``.
+def write_outputs(
+    result: PipelineResult,
+    folder: str | os.PathLike,
+    *,
+    movie=None,
+    movie_path: str | os.PathLike | None = None,
+    bias: np.ndarray | None = None,
+    n_clusters: int = 5,
+    extra: dict | None = None,
+) -> dict:
+    """Write the run as a project folder that reopens in napari.
+
+    ``sites.csv`` (latents and the ``cluster`` column), ``model/``,
+    ``figures/*.png`` (the latent analysis), ``results.npz`` (densities, NMF
+    loadings, cluster fractions …), ``run.json`` and ``project.json`` (the
+    index; open it, or the folder, in napari). ``movie_path`` is referenced,
+    not copied. ``bias`` (one value per frame) adds the loadings-vs-bias loops.
 
     Returns a dict name → path of what was written.
     """
     from .analysis import analyse_latents, wrap_angle
+    from .analysis.export import save_project
     from .analysis.plots import plot_image, plot_scatter
-    from .io.files import atomic_write
-    from .io.sites import write_sites
     from .vae import manifold, save_model
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     figures = folder / "figures"
-    written = {"sites": write_sites(result.sites, folder / "sites.csv"),
-               "model": Path(save_model(result.model, folder / "model"))}
-    encoded = result.sites.dropna(subset=[c for c in ("z0",) if c in result.sites])
-    analysis = analyse_latents(encoded, figures, seed=result.settings.seed)
+    written = {"model": Path(save_model(result.model, folder / "model"))}
+    sites = result.sites.copy()
+    encoded = sites.dropna(subset=[c for c in ("z0",) if c in sites])
+    analysis = analyse_latents(encoded, figures, seed=result.settings.seed, bias=bias, n_clusters=n_clusters)
+    if "cluster" in analysis.sites:
+        sites["cluster"] = -1
+        sites.loc[analysis.sites.index, "cluster"] = analysis.sites["cluster"].to_numpy()
     written.update({f"figure_{k}": Path(v) for k, v in (analysis.figures or {}).items()})
     has_angle = "angle" in encoded
     colour = wrap_angle(encoded["angle"]) if has_angle else encoded["frame"]
@@ -208,7 +225,17 @@ def write_outputs(result: PipelineResult, folder: str | os.PathLike, *, movie=No
         written["figure_manifold"] = plot_image(figures / "manifold.png", mosaic, cmap="gray",
                                                 title="decoded latent manifold (z0 →, z1 ↑)")
     record = {"settings": asdict(result.settings), "timings_s": result.timings, "window_report": result.window_report,
-              "n_sites": int(len(result.sites)), "n_encoded": int(len(encoded)),
+              "n_sites": int(len(sites)), "n_encoded": int(len(encoded)), "analysis": analysis.summary(),
               "final_losses": result.history[-1] if result.history else None, **(extra or {})}
-    written["run"] = atomic_write(folder / "run.json", lambda p: Path(p).write_text(json.dumps(record, indent=2, default=str)))
+    movie_info = None
+    if movie is not None:
+        movie_info = {"shape": [int(s) for s in np.shape(movie)]}
+    save_project(
+        folder, sites=sites, movie_path=movie_path, movie_info=movie_info, results=analysis.arrays(),
+        models={"model": folder / "model"},
+        figures={Path(p).stem: p for k, p in written.items() if k.startswith("figure_")},
+        record=json.loads(json.dumps(record, default=str)),
+    )
+    written.update({"sites": folder / "sites.csv", "run": folder / "run.json", "project": folder / "project.json",
+                    "results": folder / "results.npz"})
     return written
