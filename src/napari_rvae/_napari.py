@@ -72,3 +72,40 @@ def write_sites(path: str, data: Any, attributes: dict) -> list[str]:
     table = table[first + [c for c in table.columns if c not in first]]
     _write_sites_table(table, path)
     return [str(path)]
+
+
+def get_project_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
+    """Return :func:`read_project` for a napari-rvae project folder or its ``project.json``."""
+    from .analysis.export import PROJECT_FILE
+
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = Path(path)
+    if path.is_dir():
+        return read_project if (path / PROJECT_FILE).is_file() else None
+    return read_project if path.name == PROJECT_FILE else None
+
+
+def read_project(path: str | list[str]) -> list[tuple]:
+    """Reopen a project written by ``napari-rvae analyze`` / the demo: the movie (when it is
+    still where it was), the sites with every feature column, and any stored layers."""
+    from .analysis.export import load_project, project_layer_data
+
+    if isinstance(path, list):
+        path = path[0]
+    project = load_project(path)
+    layers: list[tuple] = []
+    scale = None
+    if project.movie_path is not None:
+        movie_layers = read_layers(str(project.movie_path))
+        layers += movie_layers[:1]
+        scale = movie_layers[0][1]["scale"] if movie_layers else None
+    for data, kwargs, kind in project_layer_data(project):
+        if scale is not None and kind == "points":
+            kwargs = {**kwargs, "scale": scale}
+        layers.append((data, kwargs, kind))
+    if not layers:
+        raise ValueError(f"{path}: the project holds no sites and its movie was not found")
+    return layers

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .vae import commands as _vae  # torch is imported only when a VAE command runs
+from .analysis import commands as _analysis2  # likewise
 
 
 # --------------------------------------------------------------------- info
@@ -26,6 +27,89 @@ def _run_info(args: argparse.Namespace) -> int:
 
     print(describe_file(args.movie))
     return 0
+
+
+# ------------------------------------------------------------------- detect
+def _add_detect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("movie", type=Path, help="a movie or image file in any readable format")
+    p.add_argument("-o", "--output", type=Path, required=True, help="sites table to write (.csv or .parquet)")
+    p.add_argument("--channel", type=int, default=0, help="which channel of a multi-channel file (default 0)")
+    p.add_argument(
+        "--method",
+        choices=("model", "peaks", "threshold"),
+        default=None,
+        help="atoms from the segmenter (model), peak finding (peaks) or threshold + components (threshold); "
+        "default: model when --model is given, else peaks",
+    )
+    p.add_argument("--model", default=None, help="segmenter for --method model: 'default' (shipped) or a model folder")
+    p.add_argument("--threshold", type=float, default=None, help="probability threshold (maps) or relative peak height")
+    p.add_argument("--sigma", type=float, default=1.0, help="smoothing before peak finding, pixels (default 1)")
+    p.add_argument("--min-distance", type=int, default=None, help="minimum atom separation for peaks, pixels")
+    p.add_argument("--edge-margin", type=float, default=2.0, help="drop sites closer to the border, pixels (default 2)")
+    p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True, help="sub-pixel Gaussian fit")
+    p.add_argument("--classify", choices=("auto", "intensity", "channel", "none"), default="auto")
+    p.add_argument("--walls", action="store_true", help="PFM phase movie: domain-wall pixels instead of atoms")
+    p.add_argument("--wall-threshold", default="otsu", help="phase level between domains (number or 'otsu')")
+    p.add_argument("--n-walls", type=int, default=None, help="keep at most N wall sites per frame")
+    p.add_argument("--wall-spacing", type=float, default=0.0, help="minimum spacing of wall sites, pixels")
+    p.add_argument("--rings", action="store_true", help="add ring counts n5..n8 and ring-centre (hollow) sites")
+    p.add_argument("--bond-length", type=float, default=None, help="bond length for --rings, pixels (default: from data)")
+    p.add_argument("--tracks", action="store_true", help="link atoms across frames into track_id")
+    p.add_argument("--track-class", type=int, nargs="*", default=[1], help="classes to track (default 1 = bright/Si)")
+    p.add_argument("--r-max", type=float, default=None, help="largest step between frames, pixels (default 1.5 bonds)")
+    p.add_argument("--max-gap", type=int, default=1, help="frames a track may skip (default 1)")
+    p.add_argument("--min-length", type=int, default=3, help="shortest track kept, frames (default 3)")
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .detect import detect_atoms, find_rings, find_walls, link_tracks
+    from .detect._checks import nearest_neighbour_distance
+    from .detect.rings import with_hollows
+    from .io.movie import read_movie
+    from .io.sites import write_sites
+
+    movies = read_movie(args.movie)
+    if not 0 <= args.channel < len(movies):
+        raise ValueError(f"--channel {args.channel}: {args.movie.name} has {len(movies)} channel(s)")
+    data = np.asarray(movies[args.channel].data, dtype=np.float32)
+    if args.walls:
+        threshold = args.wall_threshold if args.wall_threshold == "otsu" else _number(args.wall_threshold, "--wall-threshold")
+        sites = find_walls(data, threshold=threshold, n_per_frame=args.n_walls, min_spacing=args.wall_spacing,
+                           edge_margin=args.edge_margin)
+    else:
+        method = args.method or ("model" if args.model else "peaks")
+        sites = detect_atoms(
+            data,
+            method=method,
+            model=args.model or "default",
+            threshold=args.threshold,
+            sigma=args.sigma,
+            min_distance=args.min_distance,
+            edge_margin=args.edge_margin,
+            refine=args.refine,
+            classify=args.classify,
+        )
+        if len(sites) and args.tracks:
+            first = sites[sites["frame"] == sites["frame"].iloc[0]]
+            r_max = args.r_max or 1.5 * nearest_neighbour_distance(first[["y", "x"]].to_numpy())
+            sites = link_tracks(sites, r_max=float(r_max), classes=args.track_class or None,
+                                max_gap=args.max_gap, min_length=args.min_length)
+        if len(sites) and args.rings:
+            sites, hollows = find_rings(sites, bond_length=args.bond_length)
+            sites = with_hollows(sites, hollows)
+    write_sites(sites, args.output)
+    kinds = ", ".join(f"{n} {k}" for k, n in sites["kind"].value_counts().items()) if len(sites) else "no sites"
+    print(f"{kinds} in {data.shape[0] if data.ndim == 3 else 1} frame(s) -> {args.output}")
+    return 0
+
+
+def _number(text: str, option: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{option}: expected a number or 'otsu', got {text!r}") from None
 
 
 # ------------------------------------------------------------------- sample
@@ -201,6 +285,141 @@ def _run_train_segmenter(args: argparse.Namespace) -> int:
     return train_segmenter_command(args)
 
 
+# --------------------------------------------------------------------- demo
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true",
+                   help="run the pipeline without a window and write figures and tables (automatic when $DISPLAY is unset)")
+    p.add_argument("--no-run", action="store_true", help="open napari with the sample and the docks but do not start the pipeline")
+    p.add_argument("-o", "--out", type=Path, default=None,
+                   help="headless: folder for sites.csv, model/, figures/, run.json (default: a new temporary folder)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 12)")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    import os
+
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be ≥ 1, got {args.epochs}")
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
+    if has_display and not args.headless:
+        from .widgets.demo import run_demo_gui
+
+        return run_demo_gui(run=not args.no_run)
+    import tempfile
+
+    from ._samples import _load
+    from .pipeline import demo_settings, run_pipeline, write_outputs
+
+    if not has_display:
+        print("no display ($DISPLAY is unset): running the demo pipeline headless")
+    out = args.out or Path(tempfile.mkdtemp(prefix="napari-rvae-demo-"))
+    # two OpenMP threads collapse when another process is busy on a core: then train on one
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= 1.0
+    settings = demo_settings(leave_core_for_gui=busy, **({"epochs": args.epochs} if args.epochs else {}))
+    movie = _load("graphene-movie")["data"]
+    print(f"graphene-movie sample: {movie.shape[0]} frames of {movie.shape[1]}×{movie.shape[2]} px")
+    result = run_pipeline(movie, settings, log=lambda line: print("  " + line))
+    written = write_outputs(result, out, extra={"sample": "graphene-movie (shipped, seed 0)"})
+    figures = sorted({p.name for k, p in written.items() if k.startswith("figure_")})
+    print(f"done in {result.timings.get('total_s', float('nan')):.0f} s; wrote to {out}:")
+    print(f"  sites.csv ({len(result.sites)} sites with angle, dx, dy, z0, z1), model/, run.json")
+    print(f"  figures/: {', '.join(figures)}")
+    return 0
+
+
+# ------------------------------------------------------------------ analyze
+def _add_analyze(p: argparse.ArgumentParser) -> None:
+    p.add_argument("movie", type=Path, help="a movie or image file in any readable format")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="project folder to write (sites.csv, model/, figures/, results.npz, run.json, project.json)")
+    p.add_argument("--channel", type=int, default=0, help="which channel of a multi-channel file (default 0)")
+    p.add_argument("--sites", type=Path, help="use this sites table (CSV/Parquet) instead of detecting sites")
+    p.add_argument("--walls", action="store_true",
+                   help="PFM phase movie: windows centred on domain-wall pixels (Canny on the domain map)")
+    p.add_argument("--walls-per-frame", type=int, default=400, help="wall sites kept per frame with --walls (default 400)")
+    p.add_argument("--grid", type=int, metavar="STEP",
+                   help="windows on a regular grid with this step (pixels) in every frame, as paper 002 does for "
+                        "segmented domain movies, instead of detecting atoms")
+    p.add_argument("--detect-method", choices=("peaks", "threshold", "model"), default="peaks",
+                   help="atom finding: peak finding (default), threshold, or the shipped U-Net (model)")
+    p.add_argument("--window", type=int, default=24, help="window size in pixels (default 24)")
+    p.add_argument("--arch", choices=("rvae", "skip-rvae", "shift-vae", "vae"), default="rvae", help="model (default rvae)")
+    p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
+    p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    p.add_argument("--per-frame", type=int, help="random sites per frame used for training (default all)")
+    p.add_argument("--clusters", type=int, default=5, help="GMM clusters on the latents (default 5)")
+    p.add_argument("--bias", type=Path,
+                   help="bias per frame: CSV (frame,bias) or .npz with a 'bias' array; a sample .npz movie's own "
+                        "bias is used automatically")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from .analysis.hysteresis import read_bias
+    from .io.movie import read_movie
+    from .io.sites import read_sites
+    from .pipeline import demo_settings, iter_pipeline, write_outputs
+
+    movies = read_movie(args.movie)
+    if not 0 <= args.channel < len(movies):
+        raise ValueError(f"--channel {args.channel}: the file has {len(movies)} channel(s) (0..{len(movies) - 1})")
+    movie = movies[args.channel]
+    data = np.asarray(movie.data, dtype=np.float32)
+    print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px", flush=True)
+    sites = read_sites(args.sites) if args.sites else None
+    if args.grid is not None and sites is None:
+        from .patches import grid_sites
+
+        if args.grid < 1:
+            raise ValueError(f"--grid must be a step of at least 1 pixel, got {args.grid}")
+        sites = grid_sites(data.shape, args.window, step=args.grid)
+        print(f"grid: {len(sites)} sites (step {args.grid} px)", flush=True)
+    if args.walls and sites is None:
+        from .detect import find_walls
+
+        sites = find_walls(data, n_per_frame=args.walls_per_frame, min_spacing=2.0, edge_margin=args.window / 2,
+                           seed=args.seed)
+        print(f"walls: {len(sites)} wall sites", flush=True)
+    bias = None
+    bias_source = args.bias
+    if bias_source is None and args.movie.suffix.lower() == ".npz":
+        with np.load(args.movie, allow_pickle=False) as archive:
+            bias_source = args.movie if "bias" in archive.files else None
+    if bias_source is not None:
+        bias = read_bias(bias_source, frames=range(data.shape[0]))
+    settings = demo_settings(detect_method=args.detect_method, window=args.window, arch=args.arch, latent=args.latent,
+                             epochs=args.epochs, per_frame=args.per_frame, seed=args.seed)
+    start = time.perf_counter()
+    steps = iter_pipeline(data, settings, sites)
+    while True:
+        try:
+            item = next(steps)
+        except StopIteration as done:
+            result = done.value
+            break
+        if item[0] == "stage":
+            print(f"[{time.perf_counter() - start:6.1f} s] {item[1]}: {item[2]}", flush=True)
+        elif item[0] == "epoch":
+            stats = item[1]
+            bar = "#" * int(20 * stats["epoch"] / settings.epochs)
+            print(f"\r[{time.perf_counter() - start:6.1f} s] train [{bar:<20s}] epoch {stats['epoch']}/{settings.epochs}"
+                  f" loss {stats.get('train_loss', float('nan')):.4g}", end="" if stats["epoch"] < settings.epochs else "\n",
+                  flush=True)
+    if bias is not None and len(bias) != data.shape[0]:
+        raise ValueError(f"bias: {len(bias)} values for {data.shape[0]} frames")
+    written = write_outputs(result, args.output, movie=data, movie_path=args.movie.resolve(), bias=bias,
+                            n_clusters=args.clusters, extra={"command": "analyze", "movie": str(args.movie)})
+    figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
+    print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
+    print(f"  sites.csv, model/, results.npz, run.json, project.json; figures/: {len(figures)} PNG")
+    print(f"  reopen in napari: napari {args.output / 'project.json'}")
+    return 0
+
+
 # ------------------------------------------------------------ registry / main
 # (name, help, add-arguments function, run function)
 COMMANDS = [
@@ -213,6 +432,11 @@ COMMANDS = [
     ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode, _vae.run_encode),
     ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode),
     ("bench", "benchmark training, quality and inference speed (optionally against AtomAI)", _vae.add_bench, _vae.run_bench),
+    ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png", _analysis2.add_chemistry_map, _analysis2.run_chemistry_map),
+    ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder", _analysis2.add_beta_search, _analysis2.run_beta_search),
+    ("analyze", "the whole pipeline headless: sites -> windows -> rVAE -> latents -> clusters, dynamics; a project folder",
+     _add_analyze, _run_analyze),
+    ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display", _add_demo, _run_demo),
 ]
 
 

@@ -193,7 +193,8 @@ def save_project(
     layers : mapping name → (array, kind), optional
         Extra napari layers, kind in ``image``, ``labels``, ``points``.
     models : mapping name → model folder, optional
-        Copied to ``models/NAME/``.
+        Copied to ``models/NAME/``; a model folder already inside the project
+        is referenced where it is.
     figures : mapping name → PNG file, optional
         Copied to ``figures/NAME.png``.
     record : dict, optional
@@ -244,7 +245,13 @@ def save_project(
     if models:
         index["models"] = {}
         for name, source in models.items():
-            _copy_model(Path(source), folder / "models" / name)
+            source = Path(source)
+            source = source.parent if source.is_file() else source
+            if source.resolve().is_relative_to(folder.resolve()):  # already inside the project: keep it there
+                _copy_model(source, source)
+                index["models"][name] = source.resolve().relative_to(folder.resolve()).as_posix()
+                continue
+            _copy_model(source, folder / "models" / name)
             index["models"][name] = f"models/{name}"
     if figures:
         index["figures"] = []

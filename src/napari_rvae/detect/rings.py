@@ -157,7 +157,15 @@ def find_rings_in_frame(
 
 
 def ring_counts_at(positions, centre_index: int, bond_range) -> np.ndarray:
-    """Sizes of the rings (5–8) through one atom of a small point set; fast path for decoded windows.
+    """Number of 5-, 6-, 7- and 8-membered rings through one atom (``(4,)`` int64); see :func:`rings_at`."""
+    counts = np.zeros(4, dtype=np.int64)
+    for ring in rings_at(positions, centre_index, bond_range):
+        counts[len(ring) - 5] += 1
+    return counts
+
+
+def rings_at(positions, centre_index: int, bond_range) -> list[list[int]]:
+    """The rings (5–8 members) through one atom of a small point set; fast path for decoded windows.
 
     Parameters
     ----------
@@ -170,17 +178,18 @@ def ring_counts_at(positions, centre_index: int, bond_range) -> np.ndarray:
 
     Returns
     -------
-    counts : (4,) int64
-        Number of 5-, 6-, 7- and 8-membered rings containing the atom.
+    rings : list of list of int
+        Each ring (a bounded face of the bond graph) as rows of ``positions``
+        in boundary order, starting at ``centre_index``.
     """
     yx = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
-    counts = np.zeros(4, dtype=np.int64)
+    found: list[list[int]] = []
     n = len(yx)
     if not 0 <= int(centre_index) < n:
         raise ValueError(f"centre_index: {centre_index} is not a row of the {n} positions")
     lo, hi = float(bond_range[0]), float(bond_range[1])
     if n < 5:
-        return counts
+        return found
     # every atom of a ring of ≤ 8 through the centre lies within 4 bonds of it
     offset = yx - yx[int(centre_index)]
     local = np.flatnonzero((offset * offset).sum(1) <= (4.0 * hi) ** 2)
@@ -199,7 +208,7 @@ def ring_counts_at(positions, centre_index: int, bond_range) -> np.ndarray:
         adjacency[:, dangling] = False
         degree = adjacency.sum(1)
     if degree[c] < 2:
-        return counts
+        return found
     # plain Python below: on ~50 points it beats array calls by an order of magnitude
     pts = yx.tolist()
     rows: list[list[int]] = [[] for _ in range(n)]
@@ -236,8 +245,8 @@ def ring_counts_at(positions, centre_index: int, bond_range) -> np.ndarray:
             for i, j in zip(ring, ring[1:] + ring[:1]):
                 area += pts[i][1] * pts[j][0] - pts[i][0] * pts[j][1]
             if area > 0:
-                counts[len(ring) - 5] += 1
-    return counts
+                found.append([int(local[v]) for v in ring])
+    return found
 
 
 def find_rings(

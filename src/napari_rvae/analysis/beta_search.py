@@ -1,0 +1,217 @@
+"""Shift-VAE β-schedule grid search ranked by latent-map smoothness (paper 004, Fig. 8).
+
+For every pair (β_start, β_end) of the grid a shift-VAE is trained on random
+windows of the image with the KL weight ramped linearly from β_start to
+β_end (:class:`napari_rvae.vae.BetaSchedule`); its content latents are mapped
+over the image (:func:`.smoothness.latent_maps`) and scored
+(:func:`.smoothness.smoothness`, combined over latents with
+:func:`.smoothness.combined_score`). The paper reports that large *initial*
+β lets the shift "leak" into the content latents (periodic maps, low score)
+while the final β matters little.
+
+:class:`BetaSearch` is iterative and cancellable: :meth:`BetaSearch.run`
+yields one result per grid point (the dock shows progress and the heat map
+as it fills), :meth:`BetaSearch.request_stop` stops it before the next
+epoch. The best model is kept (``best_model``) and, with ``out_dir``, saved
+there (``best_model/``) via :func:`napari_rvae.vae.save_model`, with
+``beta_search.json`` (every score).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from .smoothness import combined_score, latent_maps, smoothness
+
+
+def random_windows(image, window: int, n: int, seed: int = 0):
+    """``n`` windows at random positions of one image, min–max normalised over the image.
+
+    Returns :class:`napari_rvae.patches.Windows` (``normalisation`` holds ``lo, hi``).
+    """
+    from ..io.sites import make_sites
+    from ..patches import cut_windows
+
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2:
+        raise ValueError(f"image: expected a 2D image, got shape {img.shape}")
+    half = window // 2
+    if img.shape[0] < window + 1 or img.shape[1] < window + 1:
+        raise ValueError(f"window: {window} px does not fit in an image of {img.shape}")
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(half, img.shape[0] - (window - half) - 0.5, int(n))
+    x = rng.uniform(half, img.shape[1] - (window - half) - 0.5, int(n))
+    finite = img[np.isfinite(img)]
+    return cut_windows(img[None], make_sites(0, y, x, "grid"), window, normalisation="global",
+                       lo=float(finite.min()), hi=float(finite.max()))
+
+
+class BetaSearch:
+    """Grid search over β-schedule start and end values.
+
+    Parameters
+    ----------
+    image : (Y, X) array
+        The image (e.g. the shift-lattice sample, frame 0).
+    starts, ends : sequences of float
+        β at the first and at the last ramp epoch (paper: 0.1 … 10 each).
+    window : int
+        Window width in pixels (about two lattice periods).
+    n_windows : int
+        Random training windows.
+    epochs : int
+        Training epochs per grid point; the ramp lasts ``ramp_epochs`` (default all).
+    step : int
+        Grid spacing (pixels) of the latent maps.
+    latent : int
+        Content latents (paper: 2).
+    combine : {"max", "min"}
+        How per-latent scores become one (see :func:`.smoothness.combined_score`).
+    cutoff : float, optional
+        Central-region radius in cycles per pixel (default ``1 / (2 · window)``).
+    out_dir : path, optional
+        Where the best model and ``beta_search.json`` are written.
+    model_options, train_options : dict, optional
+        Extra :class:`~napari_rvae.vae.VAEConfig` fields and
+        :class:`~napari_rvae.vae.Trainer` arguments.
+    seed : int
+        Same seed for every grid point (the windows, the weights): only β differs.
+    """
+
+    def __init__(self, image, starts=(0.1, 1.0, 10.0), ends=(0.1, 1.0, 10.0), *, window: int = 24,
+                 n_windows: int = 3000, epochs: int = 20, ramp_epochs: int | None = None, step: int = 2,
+                 latent: int = 2, combine: str = "max", cutoff: float | None = None,
+                 out_dir: str | os.PathLike | None = None, model_options: dict | None = None,
+                 train_options: dict | None = None, seed: int = 0):
+        self.image = np.asarray(image, dtype=np.float32)
+        if self.image.ndim == 3 and self.image.shape[0] == 1:
+            self.image = self.image[0]
+        if self.image.ndim != 2:
+            raise ValueError(f"image: expected one 2D image, got shape {np.shape(image)}")
+        self.starts = np.asarray(starts, dtype=np.float64).ravel()
+        self.ends = np.asarray(ends, dtype=np.float64).ravel()
+        if not len(self.starts) or not len(self.ends) or min(self.starts.min(), self.ends.min()) < 0:
+            raise ValueError("starts, ends: give at least one β ≥ 0 each")
+        if int(epochs) < 1 or int(n_windows) < 10 or int(latent) < 1:
+            raise ValueError("epochs ≥ 1, n_windows ≥ 10 and latent ≥ 1 needed")
+        if combine not in ("max", "min"):
+            raise ValueError(f"combine: expected 'max' or 'min', got {combine!r}")
+        self.window, self.n_windows, self.epochs = int(window), int(n_windows), int(epochs)
+        self.ramp_epochs = int(ramp_epochs or epochs)
+        self.step, self.latent, self.combine, self.seed = int(step), int(latent), combine, int(seed)
+        self.cutoff = cutoff if cutoff is not None else 1.0 / (2.0 * self.window)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.model_options = dict(model_options or {})
+        self.train_options = dict(train_options or {})
+        self.scores = np.full((len(self.starts), len(self.ends)), np.nan)
+        self.latent_scores = np.full((len(self.starts), len(self.ends), self.latent), np.nan)
+        self.maps: dict[tuple[int, int], dict] = {}
+        self.best_model = None
+        self.best: dict | None = None
+        self._trainer = None
+        self._stop = False
+        self.status = "idle"
+
+    # ------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop before the next epoch (the current grid point is abandoned)."""
+        self._stop = True
+        if self._trainer is not None:
+            self._trainer.state.request_stop()
+
+    def table(self) -> pd.DataFrame:
+        """One row per grid point: ``beta_start, beta_end, score, score_z0 …``."""
+        rows = []
+        for i, bs in enumerate(self.starts):
+            for j, be in enumerate(self.ends):
+                row = {"beta_start": bs, "beta_end": be, "score": self.scores[i, j]}
+                row.update({f"score_z{k}": self.latent_scores[i, j, k] for k in range(self.latent)})
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def _train_one(self, windows, beta_start, beta_end):
+        from ..vae import BetaSchedule, Trainer, VAEConfig, build_model
+
+        options = {"encoder_widths": (128, 128), "decoder_widths": (64, 64, 64), "translation_prior": 0.5}
+        options.update(self.model_options)
+        schedule = BetaSchedule(kind="linear", start=float(beta_start), end=float(beta_end), epochs=self.ramp_epochs)
+        cfg = VAEConfig(arch="shift-vae", window=(self.window, self.window), latent=self.latent, beta=schedule,
+                        **options)
+        model = build_model(cfg, seed=self.seed)
+        train = {"lr": 1e-3, "batch_size": 100, "seed": self.seed}
+        train.update(self.train_options)
+        self._trainer = Trainer(model, windows.windows, **train)
+        for _ in self._trainer.run(self.epochs):
+            if self._stop:
+                break
+        model.normalisation = windows.normalisation
+        model.history = list(self._trainer.state.history)
+        stopped = self._stop or self._trainer.state.status == "stopped"
+        self._trainer = None
+        return model, stopped
+
+    def run(self) -> Iterator[dict]:
+        """Train and score every grid point, yielding after each.
+
+        Each yielded dict: ``i, j, beta_start, beta_end, score, latent_scores``
+        (per latent), ``maps`` (name → (ny, nx)), ``done``, ``total``,
+        ``best`` (the best point so far).
+        """
+        self._stop = False
+        self.status = "running"
+        windows = random_windows(self.image, self.window, self.n_windows, self.seed)
+        total = self.scores.size
+        done = int(np.isfinite(self.scores).sum())
+        for i, bs in enumerate(self.starts):
+            for j, be in enumerate(self.ends):
+                if np.isfinite(self.scores[i, j]):
+                    continue  # already scored (a continued search)
+                model, stopped = self._train_one(windows, bs, be)
+                if stopped:
+                    self.status = "stopped"
+                    return
+                maps, _, _ = latent_maps(model, self.image, step=self.step)
+                per = [smoothness(m, step=self.step, cutoff=self.cutoff) for m in maps.values()]
+                score = combined_score(per, self.combine)
+                self.latent_scores[i, j, : len(per)] = per
+                self.scores[i, j] = score
+                self.maps[(i, j)] = maps
+                if np.isfinite(score) and (self.best is None or score > self.best["score"]):
+                    self.best = {"beta_start": float(bs), "beta_end": float(be), "score": score, "i": i, "j": j}
+                    self.best_model = model
+                    if self.out_dir is not None:
+                        from ..vae import save_model
+
+                        save_model(model, self.out_dir / "best_model",
+                                   training={"beta_search": {"beta_start": float(bs), "beta_end": float(be),
+                                                             "score": score}})
+                done += 1
+                self._write_record()
+                yield {"i": i, "j": j, "beta_start": float(bs), "beta_end": float(be), "score": score,
+                       "latent_scores": per, "maps": maps, "done": done, "total": total, "best": dict(self.best or {})}
+        self.status = "finished"
+
+    def fit(self) -> "BetaSearch":
+        """Run the whole grid; returns ``self``."""
+        for _ in self.run():
+            pass
+        return self
+
+    def _write_record(self) -> None:
+        if self.out_dir is None:
+            return
+        from ..io.files import write_json
+
+        record = {"starts": self.starts.tolist(), "ends": self.ends.tolist(), "window": self.window,
+                  "n_windows": self.n_windows, "epochs": self.epochs, "ramp_epochs": self.ramp_epochs,
+                  "step": self.step, "latent": self.latent, "combine": self.combine, "cutoff": self.cutoff,
+                  "seed": self.seed, "scores": [[None if not np.isfinite(v) else float(v) for v in row]
+                                                for row in self.scores],
+                  "latent_scores": np.where(np.isfinite(self.latent_scores), self.latent_scores, -1).tolist(),
+                  "best": self.best}
+        write_json(self.out_dir / "beta_search.json", record)

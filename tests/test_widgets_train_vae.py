@@ -1,0 +1,114 @@
+"""Train VAE dock driven like a user: pick layers, set the window, Train / Stop / Continue, save / load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("napari_rvae.vae")
+pytest.importorskip("napari_rvae.patches")
+
+from napari_rvae.synth.render import render_spots  # noqa: E402
+from napari_rvae.widgets._workers import EventLoopGapMeter  # noqa: E402
+from napari_rvae.widgets.latent_explorer import DECODED_LAYER, LatentExplorer  # noqa: E402
+from napari_rvae.widgets.train_vae import TrainVAE  # noqa: E402
+
+pytestmark = pytest.mark.gui
+T, SIZE, PITCH = 3, 96, 12
+
+
+def _movie_and_sites(seed=0):
+    """Elongated spots on a square lattice, each at a random orientation (what an rVAE encodes as angle)."""
+    rng = np.random.default_rng(seed)
+    g = np.arange(PITCH // 2, SIZE - PITCH // 2 + 1, PITCH, dtype=float)
+    yy, xx = np.meshgrid(g, g, indexing="ij")
+    frames, rows = [], []
+    for t in range(T):
+        pos = np.column_stack([yy.ravel(), xx.ravel()]) + rng.normal(0, 0.3, (yy.size, 2))
+        theta = rng.uniform(-np.pi, np.pi, len(pos))
+        frames.append(render_spots((SIZE, SIZE), pos, 1.0, 2.0, ellipticity=0.5, orientation=theta)
+                      + rng.normal(0, 0.02, (SIZE, SIZE)))
+        rows.append(pd.DataFrame({"frame": t, "y": pos[:, 0], "x": pos[:, 1], "class": 0, "true_angle": theta}))
+    return np.stack(frames).astype(np.float32), pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture
+def docks(make_napari_viewer):
+    viewer = make_napari_viewer()
+    movie, sites = _movie_and_sites()
+    viewer.add_image(movie, name="movie")
+    viewer.add_points(sites[["frame", "y", "x"]].to_numpy(), features=sites, name="sites")
+    train = TrainVAE(viewer)
+    explorer = LatentExplorer(viewer)
+    viewer.window.add_dock_widget(train)
+    viewer.window.add_dock_widget(explorer)
+    train.image_picker.set_layer(viewer.layers["movie"])
+    explorer.image_picker.set_layer(viewer.layers["movie"])
+    return viewer, train, explorer, sites
+
+
+def test_train_writes_latents_and_feeds_explorer(docks, qtbot, tmp_path):
+    viewer, train, explorer, sites = docks
+    train.window_spin.setValue(12)
+    train.update_preview()
+    preview = train.preview.images[train.preview.TITLES[0]]
+    assert preview.shape == (12, 12) and 0.0 <= preview.min() and preview.max() <= 1.0  # global min-max scaling
+    train.epochs_spin.setValue(3)
+    train.batch_spin.setValue(64)
+    meter = EventLoopGapMeter()
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.train_button.click()
+        qtbot.waitUntil(lambda: len(train.loss_plot.history) >= 1, timeout=300_000)
+        meter.start()
+    meter.stop()
+    assert train.job.last_error is None, train.job.last_error
+    assert meter.max_gap_ms <= 50.0, f"GUI froze for {meter.max_gap_ms:.0f} ms during training"
+    history = train.loss_plot.history
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["test_loss"]) for h in history)
+    features = viewer.layers["sites"].features
+    for column in ("angle", "dx", "dy", "z0", "z1"):
+        assert column in features
+    # every site whose 12 px window fits in the frame is encoded; the others are NaN
+    inside = (sites.y.round() >= 6) & (sites.y.round() + 6 <= SIZE) & (sites.x.round() >= 6) & (sites.x.round() + 6 <= SIZE)
+    assert np.array_equal(np.isfinite(features["z0"].to_numpy()), inside.to_numpy())
+    assert features["true_angle"].equals(sites["true_angle"])  # other columns untouched
+    # the explorer now decodes with the trained model: click an empty spot
+    assert explorer.decode is not None and explorer.x_combo.currentText() == "z0"
+    explorer.plot.handle_click(50.0, 50.0)
+    qtbot.waitUntil(lambda: DECODED_LAYER in viewer.layers, timeout=2000)
+    assert viewer.layers[DECODED_LAYER].data.shape == (12, 12)
+
+    # Continue trains the same model further
+    train.epochs_spin.setValue(2)
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.continue_button.click()
+    assert [h["epoch"] for h in train.loss_plot.history][-2:] == [4, 5]
+
+    # save and load: the loaded model decodes exactly like the trained one
+    folder = train.save_model_to(tmp_path / "model")
+    z = np.array([0.3, -0.2], np.float32)
+    before = explorer.decode(z, 0.4, 0.5, -0.5)
+    train.load_model_from(folder)
+    np.testing.assert_allclose(explorer.decode(z, 0.4, 0.5, -0.5), before, atol=1e-6)
+
+
+def test_stop_keeps_the_model_and_errors_are_reported(docks, qtbot, monkeypatch):
+    viewer, train, explorer, sites = docks
+    shown = []
+    monkeypatch.setattr("napari_rvae.widgets._workers.show_error", shown.append)
+    train.window_spin.setValue(300)  # bigger than the movie: nothing can be cut
+    train.window_spin.setValue(256)
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.train_button.click()
+    assert shown and "window" in shown[-1]
+    train.window_spin.setValue(12)
+    train.epochs_spin.setValue(10_000)
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.train_button.click()
+        qtbot.waitUntil(lambda: len(train.loss_plot.history) >= 1, timeout=300_000)
+        train.stop_button.click()
+    assert len(train.loss_plot.history) < 10_000
+    assert "z0" in viewer.layers["sites"].features  # stopped models are still encoded
+    assert train.continue_button.isEnabled()
