@@ -182,3 +182,16 @@ def test_default_likelihood_keeps_the_variants_in_the_content_latents():
     assert VAEConfig().noise_sigma == 0.1
     assert knn[0.1] >= 0.5
     assert info[0.1] >= 2 * info[1.0]
+
+
+def test_stop_requested_before_run_is_honoured_and_continue_works():
+    import numpy as np
+
+    from napari_rvae.vae import Trainer, VAEConfig, build_model
+
+    windows = np.random.default_rng(0).random((64, 8, 8)).astype(np.float32)
+    trainer = Trainer(build_model(VAEConfig(arch="rvae", window=(8, 8)), seed=0), windows, batch_size=16, seed=0)
+    trainer.state.request_stop()  # the user pressed Stop while the job was still starting
+    assert list(trainer.run(3)) == [] and trainer.state.status == "stopped" and trainer.state.epoch == 0
+    stats = list(trainer.run(2))  # Continue
+    assert [s["epoch"] for s in stats] == [1, 2] and trainer.state.status == "finished"

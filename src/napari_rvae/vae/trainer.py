@@ -141,7 +141,10 @@ class Trainer:
         if epochs < 0:
             raise ValueError(f"epochs must be ≥ 0, got {epochs}")
         state = self.state
-        state.stop_requested = False
+        if state.stop_requested:  # Stop pressed before this run began: honour it, ready for Continue
+            state.stop_requested = False
+            state.status = "stopped"
+            return
         state.status = "running"
         for _ in range(int(epochs)):
             stats = self._epoch(state.epoch)
@@ -151,8 +154,10 @@ class Trainer:
             state.history.append(stats)
             yield stats
             if stats["stopped"] or state.stop_requested:
+                state.stop_requested = False
                 state.status = "stopped"
                 return
+        state.stop_requested = False
         state.status = "finished"
 
     def fit(self, epochs: int) -> list:
