@@ -420,6 +420,26 @@ def _run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------- bench
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    from .bench import SECTIONS
+
+    _vae.add_bench(p)
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help=f"comma-separated parts to run (default all: {', '.join(SECTIONS)}); "
+                        "the options above apply to 'vae'")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import run
+
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    results = run(args.output, sections, vae_options=_vae.bench_options(args), log=lambda s: print(s, flush=True))
+    failed = [name for name, part in results["sections"].items() if not part.get("ok")]
+    print(f"results written to {args.output}" + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
 # ------------------------------------------------------------ registry / main
 # (name, help, add-arguments function, run function)
 COMMANDS = [
@@ -431,7 +451,7 @@ COMMANDS = [
     ("train", "train a VAE / rVAE / skip-rVAE / shift-VAE on windows or on a movie's sites", _vae.add_train, _vae.run_train),
     ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode, _vae.run_encode),
     ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode),
-    ("bench", "benchmark training, quality and inference speed (optionally against AtomAI)", _vae.add_bench, _vae.run_bench),
+    ("bench", "benchmark every stage: rVAE training, quality and latency vs AtomAI, U-Net inference, refinement, GUI", _add_bench, _run_bench),
     ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png", _analysis2.add_chemistry_map, _analysis2.run_chemistry_map),
     ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder", _analysis2.add_beta_search, _analysis2.run_beta_search),
     ("analyze", "the whole pipeline headless: sites -> windows -> rVAE -> latents -> clusters, dynamics; a project folder",

@@ -249,16 +249,12 @@ def add_bench(p: argparse.ArgumentParser) -> None:
                         "once AtomAI's 3-epoch quality is reached)")
 
 
-def run_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench as bench
-
+def bench_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`napari_rvae.vae.bench.run_bench` from the ``bench`` options."""
     if args.atomai_python and not args.atomai_scripts:
         raise ValueError("--atomai-python needs --atomai-scripts (the folder with atomai_baseline.py and synth.py)")
     if args.quick:
         args.n, args.epochs, args.atomai_n, args.repeats = 600, 1, 300, 1
-    bench(args.output, n=args.n, epochs=args.epochs, threads=args.threads, atomai_python=args.atomai_python,
-          atomai_script_dir=args.atomai_scripts, atomai_n=args.atomai_n, repeats=args.repeats, ideas=args.ideas,
-          quality_runs=tuple(r for r in args.quality_runs.split(",") if r),
-          log=lambda s: print(s, flush=True))
-    print(f"results written to {args.output}", file=sys.stderr)
-    return 0
+    return dict(n=args.n, epochs=args.epochs, threads=args.threads, atomai_python=args.atomai_python,
+                atomai_script_dir=args.atomai_scripts, atomai_n=args.atomai_n, repeats=args.repeats, ideas=args.ideas,
+                quality_runs=tuple(r for r in args.quality_runs.split(",") if r))
