@@ -62,7 +62,8 @@ def test_walls_from_twenty_strokes_on_one_domain_movie_frame():
     frames, truth = sample["data"], sample["labels"].astype(np.int64)
     t_paint = 10
     labels = np.zeros_like(truth)
-    labels[t_paint] = simulate_strokes(truth[t_paint], STROKE_RECIPE, width=3, seed=5)
+    labels[t_paint] = simulate_strokes(truth[t_paint], STROKE_RECIPE, width=3, regions=sample["orientation"][t_paint],
+                                      seed=5)
     assert (labels > 0).sum() < 0.01 * truth[0].size
     config, settings = stroke_training_settings(n_classes=3)
     trainer = SegmenterTrainer(frames, labels, config=config, settings=settings)
