@@ -75,3 +75,14 @@ def test_walls_from_twenty_strokes_on_one_domain_movie_frame():
     assert score["tolerant"] >= 0.8, score
     for i, t in enumerate(held_out):
         assert thin_iou(walls[i], truth[t] == 2, tolerance=1)["tolerant"] >= 0.7, t
+
+
+def test_domain_strokes_visit_every_region():
+    truth = np.ones((64, 64), np.int64)
+    regions = np.zeros((64, 64), np.int64)
+    regions[:, 48:] = 1  # a small second kind of domain (a quarter of the frame)
+    painted = simulate_strokes(truth, {1: 4}, width=3, length=(6, 8), regions=regions, seed=0)
+    # strokes alternate between the kinds: at least one starts inside the small region
+    assert (painted[:, 50:] > 0).any() and (painted[:, :44] > 0).any()
+    with pytest.raises(ValueError, match="regions"):
+        simulate_strokes(truth, {1: 1}, regions=regions[:10])
