@@ -69,7 +69,7 @@ def test_walls_from_twenty_strokes_on_one_domain_movie_frame():
     trainer = SegmenterTrainer(frames, labels, config=config, settings=settings)
     for _ in trainer.run():
         pass
-    held_out = [0, 4, 8, 14, 20, 26]
+    held_out = [0, 8, 20]  # frames with few and with many walls (the painted frame is 10)
     walls = predict(trainer.model, frames[held_out]).argmax(1) + 1 == 2
     score = thin_iou(walls, truth[held_out] == 2, tolerance=1)
     assert score["tolerant"] >= 0.8, score
