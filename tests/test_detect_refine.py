@@ -113,3 +113,15 @@ def test_benchmark_reports_speed_and_equal_accuracy():
     assert result["n_atoms"] > 100
     assert abs(result["rmse_ours_reference_atoms_px"] - result["rmse_curve_fit_px"]) < 0.01
     assert result["rmse_ours_px"] < result["rmse_start_px"]
+
+
+def test_neighbour_subtraction_removes_the_pull_of_close_atoms():
+    # pairs of wide atoms 7 px apart (σ 2.5 px): their tails overlap and bias a lone fit inwards
+    truth = np.array([[20.3 + 40 * i, 20.6 + dx] for i in range(3) for dx in (0.0, 7.0)])
+    image = render_spots((130, 50), truth, np.ones(len(truth)), 2.5) + 0.1
+    plain = refine_positions(image, truth + 0.3, half_box=4, neighbours=False)
+    clean = refine_positions(image, truth + 0.3, half_box=4)
+    err_plain = rmse(np.stack([plain["y"], plain["x"]], 1), truth)
+    err_clean = rmse(np.stack([clean["y"], clean["x"]], 1), truth)
+    assert err_plain > 0.05  # the bias is real at this overlap
+    assert err_clean < 0.5 * err_plain

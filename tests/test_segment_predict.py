@@ -160,3 +160,21 @@ def test_labels_from_confident_predictions():
 def test_predictor_rejects_bad_settings():
     with pytest.raises(ValueError, match="tile"):
         Predictor(small_model(), tile=2)
+
+
+@pytest.mark.slow
+def test_bench_vs_atomai_runs_both_sides():
+    """The AtomAI comparison runner (needs an AtomAI environment; skipped without one)."""
+    import os
+
+    from napari_rvae.segment.benchmark import bench_vs_atomai
+
+    python = os.environ.get("ATOMAI_PYTHON", "/work/wt/vae/.venv-atomai/bin/python")
+    if not os.path.isfile(python):
+        pytest.skip("no AtomAI environment (set ATOMAI_PYTHON)")
+    result = bench_vs_atomai(python, n_frames=1, repeats=1, threads=1)
+    assert result["atomai"]["n_parameters"] > 500_000  # AtomAI's default U-Net was really built
+    assert set(result["frames_per_s"]) == {"atomai", "ours_atomai_size", "ours_default_atom_model"}
+    assert all(v > 0 for v in result["frames_per_s"].values())
+    with pytest.raises(ValueError, match="atomai_python"):
+        bench_vs_atomai("/nonexistent/python")

@@ -86,7 +86,7 @@ def refinement_benchmark(
         params, ok = fit_gaussians(boxes, weights, init)
         fit_rates.append(len(boxes) / (time.perf_counter() - t0))
         t0 = time.perf_counter()
-        fit = refine_positions(scene["image"], start, half_box=half_box)
+        fit = refine_positions(scene["image"], start, half_box=half_box, neighbours=False)  # same model as curve_fit
         end_rates.append(len(start) / (time.perf_counter() - t0))
         t0 = time.perf_counter()
         for row in part:

@@ -8,12 +8,19 @@ with (b) our :class:`~.predict.Predictor` on the same network (BatchNorm
 folded into the convolutions, channels-last memory, ``inference_mode``,
 whole-frame tiles), and (c) our shipped default atom model. The machine is
 shared, so each result carries the load average and the torch thread count.
+
+:func:`bench_vs_atomai` times AtomAI's own ``Segmentor.predict`` (run by the
+Python of an AtomAI environment in a child process) alternately with ours.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -165,8 +172,118 @@ def bench_unet_inference(n_frames: int = 6, repeats: int = 3, threads: int | Non
     return result
 
 
+# --- AtomAI's own Segmentor.predict, in its own environment, alternating with ours -------------
+# Runs inside AtomAI's Python: builds AtomAI's default Segmentor (16 filters, untrained — speed
+# does not depend on the weights) and answers one line per request with the seconds taken.
+_WORKER = r"""
+import json, sys, time, types, warnings
+import numpy as np, torch
+torch.set_num_threads(int(sys.argv[2]))
+try:
+    import torchvision  # noqa: F401
+except Exception:  # CUDA torchvision next to CPU torch: skip its C extension registrations
+    for k in [k for k in sys.modules if k.startswith("torchvision")]:
+        del sys.modules[k]
+    for m in ("torchvision._meta_registrations", "torchvision._autograd_registrations"):
+        sys.modules[m] = types.ModuleType(m)
+warnings.simplefilter("ignore")
+import atomai
+frames = np.load(sys.argv[1])
+seg = atomai.models.Segmentor(nb_classes=1)
+seg.predict(frames[:1], compute_coords=False, verbose=False)  # warm-up
+n_par = sum(p.numel() for p in seg.net.parameters())
+print(json.dumps({"ready": True, "atomai": atomai.__version__, "torch": torch.__version__,
+                  "threads": torch.get_num_threads(), "n_parameters": n_par}), flush=True)
+for line in sys.stdin:
+    if line.strip() != "predict":
+        break
+    t = time.perf_counter()
+    seg.predict(frames, compute_coords=False, verbose=False)
+    print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)
+"""
+
+
+def bench_vs_atomai(atomai_python: str | os.PathLike, n_frames: int = 6, repeats: int = 3,
+                    threads: int = 2, compile: bool = False) -> dict:
+    """Frames/s of AtomAI's ``Segmentor.predict`` and of our predictors, alternating in one run.
+
+    Parameters
+    ----------
+    atomai_python : path
+        Python executable of an environment with AtomAI (e.g. ``.venv-atomai/bin/python``).
+    n_frames : int
+        512² frames per timed call (``benchmark_frames``).
+    repeats : int
+        Alternating rounds; each variant's best round is reported.
+    threads : int
+        torch threads on both sides.
+    compile : bool
+        Also time ``Predictor(compile=True)`` (its first call compiles, 15–80 s, not timed).
+
+    Returns
+    -------
+    dict: frames/s per variant, speed-ups vs AtomAI, parameter counts, load averages, versions.
+    """
+    from .default_model import load_default_atom_model
+
+    atomai_python = Path(atomai_python)
+    if not atomai_python.is_file():
+        raise ValueError(f"atomai_python {atomai_python} is not a file; pass the python of an AtomAI environment")
+    if n_frames < 1 or repeats < 1 or threads < 1:
+        raise ValueError("n_frames, repeats and threads must be >= 1")
+    torch.set_num_threads(int(threads))
+    frames = benchmark_frames(n_frames)
+    torch.manual_seed(0)
+    net = _randomise_batchnorm(UNet(atomai_equivalent_config()))
+    variants = {"ours_atomai_size": Predictor(net, tile=512, batch=1)}
+    if compile:
+        variants["ours_atomai_size_compiled"] = Predictor(net, tile=512, batch=1, compile=True)
+    variants["ours_default_atom_model"] = Predictor(load_default_atom_model(), batch=4)
+    for fn in variants.values():
+        fn(frames[:1])  # warm-up / compile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "frames.npy")
+        np.save(path, frames)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MPLBACKEND": "Agg"}
+        proc = subprocess.Popen([str(atomai_python), "-c", _WORKER, path, str(threads)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            hello = proc.stdout.readline()
+            if not hello:
+                raise ValueError(f"the AtomAI worker failed to start: {proc.stderr.read()[-2000:]}")
+            info = json.loads(hello)
+            load_before = os.getloadavg()
+            times = {"atomai": [], **{k: [] for k in variants}}
+            for _ in range(repeats):
+                proc.stdin.write("predict\n")
+                proc.stdin.flush()
+                times["atomai"].append(json.loads(proc.stdout.readline())["seconds"])
+                for k, fn in variants.items():
+                    t = time.perf_counter()
+                    fn(frames)
+                    times[k].append(time.perf_counter() - t)
+            load_after = os.getloadavg()
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+    fps = {k: n_frames / min(v) for k, v in times.items()}
+    return {
+        "frame_shape": [512, 512], "n_frames": n_frames, "repeats": repeats, "torch_threads": threads,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
+        "atomai": {k: info[k] for k in ("atomai", "torch", "threads", "n_parameters")},
+        "frames_per_s": {k: round(v, 3) for k, v in fps.items()},
+        "speedup_vs_atomai": {k: round(fps[k] / fps["atomai"], 2) for k in variants},
+        "seconds_per_round": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "ours_atomai_size_parameters": sum(p.numel() for p in net.parameters()),
+        "ours_atomai_size_gflop_per_frame": round(conv_gflop(net), 2),
+    }
+
+
 if __name__ == "__main__":  # pragma: no cover
-    import json
     import sys
 
-    print(json.dumps(bench_unet_inference(threads=int(sys.argv[1]) if len(sys.argv) > 1 else None), indent=1))
+    if len(sys.argv) > 2:  # THREADS ATOMAI_PYTHON
+        print(json.dumps(bench_vs_atomai(sys.argv[2], threads=int(sys.argv[1])), indent=1))
+    else:
+        print(json.dumps(bench_unet_inference(threads=int(sys.argv[1]) if len(sys.argv) > 1 else None), indent=1))
