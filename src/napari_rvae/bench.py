@@ -43,8 +43,10 @@ def _run_vae(options: dict, log: Callable) -> dict:
 
 
 def _run_segment(options: dict, log: Callable) -> dict:
-    from .segment.benchmark import bench_unet_inference
+    from .segment.benchmark import bench_unet_inference, bench_vs_atomai
 
+    if options.get("atomai_python"):  # AtomAI's own Segmentor.predict, alternating with ours
+        return bench_vs_atomai(options["atomai_python"], threads=options.get("threads") or os.cpu_count() or 2)
     return bench_unet_inference(threads=options.get("threads"))
 
 

@@ -244,7 +244,10 @@ class SegmenterTrainer:
         """
         s = self.settings
         epochs = s.epochs if epochs is None else int(epochs)
-        self.state.stop_requested = False
+        if self.state.stop_requested:  # Stop pressed before this run began: honour it, ready for Continue
+            self.state.stop_requested = False
+            self.state.status = "stopped"
+            return
         self.state.status = "running"
         try:
             for _ in range(epochs):
@@ -274,6 +277,7 @@ class SegmenterTrainer:
                     break
         finally:
             self.state.status = "stopped" if self.state.stop_requested else "finished"
+            self.state.stop_requested = False
             self.model.eval()
 
     def save(self, folder, extra: dict | None = None):
