@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -169,7 +171,7 @@ def test_bench_vs_atomai_runs_both_sides():
 
     from napari_rvae.segment.benchmark import bench_vs_atomai
 
-    python = os.environ.get("ATOMAI_PYTHON", "/work/wt/vae/.venv-atomai/bin/python")
+    python = os.environ.get("ATOMAI_PYTHON", str(Path(__file__).resolve().parents[1] / ".venv-atomai" / "bin" / "python"))
     if not os.path.isfile(python):
         pytest.skip("no AtomAI environment (set ATOMAI_PYTHON)")
     result = bench_vs_atomai(python, n_frames=1, repeats=1, threads=1)
