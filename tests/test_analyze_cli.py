@@ -46,3 +46,16 @@ def test_project_reopens_in_napari(project, make_napari_viewer):
     points = layers[kinds.index("points")]
     assert {"z0", "z1", "cluster", "angle"} <= set(points.features.columns)
     assert points.data.shape[1] == 3 and len(points.data) == len(pd.read_csv(project / "project" / "sites.csv"))
+
+
+def test_analyze_pfm_walls_with_bias_when_some_frames_have_no_wall(tmp_path):
+    assert main(["sample", "pfm-switching", "-o", str(tmp_path / "pfm.npz"), "--frames", "10", "--size", "96"]) == 0
+    with np.load(tmp_path / "pfm.npz") as sample:
+        empty_frames = int((sample["walls"].reshape(10, -1).sum(1) == 0).sum())
+    assert empty_frames > 0  # the sweep starts unswitched: frames without walls
+    code = main(["analyze", str(tmp_path / "pfm.npz"), "-o", str(tmp_path / "p"), "--walls", "--walls-per-frame", "60",
+                 "--window", "12", "--epochs", "1", "--clusters", "2"])
+    assert code == 0
+    sites = pd.read_csv(tmp_path / "p" / "sites.csv")
+    assert set(sites["kind"]) == {"wall"} and sites["frame"].nunique() < 10  # frames without walls are absent
+    assert (tmp_path / "p" / "figures" / "nmf_loadings_vs_bias.png").is_file()

@@ -203,6 +203,8 @@ def write_outputs(
     written = {"model": Path(save_model(result.model, folder / "model"))}
     sites = result.sites.copy()
     encoded = sites.dropna(subset=[c for c in ("z0",) if c in sites])
+    if bias is not None:  # one value per movie frame → the frames that have encoded sites, in order
+        bias = np.asarray(bias, dtype=np.float64)[np.unique(encoded["frame"].to_numpy()).astype(int)]
     analysis = analyse_latents(encoded, figures, seed=result.settings.seed, bias=bias, n_clusters=n_clusters)
     if "cluster" in analysis.sites:
         sites["cluster"] = -1
