@@ -239,7 +239,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     written = write_outputs(result, out, extra={"sample": "graphene-movie (shipped, seed 0)"})
     figures = sorted({p.name for k, p in written.items() if k.startswith("figure_")})
     print(f"done in {result.timings.get('total_s', float('nan')):.0f} s; wrote to {out}:")
-    print(f"  sites.csv ({len(result.sites)} sites with angle, dx, dy, z0, z1), model/, run.json")
+    print(f"  sites.csv ({len(result.sites)} sites with angle, dx, dy, z0, z1, cluster), model/, results.npz, run.json")
+    print(f"  project.json: reopen everything in napari with  napari {Path(out) / 'project.json'}")
     print(f"  figures/: {', '.join(figures)}")
     return 0
 
