@@ -1,0 +1,115 @@
+"""Analysis dock driven like a user: cluster, density + NMF vs a bias loop, angle peaks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+import pytest
+
+from napari_rvae.analysis.clusters import agreement
+from napari_rvae.widgets import _workers
+from napari_rvae.widgets.analysis_dock import AnalysisDock
+
+pytestmark = pytest.mark.gui
+T, N = 24, 150  # frames, sites per frame
+
+
+def synthetic_sites(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Two populations (z0 ≈ ∓2) whose mix follows a triangular bias; 4 angle variants π/2 apart."""
+    rng = np.random.default_rng(seed)
+    frames = np.arange(T)
+    bias = 1.0 - 2.0 * np.abs(2.0 * frames / (T - 1) - 1.0)  # −1 → +1 → −1
+    share = np.clip(0.5 + 0.45 * bias, 0.0, 1.0)  # fraction of population 1 in each frame
+    frame = np.repeat(frames, N)
+    truth = (rng.uniform(size=T * N) < share[frame]).astype(np.int64)
+    z0 = np.where(truth == 1, 2.0, -2.0) + rng.normal(0, 0.4, T * N)
+    z1 = rng.normal(0, 0.4, T * N)
+    variant = rng.integers(0, 4, T * N)
+    angle = np.angle(np.exp(1j * (0.3 + variant * np.pi / 2 + rng.normal(0, 0.08, T * N))))
+    sites = pd.DataFrame({"frame": frame, "y": rng.uniform(0, 63, T * N), "x": rng.uniform(0, 63, T * N),
+                          "angle": angle, "z0": z0, "z1": z1})
+    return sites, truth, bias
+
+
+@pytest.fixture
+def dock(make_napari_viewer):
+    viewer = make_napari_viewer()
+    sites, truth, bias = synthetic_sites()
+    viewer.add_points(sites[["frame", "y", "x"]].to_numpy(), features=sites, name="sites")
+    widget = AnalysisDock(viewer)
+    viewer.window.add_dock_widget(widget)
+    return viewer, widget, truth, bias
+
+
+def _select(widget, names):
+    for i in range(widget.columns_list.count()):
+        item = widget.columns_list.item(i)
+        item.setSelected(item.text() in names)
+
+
+def test_defaults_are_angle_and_latents(dock):
+    _, widget, _, _ = dock
+    chosen = {item.text() for item in widget.columns_list.selectedItems()}
+    assert chosen == {"angle", "z0", "z1"}
+    assert widget.points_picker.layer().name == "sites"
+
+
+def test_clusters_recover_populations(dock, qtbot):
+    viewer, widget, truth, _ = dock
+    _select(widget, ["z0", "z1"])
+    widget.n_clusters.setValue(2)
+    with qtbot.waitSignal(widget.cluster_job.finished, timeout=60_000):
+        widget.cluster_button.click()
+    assert widget.cluster_job.last_error is None
+    layer = viewer.layers["sites"]
+    assert "cluster" in layer.features
+    assert agreement(layer.features["cluster"].to_numpy(), truth) >= 0.9
+    # points coloured by cluster: exactly two face colours
+    assert len(np.unique(np.round(layer.face_color, 3), axis=0)) == 2
+    bars = [item for item in widget.fraction_plot.getPlotItem().items if isinstance(item, pg.BarGraphItem)]
+    assert len(bars) == 2
+    assert np.allclose(widget.fractions.sum(axis=1), 1.0)
+
+
+def test_dynamics_nmf_and_loop(dock, qtbot, tmp_path):
+    _, widget, truth, bias = dock
+    path = tmp_path / "bias.csv"
+    pd.DataFrame({"frame": np.arange(T), "bias": bias}).to_csv(path, index=False)
+    widget.variable_combo.setCurrentText("z0")
+    widget.n_components.setValue(2)
+    widget.bias_path.setText(str(path))
+    with qtbot.waitSignal(widget.dynamics_job.finished, timeout=60_000):
+        widget.dynamics_button.click()
+    assert widget.dynamics_job.last_error is None
+    image = widget.density_image.image
+    assert image.shape[0] == T
+    curves = widget.loadings_plot.getPlotItem().listDataItems()
+    assert len(curves) == 2  # one curve per component
+    # the upper component's loading follows the true share of population 1
+    share = np.bincount(np.repeat(np.arange(T), N), truth, T) / N
+    assert np.corrcoef(widget.nmf.loadings[:, 1], share)[0, 1] > 0.9
+    assert not widget.loop_plot.isHidden() and len(widget.loop_plot.getPlotItem().listDataItems()) == 2
+    assert len(widget.area) == 2
+
+
+def test_angle_peaks_spacing(dock):
+    _, widget, _, _ = dock
+    widget.angles_button.click()
+    peaks = widget.peaks
+    assert len(peaks) == 4
+    assert np.allclose(peaks["spacing"], np.pi / 2, atol=0.05)
+    assert "1.57" in widget.peaks_label.text()
+
+
+def test_no_latents_is_a_notification(make_napari_viewer, monkeypatch):
+    shown = []
+    monkeypatch.setattr(_workers, "show_error", shown.append)
+    viewer = make_napari_viewer()
+    viewer.add_points(np.random.default_rng(0).uniform(0, 50, (30, 2)), name="plain")
+    widget = AnalysisDock(viewer)
+    widget.cluster_button.click()
+    widget.angles_button.click()
+    widget.dynamics_button.click()
+    assert len(shown) == 3 and all("failed" in message for message in shown)
+    assert "cluster" not in viewer.layers["plain"].features
