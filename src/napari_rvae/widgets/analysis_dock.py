@@ -11,9 +11,12 @@ the inputs and draws the results with pyqtgraph.
 
 from __future__ import annotations
 
+import warnings
+
 import napari
 import numpy as np
 import pyqtgraph as pg
+from sklearn.exceptions import ConvergenceWarning
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -40,6 +43,8 @@ from ._workers import BackgroundJob
 METHODS = {"GMM (full covariance)": ("gmm", "full"), "GMM (diagonal)": ("gmm", "diag"), "k-means": ("kmeans", "full")}
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+LEGEND = {"offset": (-5, 5), "brush": (255, 255, 255, 210), "pen": (180, 180, 180), "labelTextColor": "k"}
 
 
 def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
@@ -99,6 +104,7 @@ class AnalysisDock(QWidget):
         self.seed = spin(0, 0, 2**31 - 1, "Random seed of the initialisation (same seed = same clusters)")
         self.cluster_button = button("Cluster sites", "Cluster the sites; writes a 'cluster' column into the layer's features and colours the points", self.run_clusters)
         self.fraction_plot = _plot("cluster fractions vs frame", "frame", "fraction")
+        self.fraction_plot.addLegend(**LEGEND)
         advanced, form2 = collapsible("Advanced", [
             (form_label("seed", "Random seed"), self.seed),
         ])
@@ -132,9 +138,9 @@ class AnalysisDock(QWidget):
         self.density_image.setColorMap(pg.colormap.get("viridis"))
         self.density_plot.addItem(self.density_image)
         self.loadings_plot = _plot("NMF loadings vs frame", "frame", "loading")
-        self.loadings_plot.addLegend(offset=(-5, 5))
+        self.loadings_plot.addLegend(**LEGEND)
         self.loop_plot = _plot("loadings vs bias", "bias", "loading")
-        self.loop_plot.addLegend(offset=(-5, 5))
+        self.loop_plot.addLegend(**LEGEND)
         self.loop_plot.setVisible(False)
         advanced, _ = collapsible("Advanced", [
             (form_label("bins", "Value bins"), self.n_grid),
@@ -237,7 +243,7 @@ class AnalysisDock(QWidget):
             height = self.fractions[label].to_numpy()
             colour = colours.row_colours(table.loc[table["cluster"] == label].head(1), scale)[0]
             brush = pg.mkBrush(*(np.asarray(colour[:3]) * 255).astype(int))
-            plot.addItem(pg.BarGraphItem(x=frames, y0=bottom, height=height, width=0.8, brush=brush, name=str(label)))
+            plot.addItem(pg.BarGraphItem(x=frames, y0=bottom, height=height, width=0.8, brush=brush, name=f"cluster {label}"))
             bottom = bottom + height
         plot.setYRange(0, 1)
         sizes = table["cluster"].value_counts().sort_index()
@@ -277,6 +283,8 @@ class AnalysisDock(QWidget):
         self.loop_plot.clear()
         self.loop_plot.setVisible(bias is not None)
         text = f"NMF: {nmf.loadings.shape[1]} components, relative error {nmf.error:.3f}"
+        if not getattr(nmf, "converged", True):
+            text += " (stopped at the iteration limit)"
         if bias is not None:
             for k in range(nmf.loadings.shape[1]):
                 self.loop_plot.plot(bias, nmf.loadings[:, k], pen=_pen(k), symbol="o", symbolSize=4,
@@ -316,7 +324,10 @@ def _density_and_nmf(frames, values, frame_ids, name, n_grid, bandwidth, n_compo
     """Background part of the Dynamics tab (core calls only)."""
     density = density_vs_frame(frames, values, n_grid=n_grid, bandwidth=bandwidth, circular=name == "angle",
                                frame_ids=frame_ids, name=name)
-    nmf = density_nmf(density, n_components)
+    with warnings.catch_warnings(record=True) as caught:  # said once in the status line, not as a popup
+        warnings.simplefilter("always", ConvergenceWarning)
+        nmf = density_nmf(density, n_components)
+    nmf.converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     areas = None
     if bias is not None:
         areas = [loop_area(bias, nmf.loadings[:, k]) for k in range(nmf.loadings.shape[1])]
