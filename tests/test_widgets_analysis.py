@@ -113,3 +113,40 @@ def test_no_latents_is_a_notification(make_napari_viewer, monkeypatch):
     widget.dynamics_button.click()
     assert len(shown) == 3 and all("failed" in message for message in shown)
     assert "cluster" not in viewer.layers["plain"].features
+
+
+def test_chemistry_map_from_the_current_model(dock, qtbot):
+    """A hand-made decoder: z0 < 0 → a pristine graphene atom (three 6-rings), z0 ≥ 0 → a 5-ring atom."""
+    from napari_rvae.io.sites import make_sites
+    from napari_rvae.patches import cut_windows
+    from napari_rvae.synth import graphene_movie
+    from napari_rvae.widgets._model_link import model_link
+
+    s = graphene_movie(0, frames=3, size=192, cc=7.0, noise=False, n_holes=0, grain=False, n_stone_wales=3)
+    mask = (s["labels"] >= 2).astype(np.float32)
+    a = s["atoms"][s["atoms"]["frame"] == 2]
+    sites = make_sites(a["frame"], a["y"], a["x"], "atom", 0)
+    cut = cut_windows(mask, sites, 40)
+    n5, n6 = np.asarray(a["n5"])[cut.rows], np.asarray(a["n6"])[cut.rows]
+    defect, pristine = np.flatnonzero(n5 > 0)[0], np.flatnonzero(n6 == 3)[0]
+    windows = cut.windows[[pristine, defect]]
+
+    def decoder(z):
+        return windows[(np.asarray(z)[:, 0] >= 0).astype(int)]
+
+    viewer, widget, _, _ = dock
+    assert not widget.chemistry_button.isEnabled()  # no model yet
+    model_link(viewer).set_model(decoder)
+    assert widget.chemistry_button.isEnabled()
+    widget.grid_d.setValue(12)
+    with qtbot.waitSignal(widget.chemistry_job.finished, timeout=60_000):
+        widget.chemistry_button.click()
+    assert widget.chemistry_job.last_error is None
+    chem = widget.chem
+    left, right = chem.grid < 0, chem.grid >= 0
+    assert (chem.n(6)[:, left] == 3).all() and (chem.n(5)[:, right] >= 1).all()
+    image = widget.chem_image.image  # (x = z0, y = z1, rgb)
+    assert image.shape == (12, 12, 3)
+    assert (image[left, :, 1] == 255).all() and (image[left, :, 0] == 0).all()  # green = n6 only
+    assert (image[right, :, 0] == 255).all()  # red = the 5-ring
+    assert len(widget.chem_sites.data) == len(viewer.layers["sites"].data)  # encoded sites overlaid

@@ -32,12 +32,14 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis.angles import angle_histogram, find_angle_peaks
+from ..analysis.chemistry import chemistry_map
 from ..analysis.clusters import cluster_fractions, cluster_sites
 from ..analysis.dynamics import density_nmf, density_vs_frame
 from ..analysis.hysteresis import loop_area, read_bias
 from ..io.sites import latent_columns
 from . import _colours as colours
 from ._common import LayerPicker, button, collapsible, dspin, form_label, has_latents, sites_from_layer, spin, tip, write_columns
+from ._model_link import model_link
 from ._workers import BackgroundJob
 
 METHODS = {"GMM (full covariance)": ("gmm", "full"), "GMM (diagonal)": ("gmm", "diag"), "k-means": ("kmeans", "full")}
@@ -80,6 +82,7 @@ class AnalysisDock(QWidget):
         self.tabs.addTab(self._clusters_tab(), "Clusters")
         self.tabs.addTab(self._dynamics_tab(), "Dynamics")
         self.tabs.addTab(self._angles_tab(), "Angles")
+        self.tabs.addTab(self._chemistry_tab(), "Chemistry")
 
         top = QFormLayout()
         top.addRow(form_label("points", "Sites layer with latent features (angle, z0 …)"), self.points_picker)
@@ -89,6 +92,11 @@ class AnalysisDock(QWidget):
         layout.addWidget(self.status)
 
         self.cluster_job = BackgroundJob("Clustering the sites", on_return=self._on_clusters, uses_torch=False, parent=self)
+        self.chemistry_job = BackgroundJob("Chemistry map", on_return=self._on_chemistry, uses_torch=True, parent=self)
+        self.chem = None  # the last ChemistryMap
+        self.link = model_link(napari_viewer)
+        self.link.model_changed.connect(self._on_model)
+        self._on_model(self.link.model)
         self.dynamics_job = BackgroundJob("Density vs frame and NMF", on_return=self._on_dynamics, uses_torch=False, parent=self)
         self.points_picker.layer_changed.connect(self._on_layer)
         self._on_layer(self.points_picker.layer())
@@ -182,6 +190,35 @@ class AnalysisDock(QWidget):
         layout.addWidget(self.angles_button)
         layout.addWidget(self.angle_plot, 1)
         layout.addWidget(self.peaks_label)
+        return widget
+
+    def _chemistry_tab(self) -> QWidget:
+        self.grid_d = spin(50, 4, 400, "Grid points per latent axis (D × D windows are decoded; the paper uses 200)")
+        self.span = dspin(3.0, 0.1, 20.0, "The grid covers −span … +span on latents z0 (x) and z1 (y)", 0.5, 2)
+        self.threshold = dspin(0.5, 0.01, 0.99, "Decoded pixels above this value are atom pixels (windows scaled 0–1)", 0.05, 2)
+        self.model_label = QLabel("")
+        self.model_label.setWordWrap(True)
+        self.model_label.setToolTip("The current model (trained or loaded in the Train VAE dock)")
+        self.chemistry_button = button("Chemistry map", "Decode a D × D grid of (z0, z1) and count 5-, 6-, 7-rings at each window's centre atom", self.run_chemistry)
+        self.chem_plot = _plot("rings at the centre atom: R = n5, G = n6, B = n7", "z0", "z1")
+        self.chem_plot.setAspectLocked(True)
+        self.chem_image = pg.ImageItem()
+        self.chem_plot.addItem(self.chem_image)
+        self.chem_sites = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(255, 255, 255, 90))
+        self.chem_plot.addItem(self.chem_sites)
+        advanced, _ = collapsible("Advanced", [
+            (form_label("threshold", "Atom threshold"), self.threshold),
+        ])
+        form = QFormLayout()
+        form.addRow(form_label("model", "Current model"), self.model_label)
+        form.addRow(form_label("D", "Grid points per axis"), self.grid_d)
+        form.addRow(form_label("span", "Latent range ±"), self.span)
+        widget = QWidget()
+        layout = QVBoxLayout(widget)
+        layout.addLayout(form)
+        layout.addWidget(advanced)
+        layout.addWidget(self.chemistry_button)
+        layout.addWidget(self.chem_plot, 1)
         return widget
 
     # ------------------------------------------------------------- helpers
@@ -318,6 +355,48 @@ class AnalysisDock(QWidget):
                                      f"({np.degrees(peaks['spacing'].mean()):.1f}°)\n" + "\n".join(rows))
         else:
             self.peaks_label.setText("no peaks above the noise (a flat or single-variant distribution)")
+
+
+    # ----------------------------------------------------------- chemistry
+    def _on_model(self, model) -> None:
+        config = getattr(model, "config", None)
+        if model is None:
+            text = "no model yet: train or load one in the Train VAE dock"
+        elif config is not None:
+            text = f"{config.arch}, {config.latent} latents"
+        else:
+            text = getattr(model, "__name__", "decoder")
+        self.model_label.setText(text)
+        self.chemistry_button.setEnabled(model is not None)
+
+    def run_chemistry(self):
+        """Decode the latent grid and count rings in the background; returns the worker."""
+        model = self.link.model
+        if model is None:
+            raise ValueError("no model: train or load one in the Train VAE dock first")
+        return self.chemistry_job.start(chemistry_map, model, self.grid_d.value(), span=self.span.value(),
+                                        threshold=self.threshold.value())
+
+    def _on_chemistry(self, chem) -> None:
+        self.chem = chem
+        rgb = chem.rgb()
+        grid = chem.grid
+        step = (grid[-1] - grid[0]) / max(len(grid) - 1, 1)
+        # rgb is [row = z1, column = z0]; ImageItem's first axis is x
+        self.chem_image.setImage((np.transpose(rgb, (1, 0, 2)) * 255).astype(np.uint8), levels=(0, 255))
+        self.chem_image.setRect(pg.QtCore.QRectF(grid[0] - step / 2, grid[0] - step / 2,
+                                                 step * len(grid), step * len(grid)))
+        layer = self.layer()
+        if layer is not None and {"z0", "z1"} <= set(layer.features.columns):
+            z = layer.features[["z0", "z1"]].to_numpy(dtype=float)
+            z = z[np.isfinite(z).all(axis=1)]
+            self.chem_sites.setData(z[:, 0], z[:, 1])
+        else:
+            self.chem_sites.setData([], [])
+        self.chem_plot.autoRange()
+        physical = chem.physical.mean()
+        self.status.setText(f"chemistry map {len(grid)} × {len(grid)}: {physical:.0%} physical, bond length "
+                            f"{chem.bond_length:.2f} px; black = unphysical; dots = encoded sites")
 
 
 def _density_and_nmf(frames, values, frame_ids, name, n_grid, bandwidth, n_components, bias):
