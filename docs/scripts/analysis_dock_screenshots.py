@@ -31,7 +31,28 @@ w.run_clusters(); wait(w.cluster_job)
 w.variable_combo.setCurrentText("z0"); w.bias_path.setText(str(TMP / "bias.csv"))
 w.run_dynamics(); wait(w.dynamics_job)
 w.run_angles()
-for i, name in enumerate(["clusters", "dynamics", "angles"]):
+
+# Chemistry tab: a hand-made decoder (z0, z1) -> the window of the nearest of a few anchors, each anchor a
+# window cut from the noiseless graphene-movie mask at a known atom (pristine or next to a 5/7 ring)
+from napari_rvae.io.sites import make_sites
+from napari_rvae.patches import cut_windows
+from napari_rvae.synth import graphene_movie
+from napari_rvae.widgets._model_link import model_link
+s = graphene_movie(0, frames=3, size=192, cc=7.0, noise=False, n_holes=0, grain=False, n_stone_wales=3)
+mask = (s["labels"] >= 2).astype(np.float32)
+a = s["atoms"][s["atoms"]["frame"] == 2]
+cut = cut_windows(mask, make_sites(a["frame"], a["y"], a["x"], "atom", 0), 40)
+n5, n6, n7 = (np.asarray(a[k])[cut.rows] for k in ("n5", "n6", "n7"))
+chosen = np.concatenate([np.flatnonzero(n5 > 0)[:4], np.flatnonzero(n7 > 0)[:4], np.flatnonzero(n6 == 3)[:4]])
+windows = cut.windows[chosen]
+anchors = np.random.default_rng(1).uniform(-2.5, 2.5, (len(windows), 2))
+def hand_made_decoder(z):
+    z = np.asarray(z, float)
+    return windows[np.argmin(((z[:, None] - anchors[None]) ** 2).sum(-1), 1)]
+model_link(viewer).set_model(hand_made_decoder)
+w.grid_d.setValue(100)
+w.run_chemistry(); wait(w.chemistry_job)
+for i, name in enumerate(["clusters", "dynamics", "angles", "chemistry"]):
     w.tabs.setCurrentIndex(i)
     for _ in range(20): app.processEvents()
     w.grab().save(str(OUT / ("dock_analysis.png" if name == "dynamics" else f"dock_analysis_{name}.png")))
