@@ -25,12 +25,17 @@ app = QApplication.instance()
 def wait(job):
     while job.running:
         app.processEvents()
+def grab(i, name):  # right after the tab's action, so the status line belongs to it
+    w.tabs.setCurrentIndex(i)
+    for _ in range(20): app.processEvents()
+    w.grab().save(str(OUT / ("dock_analysis.png" if name == "dynamics" else f"dock_analysis_{name}.png")))
 for i in range(w.columns_list.count()):
     it = w.columns_list.item(i); it.setSelected(it.text() in ("z0", "z1"))
-w.run_clusters(); wait(w.cluster_job)
+w.run_clusters(); wait(w.cluster_job); grab(0, "clusters")
 w.variable_combo.setCurrentText("z0"); w.bias_path.setText(str(TMP / "bias.csv"))
-w.run_dynamics(); wait(w.dynamics_job)
-w.run_angles()
+w.run_dynamics(); wait(w.dynamics_job); grab(1, "dynamics")
+w.run_angles(); grab(2, "angles")
+viewer.window._qt_window.grab().save(str(OUT / "dock_analysis_viewer.png"))
 
 # Chemistry tab: a hand-made decoder (z0, z1) -> the window of the nearest of a few anchors, each anchor a
 # window cut from the noiseless graphene-movie mask at a known atom (pristine or next to a 5/7 ring)
@@ -52,9 +57,5 @@ def hand_made_decoder(z):
 model_link(viewer).set_model(hand_made_decoder)
 w.grid_d.setValue(100)
 w.run_chemistry(); wait(w.chemistry_job)
-for i, name in enumerate(["clusters", "dynamics", "angles", "chemistry"]):
-    w.tabs.setCurrentIndex(i)
-    for _ in range(20): app.processEvents()
-    w.grab().save(str(OUT / ("dock_analysis.png" if name == "dynamics" else f"dock_analysis_{name}.png")))
-viewer.window._qt_window.grab().save(str(OUT / "dock_analysis_viewer.png"))
+grab(3, "chemistry")
 print(w.status.text(), w.peaks_label.text())
