@@ -150,3 +150,17 @@ def test_chemistry_map_from_the_current_model(dock, qtbot):
     assert (image[left, :, 1] == 255).all() and (image[left, :, 0] == 0).all()  # green = n6 only
     assert (image[right, :, 0] == 255).all()  # red = the 5-ring
     assert len(widget.chem_sites.data) == len(viewer.layers["sites"].data)  # encoded sites overlaid
+
+
+def test_columns_follow_the_layer_features(dock, qtbot):
+    viewer, widget, _, _ = dock
+    layer = viewer.layers["sites"]
+    _select(widget, ["z0"])
+    features = layer.features.copy()
+    features["z2"] = 0.0  # e.g. a retrained model with one more latent
+    layer.features = features
+    names = [widget.columns_list.item(i).text() for i in range(widget.columns_list.count())]
+    assert "z2" in names
+    chosen = {item.text() for item in widget.columns_list.selectedItems()}
+    assert chosen == {"z0", "z2"}  # the user's choice kept, the new latent ticked by default
+    assert widget.variable_combo.findText("z2") >= 0

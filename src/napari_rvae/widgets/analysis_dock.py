@@ -74,6 +74,7 @@ class AnalysisDock(QWidget):
         self.peaks = None  # the last angle peaks table
         self.area = None  # the last loop area per component
         self.fractions = None
+        self._watched = None  # the layer whose features event we listen to
 
         self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer (sites) whose features hold the latents", prefer=has_latents)
         self.status = QLabel("")
@@ -226,19 +227,36 @@ class AnalysisDock(QWidget):
         return self.points_picker.layer()
 
     def _on_layer(self, layer) -> None:
+        if self._watched is not None:
+            try:
+                self._watched.events.features.disconnect(self._on_features)
+            except Exception:  # already gone: nothing to undo
+                pass
+        self._watched = layer
+        if layer is not None:
+            layer.events.features.connect(self._on_features)
+        self._fill_columns(layer, keep=False)
+
+    def _on_features(self, *_event) -> None:
+        """The layer's features changed (latents written, a cluster column…): refresh, keeping the choices."""
+        self._fill_columns(self._watched, keep=True)
+
+    def _fill_columns(self, layer, keep: bool) -> None:
         columns = [] if layer is None else [str(c) for c in layer.features.columns]
         latents = latent_columns(layer.features) if layer is not None and len(columns) else []
+        chosen = {item.text() for item in self.columns_list.selectedItems()} if keep else set()
+        known = {self.columns_list.item(i).text() for i in range(self.columns_list.count())} if keep else set()
         self.columns_list.clear()
         self.columns_list.addItems(columns)
         for i, name in enumerate(columns):
             default = name == "angle" or (name[:1] == "z" and name[1:].isdigit())
-            self.columns_list.item(i).setSelected(default)
-        keep = self.variable_combo.currentText()
+            self.columns_list.item(i).setSelected(name in chosen if name in known else default)
+        current = self.variable_combo.currentText()
         self.variable_combo.clear()
         numeric = [c for c in latents if c not in ("dx", "dy")] or columns
         self.variable_combo.addItems(numeric)
-        if keep in numeric:
-            self.variable_combo.setCurrentText(keep)
+        if current in numeric:
+            self.variable_combo.setCurrentText(current)
 
     def _sites(self):
         layer = self.layer()
