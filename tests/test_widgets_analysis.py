@@ -164,3 +164,22 @@ def test_columns_follow_the_layer_features(dock, qtbot):
     chosen = {item.text() for item in widget.columns_list.selectedItems()}
     assert chosen == {"z0", "z2"}  # the user's choice kept, the new latent ticked by default
     assert widget.variable_combo.findText("z2") >= 0
+
+
+def test_chemistry_stop(dock, qtbot):
+    viewer, widget, _, _ = dock
+    from napari_rvae.widgets._model_link import model_link
+
+    def slow_decoder(z):  # blank windows, slowly: the job is still running when Stop is pressed
+        import time
+        time.sleep(0.05)
+        return np.zeros((len(z), 16, 16), np.float32)
+
+    model_link(viewer).set_model(slow_decoder)
+    widget.grid_d.setValue(200)
+    with qtbot.waitSignal(widget.chemistry_job.finished, timeout=60_000):
+        widget.chemistry_button.click()
+        assert widget.chemistry_stop.isEnabled()
+        widget.chemistry_stop.click()
+    assert widget.chemistry_job.last_error is None and widget.chem is None
+    assert widget.status.text() == "chemistry map stopped" and not widget.chemistry_stop.isEnabled()

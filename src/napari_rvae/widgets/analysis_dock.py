@@ -93,7 +93,9 @@ class AnalysisDock(QWidget):
         layout.addWidget(self.status)
 
         self.cluster_job = BackgroundJob("Clustering the sites", on_return=self._on_clusters, uses_torch=False, parent=self)
-        self.chemistry_job = BackgroundJob("Chemistry map", on_return=self._on_chemistry, uses_torch=True, parent=self)
+        self.chemistry_job = BackgroundJob("Chemistry map", on_return=self._on_chemistry, uses_torch=True, parent=self,
+                                           on_finish=lambda: self.chemistry_stop.setEnabled(False))
+        self._chem_stop = [False]
         self.chem = None  # the last ChemistryMap
         self.link = model_link(napari_viewer)
         self.link.model_changed.connect(self._on_model)
@@ -201,6 +203,8 @@ class AnalysisDock(QWidget):
         self.model_label.setWordWrap(True)
         self.model_label.setToolTip("The current model (trained or loaded in the Train VAE dock)")
         self.chemistry_button = button("Chemistry map", "Decode a D × D grid of (z0, z1) and count 5-, 6-, 7-rings at each window's centre atom", self.run_chemistry)
+        self.chemistry_stop = button("Stop", "Stop the chemistry map after the current batch of windows", lambda: self.chemistry_job.stop())
+        self.chemistry_stop.setEnabled(False)
         self.chem_plot = _plot("rings at the centre atom: R = n5, G = n6, B = n7", "z0", "z1")
         self.chem_plot.setAspectLocked(True)
         self.chem_image = pg.ImageItem()
@@ -218,7 +222,10 @@ class AnalysisDock(QWidget):
         layout = QVBoxLayout(widget)
         layout.addLayout(form)
         layout.addWidget(advanced)
-        layout.addWidget(self.chemistry_button)
+        row = QHBoxLayout()
+        row.addWidget(self.chemistry_button, 1)
+        row.addWidget(self.chemistry_stop)
+        layout.addLayout(row)
         layout.addWidget(self.chem_plot, 1)
         return widget
 
@@ -392,10 +399,18 @@ class AnalysisDock(QWidget):
         model = self.link.model
         if model is None:
             raise ValueError("no model: train or load one in the Train VAE dock first")
-        return self.chemistry_job.start(chemistry_map, model, self.grid_d.value(), span=self.span.value(),
-                                        threshold=self.threshold.value())
+        self._chem_stop = [False]
+        self.chemistry_stop.setEnabled(True)
+        return self.chemistry_job.start(_chemistry, model, self.grid_d.value(), self.span.value(),
+                                        self.threshold.value(), self._chem_stop, stop=self._request_chem_stop)
+
+    def _request_chem_stop(self) -> None:
+        self._chem_stop[0] = True
 
     def _on_chemistry(self, chem) -> None:
+        if chem is None:
+            self.status.setText("chemistry map stopped")
+            return
         self.chem = chem
         rgb = chem.rgb()
         grid = chem.grid
@@ -415,6 +430,23 @@ class AnalysisDock(QWidget):
         physical = chem.physical.mean()
         self.status.setText(f"chemistry map {len(grid)} × {len(grid)}: {physical:.0%} physical, bond length "
                             f"{chem.bond_length:.2f} px; black = unphysical; dots = encoded sites")
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _chemistry(model, d, span, threshold, stop_flag):
+    """Background part of the Chemistry tab; ``None`` when stopped (``stop_flag[0]`` set)."""
+
+    def progress(_fraction):
+        if stop_flag[0]:
+            raise _Stopped
+
+    try:
+        return chemistry_map(model, d, span=span, threshold=threshold, progress=progress)
+    except _Stopped:
+        return None
 
 
 def _density_and_nmf(frames, values, frame_ids, name, n_grid, bandwidth, n_components, bias):
