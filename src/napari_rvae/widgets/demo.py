@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import napari
 
+from .analysis_dock import AnalysisDock
 from .colour_atoms import ColourAtoms
 from .detect_dock import Detect
 from .latent_explorer import LatentExplorer
@@ -33,13 +34,14 @@ def open_demo(viewer: napari.Viewer | None = None, run: bool = False) -> tuple[n
     image = load_graphene_sample(viewer)
     docks = {"pipeline": RunPipeline(viewer), "explorer": LatentExplorer(viewer),
              "colour": ColourAtoms(viewer), "train": TrainVAE(viewer), "detect": Detect(viewer),
-             "segment": SegmentLabel(viewer)}
+             "segment": SegmentLabel(viewer), "analysis": AnalysisDock(viewer)}
     viewer.window.add_dock_widget(docks["pipeline"], name="Run pipeline", area="left")
     explorer_dock = viewer.window.add_dock_widget(docks["explorer"], name="Latent explorer", area="right")
     viewer.window.add_dock_widget(docks["colour"], name="Colour atoms", area="right", tabify=True)
     viewer.window.add_dock_widget(docks["train"], name="Train VAE", area="right", tabify=True)
     viewer.window.add_dock_widget(docks["detect"], name="Detect", area="right", tabify=True)
     viewer.window.add_dock_widget(docks["segment"], name="Segment & label", area="right", tabify=True)
+    viewer.window.add_dock_widget(docks["analysis"], name="Analysis", area="right", tabify=True)
     explorer_dock.raise_()
     # when the pipeline is done, show the filled explorer
     docks["pipeline"].job.finished.connect(explorer_dock.raise_)
