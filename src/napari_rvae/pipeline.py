@@ -67,11 +67,11 @@ class PipelineResult:
 
 
 def _check_movie(movie) -> np.ndarray:
-    movie = np.asarray(movie, dtype=np.float32)
-    if movie.ndim == 2:
-        movie = movie[None]
-    if movie.ndim != 3 or min(movie.shape[1:]) < 8:
-        raise ValueError(f"movie: expected a (T, Y, X) or (Y, X) image array, got shape {movie.shape}")
+    from .detect._checks import as_movie
+
+    movie = as_movie(movie).astype(np.float32, copy=False)
+    if min(movie.shape[1:]) < 8:
+        raise ValueError(f"movie: frames of shape {movie.shape[1:]} are too small; they need at least 8 × 8 pixels")
     if not np.isfinite(movie).all():
         raise ValueError("movie: contains NaN or infinite pixels; crop or fill them first")
     return movie

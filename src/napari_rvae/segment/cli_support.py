@@ -9,7 +9,8 @@ import numpy as np
 
 
 def read_array(path: Path, what: str) -> np.ndarray:
-    """Read a ``.npy`` or ``.tif``/``.tiff`` array (never unpickles); other formats via ``io.movie`` if present."""
+    """Read a ``.npy`` or ``.tif``/``.tiff`` array as stored (labels keep their integer type; never
+    unpickles); other formats through ``io.movie``."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{what} file {path} not found")
@@ -23,12 +24,9 @@ def read_array(path: Path, what: str) -> np.ndarray:
         import tifffile
 
         return tifffile.imread(path)
-    try:
-        from ..io.movie import read_movie
-    except ImportError:
-        raise ValueError(f"{what} file {path}: use .npy or .tif") from None
-    movies = read_movie(path)
-    return np.asarray(movies[0].data)
+    from ..io.movie import read_movie
+
+    return np.asarray(read_movie(path)[0].data)
 
 
 def train_segmenter_command(args: argparse.Namespace) -> int:

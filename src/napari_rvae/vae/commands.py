@@ -25,26 +25,10 @@ def _widths(text: str) -> tuple:
 
 
 def read_movie_array(path: Path) -> np.ndarray:
-    """A movie as ``(T, Y, X)`` (or 1D ``(T, L)``) float32 array."""
-    try:
-        from ..io.movie import read_movie  # the project's readers (all formats)
-    except ImportError:  # pragma: no cover - before io.movie is merged
-        read_movie = None
-    if read_movie is not None:
-        movies = read_movie(path)
-        return np.asarray(movies[0].data, dtype=np.float32)
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False).astype(np.float32)
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            key = "data" if "data" in archive.files else archive.files[0]
-            return archive[key].astype(np.float32)
-    if suffix in (".tif", ".tiff"):
-        import tifffile
+    """A movie file (any format ``io.movie`` reads, first channel) as a ``(T, Y, X)`` float32 array."""
+    from ..io.movie import read_movie
 
-        return tifffile.imread(path).astype(np.float32)
-    raise ValueError(f"{path}: cannot read this movie format here (use .npy, .npz or .tif)")
+    return np.asarray(read_movie(path)[0].data, dtype=np.float32)
 
 
 def _load_windows_or_movie(path: Path, sites_path, window, options):
