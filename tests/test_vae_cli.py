@@ -55,3 +55,23 @@ def test_bad_input_gives_one_line_error(files, capsys):
     assert "file not found" in capsys.readouterr().err
     assert main(["train", str(files / "movie.npy"), "--sites", str(files / "sites.csv"), "-o", str(files / "m")]) == 2
     assert "--window" in capsys.readouterr().err
+
+
+def test_subpixel_centring_is_kept_with_the_model_and_repeated_by_encode(files):
+    """train --centring subpixel records the recipe; encode cuts new windows the same way."""
+    from napari_rvae.patches import cut_windows
+    from napari_rvae.vae import encode, load_model
+
+    sites = pd.DataFrame({"frame": [0, 0, 1], "y": [10.3, 20.7, 30.5], "x": [10.6, 20.2, 15.1]})
+    sites.to_csv(files / "sub.csv", index=False)
+    model_dir = files / "model"
+    assert main(["train", str(files / "movie.npy"), "--sites", str(files / "sub.csv"), "--window", "8",
+                 "--centring", "subpixel", "-o", str(model_dir), "--epochs", "1", "--test-fraction", "0", *FAST]) == 0
+    assert json.loads((model_dir / "model.json").read_text())["normalisation"]["centring"] == "subpixel"
+    assert main(["encode", str(model_dir), str(files / "movie.npy"), "--sites", str(files / "sub.csv"),
+                 "-o", str(files / "lat.csv")]) == 0
+    model = load_model(model_dir)
+    norm = model.normalisation
+    cut = cut_windows(np.load(files / "movie.npy"), sites, 8, normalisation="global", lo=norm["lo"], hi=norm["hi"],
+                      centring="subpixel")
+    np.testing.assert_allclose(pd.read_csv(files / "lat.csv")["z0"], encode(model, cut.windows)["z0"], rtol=1e-5, atol=1e-6)

@@ -112,3 +112,24 @@ def test_stop_keeps_the_model_and_errors_are_reported(docks, qtbot, monkeypatch)
     assert len(train.loss_plot.history) < 10_000
     assert "z0" in viewer.layers["sites"].features  # stopped models are still encoded
     assert train.continue_button.isEnabled()
+
+
+def test_subpixel_centring_from_the_dock_is_used_to_train_and_encode(docks, qtbot):
+    """Advanced ▸ centring = subpixel: the model records it and the sites are encoded with it."""
+    from napari_rvae.patches import cut_windows
+    from napari_rvae.vae import encode
+
+    viewer, train, _, sites = docks
+    train.window_spin.setValue(12)
+    train.centring_combo.setCurrentText("subpixel")
+    train.epochs_spin.setValue(1)
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.train_button.click()
+    assert train.job.last_error is None, train.job.last_error
+    model = train.trainer.model
+    assert model.normalisation["centring"] == "subpixel"
+    norm = model.normalisation
+    cut = cut_windows(viewer.layers["movie"].data, sites, 12, normalisation=norm["mode"], lo=norm.get("lo"),
+                      hi=norm.get("hi"), centring="subpixel")
+    encoded = viewer.layers["sites"].features["z0"].to_numpy()[cut.rows]
+    np.testing.assert_allclose(encoded, encode(model, cut.windows)["z0"].to_numpy(), rtol=1e-5, atol=1e-6)

@@ -9,6 +9,8 @@ Rules
 -----
 * A sub-pixel centre ``c`` (row ``y`` or column ``x``, pixels) is rounded to
   the pixel ``floor(c + 0.5)`` (halves go up, also for negative values).
+  With ``centring="subpixel"`` the window is instead resampled (linear
+  interpolation) so that ``c`` is exactly its geometric centre.
 * A window of width ``w`` covers pixels ``[c − w//2, c − w//2 + w)``: for an
   even ``w`` that is ``[c − w/2, c + w/2)``, for an odd ``w`` it is centred.
 * Windows that cross the movie edge are dropped (``border="drop"``) or padded
@@ -31,6 +33,7 @@ from .io.sites import make_sites, validate_sites
 
 NORMALISATIONS = ("none", "global", "window")
 BORDERS = ("drop", "pad")
+CENTRINGS = ("pixel", "subpixel")
 
 
 def centre_pixel(c) -> np.ndarray:
@@ -127,6 +130,14 @@ def normalise(windows: np.ndarray, mode: str = "global", lo: float | None = None
     return ((flat - wlo) / span).reshape(x.shape).astype(np.float32), {"mode": mode}
 
 
+def recipe_options(recipe: dict | None) -> dict:
+    """``cut_windows`` keyword arguments that repeat a stored window recipe (the
+    ``normalisation`` dict of :class:`Windows`, as saved with a model)."""
+    recipe = recipe or {"mode": "none"}
+    return dict(normalisation=recipe.get("mode", "none"), lo=recipe.get("lo"), hi=recipe.get("hi"),
+                centring=recipe.get("centring", "pixel"))
+
+
 def _as_movie(movie, ndim: int):
     # lazy arrays (dask, zarr, h5py) stay lazy: frames are read when windows need them
     lazy = hasattr(movie, "shape") and hasattr(movie, "__getitem__") and not isinstance(movie, np.ndarray)
@@ -176,6 +187,7 @@ def cut_windows(
     normalisation: str = "none",
     lo: float | None = None,
     hi: float | None = None,
+    centring: str = "pixel",
 ) -> Windows:
     """Cut square windows centred on the sites of a sites table.
 
@@ -203,31 +215,42 @@ def cut_windows(
         What to do with windows containing NaN.
     normalisation : {"none", "global", "window"}
         See :func:`normalise`; ``lo, hi`` fix the global range.
+    centring : {"pixel", "subpixel"}
+        ``"pixel"`` (papers' rule): the window is cut around the rounded centre,
+        so the site lies up to ½ px (plus ½ px for an even ``w``) off the
+        window's geometric centre. ``"subpixel"``: the window is resampled by
+        linear interpolation at ``c + i − (w − 1)/2`` so that the site lies
+        exactly on its geometric centre — the point an rVAE rotates about.
+        Use it when the encoded angle must be a physical rotation (it is
+        recorded in the returned ``normalisation`` dict so a model's encoding
+        repeats it).
 
     Returns
     -------
     Windows
         ``windows`` float32 ``(N, w, w)``, ``rows`` into ``sites``, and the report.
     """
-    return _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi)
+    return _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
+                centring)
 
 
 def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Windows:
     """1D version of :func:`cut_windows`: ``movie`` is ``(T, L)`` or ``(L,)``,
     sites give ``frame`` and ``x`` (``y`` is ignored); windows are ``(N, w)``."""
-    keys = ("classes", "per_frame", "seed", "delay", "border", "nan", "normalisation", "lo", "hi")
+    keys = ("classes", "per_frame", "seed", "delay", "border", "nan", "normalisation", "lo", "hi", "centring")
     unknown = set(options) - set(keys)
     if unknown:
         raise ValueError(f"cut_windows_1d: unknown option(s) {', '.join(sorted(unknown))}")
     defaults = dict(classes=None, per_frame=None, seed=0, delay=0, border="drop", nan="drop",
-                    normalisation="none", lo=None, hi=None)
+                    normalisation="none", lo=None, hi=None, centring="pixel")
     defaults.update(options)
     if "y" not in sites:
         sites = sites.assign(y=0.0)
     return _cut(movie, sites, window, 1, *(defaults[k] for k in keys))
 
 
-def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi) -> Windows:
+def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
+         centring) -> Windows:
     if int(window) != window or window < 2:
         raise ValueError(f"window must be an integer ≥ 2 pixels, got {window}")
     if border not in BORDERS:
@@ -236,6 +259,8 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         raise ValueError(f"nan {nan!r} unknown; use 'drop' or 'keep'")
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation {normalisation!r} unknown; use one of {', '.join(NORMALISATIONS)}")
+    if centring not in CENTRINGS:
+        raise ValueError(f"centring {centring!r} unknown; use 'pixel' or 'subpixel'")
     window = int(window)
     data = _as_movie(movie, ndim)
     sites = validate_sites(sites)
@@ -248,37 +273,32 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
     rows, frames = rows[inside], frames[inside]
 
     axes = ["y", "x"] if ndim == 2 else ["x"]
-    centres = np.stack([centre_pixel(sites[a].to_numpy()[rows]) for a in axes], axis=1)
-    offsets = np.arange(window) - window // 2
+    exact = np.stack([sites[a].to_numpy(dtype=np.float64)[rows] for a in axes], axis=1).reshape(len(rows), ndim)
+    centres = centre_pixel(exact)
     size = np.array(data.shape[1:])
-    first = centres + offsets[0]
-    fits = np.all((first >= 0) & (first + window <= size), axis=1)
+    if centring == "pixel":
+        starts, width = centres - window // 2, window
+        fraction = None
+    else:  # sample at c + i - (w - 1)/2: the site sits on the window's geometric centre
+        corner = exact - (window - 1) / 2.0
+        starts = np.floor(corner).astype(np.int64)
+        fraction = (corner - starts).astype(np.float32)
+        width = window + 1
+    needed = window if fraction is None else window + (fraction > 0)  # pixels read per axis
+    fits = np.all((starts >= 0) & (starts + needed <= size), axis=1)
     if border == "drop":
         report.border_dropped = int((~fits).sum())
-        rows, frames, centres = rows[fits], frames[fits], centres[fits]
+        rows, frames, centres, starts = rows[fits], frames[fits], centres[fits], starts[fits]
+        fraction = fraction[fits] if fraction is not None else None
     else:
         report.border_padded = int((~fits).sum())
 
     out = np.empty((len(rows),) + (window,) * ndim, dtype=np.float32)
-    chunk = max(1, 2**22 // window**ndim)  # bounded index temporaries
+    chunk = max(1, 2**22 // width**ndim)  # bounded index temporaries
     for s in range(0, len(rows), chunk):
         e = min(len(rows), s + chunk)
-        f = frames[s:e]
-        # clipping the indices pads by repeating the edge pixels, without copying the movie
-        idx = [np.clip(centres[s:e, k, None] + offsets, 0, size[k] - 1) for k in range(ndim)]
-        if isinstance(data, np.ndarray):
-            if ndim == 2:
-                out[s:e] = data[f[:, None, None], idx[0][:, :, None], idx[1][:, None, :]]
-            else:
-                out[s:e] = data[f[:, None], idx[0]]
-        else:  # lazy arrays (dask): read each needed frame once
-            for t in np.unique(f):
-                sel = np.flatnonzero(f == t)
-                frame = np.asarray(data[int(t)])
-                if ndim == 2:
-                    out[s + sel] = frame[idx[0][sel][:, :, None], idx[1][sel][:, None, :]]
-                else:
-                    out[s + sel] = frame[idx[0][sel]]
+        block = _gather(data, frames[s:e], starts[s:e], width, size)
+        out[s:e] = block if fraction is None else _blend(block, fraction[s:e], window)
 
     has_nan = np.isnan(out.reshape(len(out), -1)).any(axis=1)
     if nan == "drop":
@@ -289,8 +309,37 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
     else:
         report.nan_kept = int(has_nan.sum())
     out, params = normalise(out, normalisation, lo, hi)
+    if centring != "pixel":  # part of the recipe a model must repeat when it encodes new sites
+        params["centring"] = centring
     report.cut = len(rows)
     return Windows(out, rows.astype(np.int64), frames.astype(np.int64), centres, params, report)
+
+
+def _gather(data, frames, starts, width: int, size) -> np.ndarray:
+    """Blocks of ``width`` pixels per axis from ``starts``; indices are clipped, which
+    pads by repeating the edge pixels without copying the movie."""
+    ndim = starts.shape[1]
+    idx = [np.clip(starts[:, k, None] + np.arange(width), 0, size[k] - 1) for k in range(ndim)]
+    if isinstance(data, np.ndarray):
+        if ndim == 2:
+            return data[frames[:, None, None], idx[0][:, :, None], idx[1][:, None, :]].astype(np.float32, copy=False)
+        return data[frames[:, None], idx[0]].astype(np.float32, copy=False)
+    out = np.empty((len(frames),) + (width,) * ndim, dtype=np.float32)
+    for t in np.unique(frames):  # lazy arrays (dask): read each needed frame once
+        sel = np.flatnonzero(frames == t)
+        frame = np.asarray(data[int(t)])
+        out[sel] = frame[idx[0][sel][:, :, None], idx[1][sel][:, None, :]] if ndim == 2 else frame[idx[0][sel]]
+    return out
+
+
+def _blend(block: np.ndarray, fraction: np.ndarray, window: int) -> np.ndarray:
+    """Linear interpolation of ``(N, w+1[, w+1])`` blocks at a sub-pixel ``fraction`` per axis."""
+    for axis in range(fraction.shape[1]):
+        f = fraction[:, axis].reshape((-1,) + (1,) * (block.ndim - 1))
+        lo = np.take(block, np.arange(window), axis=axis + 1)
+        hi = np.take(block, np.arange(1, window + 1), axis=axis + 1)
+        block = np.where(f > 0, lo + f * (hi - lo), lo)  # f = 0 never reads the extra pixel (NaN-safe)
+    return block
 
 
 def grid_sites(shape, window: int, step: int = 1, *, frames=None) -> pd.DataFrame:

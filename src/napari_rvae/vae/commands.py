@@ -69,6 +69,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=int, nargs="+", help="only sites of these classes")
     p.add_argument("--per-frame", type=int, help="random subset of at most this many sites per frame")
     p.add_argument("--normalisation", default="global", choices=["none", "global", "window"])
+    p.add_argument("--centring", default="pixel", choices=["pixel", "subpixel"],
+                   help="pixel: cut around the rounded site (papers' rule); subpixel: resample so the site is "
+                        "the window's exact centre (use for physical rotation angles)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -101,17 +104,17 @@ def add_train(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from .config import BetaSchedule, VAEConfig
+    from ..patches import recipe_options
     from .files import load_model, save_model, train_state
     from .models import build_model
     from .trainer import Trainer
 
-    options = {"normalisation": args.normalisation}
+    options = {"normalisation": args.normalisation, "centring": args.centring}
     model = state = None
     if args.resume:
         model = load_model(args.output)
         state = train_state(model)
-        norm = model.normalisation
-        options = {"normalisation": norm.get("mode", "none"), "lo": norm.get("lo"), "hi": norm.get("hi")}
+        options = recipe_options(model.normalisation)
     if args.sites is not None:
         options.update(classes=args.classes, per_frame=args.per_frame, seed=args.seed)
     window = args.window or (model.config.window[0] if model is not None else None)
@@ -157,6 +160,7 @@ def run_encode(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..io.sites import read_sites, write_sites
+    from ..patches import recipe_options
     from .files import load_model
     from .latents import encode, encode_sites
 
@@ -168,8 +172,7 @@ def run_encode(args: argparse.Namespace) -> int:
         table, report = encode_sites(model, read_movie_array(args.input), read_sites(args.sites))
         print(f"windows: {report.summary()}")
     else:
-        windows, _, _, _ = _load_windows_or_movie(args.input, None, None, {
-            "normalisation": norm.get("mode", "none"), "lo": norm.get("lo"), "hi": norm.get("hi")})
+        windows, _, _, _ = _load_windows_or_movie(args.input, None, None, recipe_options(norm))
         table = pd.concat([pd.DataFrame({"window": np.arange(len(windows))}), encode(model, windows)], axis=1)
     write_sites(table, args.output)
     print(f"{len(table)} rows with latents written to {args.output}")

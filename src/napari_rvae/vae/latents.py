@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..patches import cut_windows, cut_windows_1d, windows_as_array
+from ..patches import cut_windows, cut_windows_1d, recipe_options, windows_as_array
 from .fastdecode import can_decode_fast, decode_array
 from .fused import parallel_ranges
 from .models import InvariantVAE
@@ -226,7 +226,7 @@ def encode_sites(model: InvariantVAE, movie, sites: pd.DataFrame, normalisation:
     """
     cfg = model.config
     norm = normalisation or getattr(model, "normalisation", None) or {"mode": "none"}
-    opts = dict(normalisation=norm.get("mode", "none"), lo=norm.get("lo"), hi=norm.get("hi"))
+    opts = recipe_options(norm)
     opts.update(cut_options)
     if cfg.dims == 2:
         if cfg.window[0] != cfg.window[1]:

@@ -44,7 +44,8 @@ def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
             raise ValueError(f"window {settings['window']} px is larger than the image "
                              f"({np.shape(movie)[-2]}×{np.shape(movie)[-1]} px); choose a smaller window")
         cut = cut_windows(movie, sites, settings["window"], classes=settings["classes"], per_frame=settings["per_frame"],
-                          seed=settings["seed"], normalisation=settings["normalisation"])
+                          seed=settings["seed"], normalisation=settings["normalisation"],
+                          centring=settings.get("centring", "pixel"))
         if len(cut) < 2:
             raise ValueError(f"only {len(cut)} window(s) could be cut ({cut.report.summary()}); "
                              "use a smaller window or more sites")
@@ -127,6 +128,10 @@ class TrainVAE(QWidget):
         self.seed_spin = spin(0, 0, 2**31 - 1, "Random seed: same seed, same data ⇒ same latents on CPU")
         self.norm_combo = tip(QComboBox(), "Window scaling: one min-max over all windows (global), per window, or none")
         self.norm_combo.addItems(["window", "global", "none"])
+        self.centring_combo = tip(QComboBox(), "pixel: cut around the rounded site position (papers' rule); subpixel: "
+                                  "resample so the site is the window's exact centre, the point the rVAE rotates "
+                                  "about (use it when angles must be physical rotations)")
+        self.centring_combo.addItems(["pixel", "subpixel"])
         self.encoder_combo = tip(QComboBox(), "Encoder: fully connected (mlp) or convolutional")
         self.encoder_combo.addItems(["mlp", "conv"])
         self.rot_prior = dspin(0.1, 1e-3, 10.0, "Rotation prior σ (radians) of the angle latent", 0.05)
@@ -162,7 +167,7 @@ class TrainVAE(QWidget):
         advanced, _ = collapsible("Advanced", [
             (form_label(n, w.toolTip()), w) for n, w in [
                 ("batch", self.batch_spin), ("learning rate", self.lr_spin), ("seed", self.seed_spin),
-                ("normalise", self.norm_combo), ("encoder", self.encoder_combo), ("rotation prior", self.rot_prior),
+                ("normalise", self.norm_combo), ("centring", self.centring_combo), ("encoder", self.encoder_combo), ("rotation prior", self.rot_prior),
                 ("translation prior", self.trans_prior), ("β schedule", self.beta_combo), ("β start", self.beta_start),
                 ("β end", self.beta_end), ("β ramp epochs", self.beta_epochs), ("pixels per step", self.pixel_fraction),
                 ("device", self.device_combo)]
@@ -186,7 +191,8 @@ class TrainVAE(QWidget):
         self._preview_timer.setInterval(150)
         self._preview_timer.timeout.connect(lambda: call_safely("Previewing windows", self.update_preview))
         for signal in (self.window_spin.valueChanged, self.image_picker.layer_changed, self.points_picker.layer_changed,
-                       self.class_combo.currentTextChanged, self.norm_combo.currentTextChanged):
+                       self.class_combo.currentTextChanged, self.norm_combo.currentTextChanged,
+                       self.centring_combo.currentTextChanged):
             signal.connect(lambda *_: self._preview_timer.start())
         self.points_picker.layer_changed.connect(self._fill_classes)
         self._fill_classes()
@@ -222,7 +228,7 @@ class TrainVAE(QWidget):
         return {
             "window": self.window_spin.value(), "classes": None if cls in ("", "all") else int(float(cls)),
             "per_frame": self.per_frame_spin.value() or None, "seed": self.seed_spin.value(),
-            "normalisation": self.norm_combo.currentText(), "arch": self.arch_combo.currentText(),
+            "normalisation": self.norm_combo.currentText(), "centring": self.centring_combo.currentText(), "arch": self.arch_combo.currentText(),
             "latent": self.latent_spin.value(), "encoder": self.encoder_combo.currentText(),
             "rotation_prior": self.rot_prior.value(), "translation_prior": self.trans_prior.value(),
             "beta_kind": self.beta_combo.currentText(), "beta_start": self.beta_start.value(),
@@ -246,7 +252,7 @@ class TrainVAE(QWidget):
         first = sites[sites["frame"] == sites["frame"].min()]
         # sample more sites than shown: some windows fall off the frame edge
         cut = cut_windows(movie, first, s["window"], classes=s["classes"], per_frame=8 * len(self.preview.TITLES),
-                          seed=s["seed"], normalisation=s["normalisation"])
+                          seed=s["seed"], normalisation=s["normalisation"], centring=s["centring"])
         for i, title in enumerate(self.preview.TITLES):
             self.preview.set_image(title, cut.windows[i] if i < len(cut) else None, f"{s['window']} px" if i == 0 else " ")
 
