@@ -7,14 +7,17 @@ from typing import Iterable
 import napari
 import numpy as np
 import pandas as pd
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 from superqt import QCollapsible
@@ -93,7 +96,25 @@ def collapsible(title: str, rows: Iterable[tuple[str, QWidget]] = ()) -> tuple[Q
         form.addRow(label, widget)
     section.addWidget(body)
     section.collapse(animate=False)
+    # expanded, the form keeps its natural height (the dock scrolls, see scroll_body) instead of
+    # being squashed into overlapping rows when the dock is short
+    section.toggled.connect(lambda expanded: body.setMinimumHeight(body.sizeHint().height() if expanded else 0))
     return section, form
+
+
+def scroll_body(dock: QWidget) -> QVBoxLayout:
+    """Give ``dock`` a vertical scroll area and return the layout to fill: a dock taller than
+    the space napari gives it (e.g. with "Advanced" open) scrolls instead of squashing its rows."""
+    inner = QWidget()
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(inner)
+    outer = QVBoxLayout(dock)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    return QVBoxLayout(inner)
 
 
 def form_label(text: str, tooltip: str) -> QLabel:

@@ -38,7 +38,7 @@ from ..analysis.dynamics import density_nmf, density_vs_frame
 from ..analysis.hysteresis import loop_area, read_bias
 from ..io.sites import latent_columns
 from . import _colours as colours
-from ._common import LayerPicker, button, collapsible, dspin, form_label, has_latents, sites_from_layer, spin, tip, write_columns
+from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, has_latents, sites_from_layer, spin, tip, write_columns
 from ._model_link import model_link
 from ._workers import BackgroundJob
 
@@ -87,7 +87,7 @@ class AnalysisDock(QWidget):
 
         top = QFormLayout()
         top.addRow(form_label("points", "Sites layer with latent features (angle, z0 …)"), self.points_picker)
-        layout = QVBoxLayout(self)
+        layout = scroll_body(self)
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.status)

@@ -14,11 +14,11 @@ import numpy as np
 from napari.utils.colormaps import AVAILABLE_COLORMAPS
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QImage, QPixmap
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QWidget
 
 from ..analysis.latent_maps import METHODS, iter_latent_maps
 from . import _colours as colours
-from ._common import LayerPicker, has_latents, button, collapsible, dspin, form_label, spin, tip
+from ._common import LayerPicker, has_latents, button, collapsible, scroll_body, dspin, form_label, spin, tip
 from ._workers import BackgroundJob, call_safely
 
 AUTO = "auto"
@@ -76,7 +76,7 @@ class ColourAtoms(QWidget):
             (form_label("spacing", "Map pixel spacing"), self.step_spin),
         ])
         map_form.addRow(self.map_button)
-        layout = QVBoxLayout(self)
+        layout = scroll_body(self)
         layout.addLayout(form)
         layout.addWidget(self.bar)
         layout.addLayout(bar_labels)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QWidget
 
-from ._common import LayerPicker, button, collapsible, dspin, form_label, spin, tip
+from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, spin, tip
 from ._workers import BackgroundJob
 
 METHODS = {
@@ -84,7 +84,7 @@ class Detect(QWidget):
             (form_label(n, w.toolTip()), w) for n, w in [
                 ("smoothing", self.sigma), ("edge margin", self.edge_margin), ("track step", self.r_max),
                 ("track class", self.track_class), ("wall pixels", self.walls_per_frame)]])
-        layout = QVBoxLayout(self)
+        layout = scroll_body(self)
         layout.addLayout(form)
         layout.addWidget(advanced)
         layout.addWidget(self.detect_button)

@@ -35,14 +35,13 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QRadioButton,
-    QVBoxLayout,
     QWidget,
 )
 from superqt import QLabeledDoubleSlider
 
 from ..io.sites import latent_columns
 from . import _colours as colours
-from ._common import LayerPicker, has_latents, button, collapsible, form_label, spin, tip
+from ._common import LayerPicker, has_latents, button, collapsible, scroll_body, form_label, spin, tip
 from ._latent_plot import LatentPlot
 from ._model_link import model_decoder, model_link
 from ._window_panel import WindowPanel
@@ -161,7 +160,7 @@ class LatentExplorer(QWidget):
         selection.addWidget(self.cluster_spin)
         selection.addWidget(self.assign_button)
 
-        layout = QVBoxLayout(self)
+        layout = scroll_body(self)
         layout.addLayout(grid)
         layout.addLayout(modes)
         layout.addWidget(self.plot, stretch=3)

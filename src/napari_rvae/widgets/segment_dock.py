@@ -14,10 +14,10 @@ from pathlib import Path
 import napari
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from ..io.files import atomic_write
-from ._common import LayerPicker, button, collapsible, dspin, form_label, spin, tip
+from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, spin, tip
 from ._workers import BackgroundJob, call_safely
 from .train_vae import LossPlot
 
@@ -95,7 +95,7 @@ class SegmentLabel(QWidget):
             ("seed", self.seed_spin), ("confidence", self.confidence)]])
         rows = [(self.new_button,), (self.train_button, self.finetune_button), (self.stop_button, self.continue_button),
                 (self.predict_frame_button, self.predict_all_button), (self.save_button, self.load_button)]
-        layout = QVBoxLayout(self)
+        layout = scroll_body(self)
         layout.addLayout(form)
         layout.addWidget(advanced)
         for row in rows[:3]:

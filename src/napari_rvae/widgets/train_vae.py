@@ -14,10 +14,10 @@ import napari
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QWidget
 
 from ..io.sites import latent_columns
-from ._common import LayerPicker, button, collapsible, dspin, form_label, sites_from_layer, spin, tip, write_columns
+from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, sites_from_layer, spin, tip, write_columns
 from ._model_link import model_link
 from ._window_panel import WindowPanel
 from ._workers import BackgroundJob, call_safely
@@ -177,7 +177,7 @@ class TrainVAE(QWidget):
             run_row.addWidget(b)
         for b in (self.encode_button, self.save_button, self.load_button):
             file_row.addWidget(b)
-        layout = QVBoxLayout(self)
+        layout = scroll_body(self)
         layout.addLayout(form)
         layout.addWidget(self.preview)
         layout.addWidget(advanced)
