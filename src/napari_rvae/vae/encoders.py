@@ -17,7 +17,9 @@ class MLPEncoder(nn.Module):
         self.mlp = TanhMLP(n_pixels, widths, 2 * n_latent, fast=fast)
 
     def forward(self, x: torch.Tensor):
-        out = self.mlp(x.reshape(len(x), -1))
+        flat = x.reshape(len(x), -1)
+        # encoding (no autograd): the cached folded weights, no per-call scaling passes
+        out = self.mlp.infer(flat) if self.mlp.fast and torch.is_inference_mode_enabled() else self.mlp(flat)
         return out[:, : self.n_latent], out[:, self.n_latent :]
 
 

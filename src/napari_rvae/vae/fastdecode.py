@@ -22,28 +22,23 @@ ROWS = 2048  # most pixels per block: 2048 × 128 float32 = 1 MB of activations,
 
 
 def _constants(decoder):
-    """Weights in sigmoid space, cached until a parameter changes (training bumps versions):
-    ``wq (H1, d)``, ``wz (H1, k)``, ``b1 (H1,)`` (all doubled), hidden ``[(Wᵀ, c)]``,
-    skip weights ``[(2·E)ᵀ]``, ``w_out (H,)``, ``b_out``."""
-    params = list(decoder.parameters())
-    key = tuple((id(p), p._version) for p in params)
-    cached = getattr(decoder, "_fast_constants", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    """The decoder MLP's folded constants (:meth:`TanhMLP.folded`) split for decoding:
+    ``wq (H1, d)``, ``wz (k, H1)``, ``b1 (H1,)`` (all doubled), hidden ``[(Wᵀ, c)]``,
+    skip weights ``[(2·E)ᵀ]``, ``w_out (H,)``, ``b_out``; cached with the same key."""
     mlp = decoder.mlp
-    n = len(mlp.widths)
-    with torch.no_grad():
-        w = mlp.weights[0] * 2
-        const = {"wq": w[:, : decoder.dims].contiguous(), "wz": w[:, decoder.dims :].t().contiguous(),
-                 "b1": mlp.biases[0] * 2, "hidden": [], "extra": []}
-        for i in range(1, n):
-            wi, bi = mlp.weights[i], mlp.biases[i]
-            const["hidden"].append(((wi * 4).t().contiguous(), (bi - wi.sum(1)) * 2))
-            if len(mlp.extra_weights) and decoder.n_content:
-                const["extra"].append((mlp.extra_weights[i - 1] * 2).t().contiguous())
-        const["w_out"] = (mlp.weights[n] * 2)[0].contiguous()
-        const["b_out"] = float((mlp.biases[n] - mlp.weights[n].sum(1))[0])
-    decoder._fast_constants = (key, const)
+    layers = mlp.folded()
+    cached = getattr(decoder, "_fast_constants", None)
+    if cached is not None and cached[0] is layers:
+        return cached[1]
+    first_t, b1 = layers[0]  # (d + k, H1)
+    out_t, out_c = layers[-1]
+    const = {"wq": first_t[: decoder.dims].t().contiguous(), "wz": first_t[decoder.dims :].contiguous(),
+             "b1": b1, "hidden": layers[1:-1], "extra": [], "w_out": out_t[:, 0].contiguous(),
+             "b_out": float(out_c[0])}
+    if len(mlp.extra_weights) and decoder.n_content:
+        with torch.no_grad():
+            const["extra"] = [(e * 2).t().contiguous() for e in mlp.extra_weights]
+    decoder._fast_constants = (layers, const)
     return const
 
 

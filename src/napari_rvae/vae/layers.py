@@ -58,6 +58,34 @@ class TanhMLP(nn.Module):
             for width in self.widths[1:]:
                 self.extra_weights.append(linear_params(n_extra, width, bias=False)[0])
 
+    def folded(self) -> list:
+        """Inference constants in sigmoid space, one ``(Wᵀ, c)`` per layer, cached until a
+        parameter changes (optimiser steps bump the versions): first layer ``(2W)ᵀ, 2b``
+        (so ``u = σ(x·Wᵀ + c)``), hidden ``(4W)ᵀ, 2(b − W·1)``, output ``(2W)ᵀ, b − W·1``."""
+        key = tuple((id(p), p._version) for p in self.parameters())
+        cached = self.__dict__.get("_folded")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        n = len(self.widths)
+        with torch.no_grad():
+            layers = [((self.weights[0] * 2).t().contiguous(), self.biases[0] * 2)]
+            for i in range(1, n + 1):
+                w, b = self.weights[i], self.biases[i]
+                scale = 4.0 if i < n else 2.0
+                layers.append(((w * scale).t().contiguous(), (b - w.sum(1)) * (scale / 2)))
+        self.__dict__["_folded"] = (key, layers)
+        return layers
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward(x)`` for a 2D ``x`` without autograd (no ``extra``): one ``addmm`` and
+        one in-place ``sigmoid`` per layer on the cached :meth:`folded` constants."""
+        layers = self.folded()
+        u = x
+        for wt, c in layers[:-1]:
+            u = torch.sigmoid_(torch.addmm(c, u, wt))
+        wt, c = layers[-1]
+        return torch.addmm(c, u, wt)
+
     def forward(self, x, extra=None, first=None, first_doubled: bool = False):
         """``first``: precomputed pre-activation of the first tanh layer
         (``(..., widths[0])``), then ``x`` is ignored; ``first_doubled`` says
