@@ -79,7 +79,10 @@ def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 0.5, p
     else:
         levels = [float(threshold)] * len(data)
     domains = np.stack([f > lv for f, lv in zip(work, levels)])
-    if tip_sigma is not None:
+    if tip_sigma is not None and int(4 * tip_sigma + 0.5) >= min(data.shape[1:]):
+        warnings.warn(f"frames of {data.shape[1]}×{data.shape[2]} px are too small to fit a tip blur of "
+                      f"{tip_sigma} px; thresholding only", stacklevel=2)
+    elif tip_sigma is not None:
         from .domain_fit import fit_domain_map
 
         domains, _ = fit_domain_map(raw, domains, tip_sigma=tip_sigma, wall_cost=wall_cost)
