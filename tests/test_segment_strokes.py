@@ -52,29 +52,30 @@ def test_thin_iou_tolerance():
 
 @pytest.mark.slow
 def test_walls_from_twenty_strokes_on_one_domain_movie_frame():
-    """Issue 5 target: ~20 painted strokes on one frame → wall IoU ≥ 0.8 (1-px tolerance) on the others."""
+    """Issue 5 target: ~20 painted strokes on one frame → wall IoU ≥ 0.8 on the other frames (strict, no tolerance)."""
     from napari_rvae.segment import SegmenterTrainer, predict
     from napari_rvae.segment.strokes import STROKE_RECIPE, stroke_training_settings
     from napari_rvae.synth import make_sample
 
     torch.set_num_threads(2)
-    sample = make_sample("domain-movie", seed=2)  # any seed; the recipe was tuned on seed 0
+    sample = make_sample("domain-movie", seed=7)  # the recipe's epochs were chosen on seeds 0 and 2
     frames, truth = sample["data"], sample["labels"].astype(np.int64)
     t_paint = 10
     labels = np.zeros_like(truth)
     labels[t_paint] = simulate_strokes(truth[t_paint], STROKE_RECIPE, width=3, regions=sample["orientation"][t_paint],
-                                      seed=5)
+                                      seed=1)
     assert (labels > 0).sum() < 0.01 * truth[0].size
     config, settings = stroke_training_settings(n_classes=3)
     trainer = SegmenterTrainer(frames, labels, config=config, settings=settings)
     for _ in trainer.run():
         pass
-    held_out = [0, 8, 20]  # frames with few and with many walls (the painted frame is 10)
+    held_out = [0, 8, 20, 26]  # frames with few and with many walls (the painted frame is 10)
     walls = predict(trainer.model, frames[held_out]).argmax(1) + 1 == 2
     score = thin_iou(walls, truth[held_out] == 2, tolerance=1)
-    assert score["tolerant"] >= 0.8, score
+    assert score["strict"] >= 0.8, score
+    assert score["tolerant"] >= 0.9, score
     for i, t in enumerate(held_out):
-        assert thin_iou(walls[i], truth[t] == 2, tolerance=1)["tolerant"] >= 0.7, t
+        assert thin_iou(walls[i], truth[t] == 2, tolerance=0)["strict"] >= 0.75, t
 
 
 def test_domain_strokes_visit_every_region():

@@ -1,4 +1,4 @@
-"""Domain walls: PFM phase → domain map → Canny walls → wall-pixel sites.
+"""Domain walls: PFM phase → domain map (threshold, then a fit of the tip-blurred model) → walls → sites.
 
 Also walls from a segmenter's wall class, and the per-frame switched fraction
 (paper 000's "switching degree").
@@ -16,7 +16,8 @@ from ..io.sites import empty_sites, make_sites
 from ._checks import as_movie, as_probabilities, frame_is_usable
 
 
-def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 0.5, per_frame: bool = False) -> np.ndarray:
+def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 0.5, per_frame: bool = False,
+               tip_sigma: float | None = 1.0, wall_cost: float = 2.0, min_size: int = 0) -> np.ndarray:
     """Binary domain map of a PFM phase movie.
 
     Parameters
@@ -31,6 +32,18 @@ def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 0.5, p
     per_frame : bool
         Otsu threshold per frame instead of one for the movie (a frame that is a
         single domain then splits its noise — keep False for switching movies).
+    tip_sigma : float or None
+        Tip blur (Gaussian σ, pixels). When given, the thresholded map is refined by
+        fitting the tip-blurred two-level model ``a + b · G_σ * s`` to the raw phase
+        (:func:`~napari_rvae.detect.domain_fit.fit_domain_map`): this recovers domains
+        a few pixels across, which the blur keeps from crossing the threshold. ``None``
+        = threshold only.
+    wall_cost : float
+        The fit's wall-length prior (nats per pixel edge of wall; 4× that for a
+        one-pixel domain). Larger = fewer, smoother small domains.
+    min_size : int
+        Remove domains (of either sign) of at most this many pixels (e.g. 3 to drop
+        one- to three-pixel specks); 0 keeps all.
 
     Returns
     -------
@@ -42,13 +55,16 @@ def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 0.5, p
     data = as_movie(phase, "phase")
     if smooth < 0:
         raise ValueError(f"smooth: must be ≥ 0 pixels, got {smooth}")
+    if tip_sigma is not None and not tip_sigma > 0:
+        raise ValueError(f"tip_sigma: must be > 0 pixels or None, got {tip_sigma}")
+    if min_size < 0:
+        raise ValueError(f"min_size: must be ≥ 0 pixels, got {min_size}")
     finite = np.isfinite(data)
     if not finite.any():
         raise ValueError("phase: every pixel is NaN or infinite")
     fill = float(np.median(data[finite]))
-    work = np.where(finite, data, fill)
-    if smooth > 0:
-        work = ndimage.gaussian_filter(work, (0, smooth, smooth))
+    raw = np.where(finite, data, fill)
+    work = ndimage.gaussian_filter(raw, (0, smooth, smooth)) if smooth > 0 else raw
     if isinstance(threshold, str):
         if threshold != "otsu":
             raise ValueError(f"threshold: expected a number or 'otsu', got {threshold!r}")
@@ -62,7 +78,30 @@ def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 0.5, p
             levels = [threshold_otsu(values)] * len(data)
     else:
         levels = [float(threshold)] * len(data)
-    return np.stack([(f > lv) & m for f, lv, m in zip(work, levels, finite)])
+    domains = np.stack([f > lv for f, lv in zip(work, levels)])
+    if tip_sigma is not None and int(4 * tip_sigma + 0.5) >= min(data.shape[1:]):
+        warnings.warn(f"frames of {data.shape[1]}×{data.shape[2]} px are too small to fit a tip blur of "
+                      f"{tip_sigma} px; thresholding only", stacklevel=2)
+    elif tip_sigma is not None:
+        from .domain_fit import fit_domain_map
+
+        domains, _ = fit_domain_map(raw, domains, tip_sigma=tip_sigma, wall_cost=wall_cost)
+    if min_size > 0:
+        domains = np.stack([_drop_small(f, min_size) for f in domains])
+    return domains & finite
+
+
+def _drop_small(domains: np.ndarray, max_size: int) -> np.ndarray:
+    """Fill (Y, X) bool domains of ≤ ``max_size`` pixels (4-connected) with the surrounding sign."""
+    out = domains.copy()
+    for value in (True, False):
+        lab, n = ndimage.label(out == value)
+        if n:
+            sizes = np.bincount(lab.ravel())
+            small = sizes <= max_size
+            small[0] = False
+            out[small[lab]] = not value
+    return out
 
 
 def switched_fraction(domains, *, switched: bool = True) -> np.ndarray:
@@ -75,22 +114,34 @@ def switched_fraction(domains, *, switched: bool = True) -> np.ndarray:
     return (d.astype(bool) == bool(switched)).mean(axis=(1, 2))
 
 
-def wall_mask(domains, *, sigma: float = 1.0, low: float | None = None, high: float | None = None) -> np.ndarray:
-    """Canny edges of a domain map: ``(T, Y, X)`` bool, one-pixel-thin walls.
+def wall_mask(domains, *, method: str = "boundary", sigma: float = 1.0, low: float | None = None,
+              high: float | None = None) -> np.ndarray:
+    """One-pixel-thin walls of a domain map: ``(T, Y, X)`` bool.
 
-    ``sigma`` (pixels) and the hysteresis thresholds ``low`` / ``high`` are
-    ``skimage.feature.canny``'s (on the 0/1 map, gradients at a wall are ≈ 0.5).
+    ``method="boundary"`` (default): the pixels of the True domain that have a
+    4-neighbour in the False domain — the map's exact boundary, so every domain,
+    however small, gets its wall. ``method="canny"``: ``skimage.feature.canny`` of the
+    0/1 map with ``sigma`` (pixels) and hysteresis thresholds ``low`` / ``high``
+    (gradients at a wall are ≈ 0.5); its smoothing drops walls around domains of a few
+    pixels and at corners.
     """
-    from skimage.feature import canny
-
-    d = np.asarray(domains, dtype=np.float64)
+    d = np.asarray(domains)
     if d.ndim == 2:
         d = d[None]
     if d.ndim != 3:
         raise ValueError(f"domains: expected a (T, Y, X) or (Y, X) map, got shape {d.shape}")
+    if method == "boundary":
+        up = d.astype(bool)
+        p = np.pad(up, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        other = ~(p[:, :-2, 1:-1] & p[:, 2:, 1:-1] & p[:, 1:-1, :-2] & p[:, 1:-1, 2:])
+        return up & other
+    if method != "canny":
+        raise ValueError(f"method: expected 'boundary' or 'canny', got {method!r}")
+    from skimage.feature import canny
+
     low = 0.1 if low is None else low
     high = 0.2 if high is None else high
-    return np.stack([canny(f, sigma=sigma, low_threshold=low, high_threshold=high) for f in d])
+    return np.stack([canny(f, sigma=sigma, low_threshold=low, high_threshold=high) for f in d.astype(np.float64)])
 
 
 def walls_from_probabilities(probabilities, wall_channel: int, *, threshold: float = 0.5) -> np.ndarray:
@@ -171,6 +222,9 @@ def find_walls(
     *,
     threshold: float | str = "otsu",
     smooth: float = 0.5,
+    tip_sigma: float | None = 1.0,
+    min_size: int = 0,
+    method: str = "boundary",
     sigma: float = 1.0,
     n_per_frame: int | None = None,
     min_spacing: float = 0.0,
@@ -179,17 +233,18 @@ def find_walls(
 ) -> pd.DataFrame:
     """PFM phase movie → wall sites in one call (:func:`domain_map`, :func:`wall_mask`, :func:`wall_sites`).
 
-    The sites table gets a ``switched_fraction`` column (the frame's value) so
-    the switching degree travels with the sites. Frames that are NaN or
-    constant give no walls (with a warning).
+    ``threshold``, ``smooth``, ``tip_sigma`` and ``min_size`` go to :func:`domain_map`,
+    ``method`` and ``sigma`` (Canny only) to :func:`wall_mask`. The sites table gets a
+    ``switched_fraction`` column (the frame's value) so the switching degree travels
+    with the sites. Frames that are NaN or constant give no walls (with a warning).
     """
     data = as_movie(phase, "phase")
     for t, frame in enumerate(data):
         why = frame_is_usable(frame)
         if why:
             warnings.warn(f"frame {t}: {why}; no walls there", stacklevel=2)
-    domains = domain_map(data, threshold=threshold, smooth=smooth)
-    walls = wall_mask(domains, sigma=sigma)
+    domains = domain_map(data, threshold=threshold, smooth=smooth, tip_sigma=tip_sigma, min_size=min_size)
+    walls = wall_mask(domains, method=method, sigma=sigma)
     sites = wall_sites(walls, n_per_frame=n_per_frame, min_spacing=min_spacing, edge_margin=edge_margin, seed=seed)
     if len(sites) == 0:
         warnings.warn("no domain walls found; returning an empty sites table", stacklevel=2)
