@@ -45,6 +45,11 @@ def test_detect_walls_mode(tmp_path):
     sites = read_sites(out)
     assert len(sites) == 15 and set(sites["kind"]) == {"wall"}
     assert np.abs(sites["x"] - 30.5).max() <= 2.0
+    # the old route (threshold only, Canny edges) stays available and finds the same wall
+    old = tmp_path / "walls_canny.csv"
+    assert main(["detect", str(movie), "-o", str(old), "--walls", "--tip-sigma", "0", "--wall-method", "canny"]) == 0
+    canny = read_sites(old)
+    assert len(canny) >= 40 and np.abs(canny["x"] - 30.5).max() <= 2.0
 
 
 def test_detect_bad_input_exits_with_one_clear_line(tmp_path, capsys):

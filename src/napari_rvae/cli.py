@@ -111,6 +111,11 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
                    help="with --walls --model PATH: the segmenter's wall channel instead of the PFM phase")
     p.add_argument("--n-walls", type=int, default=None, help="keep at most N wall sites per frame")
     p.add_argument("--wall-spacing", type=float, default=0.0, help="minimum spacing of wall sites, pixels")
+    p.add_argument("--tip-sigma", type=float, default=1.0,
+                   help="tip blur σ in pixels for the domain-map fit that recovers small blurred domains "
+                        "(default 1; 0 = threshold only)")
+    p.add_argument("--wall-method", choices=["boundary", "canny"], default="boundary",
+                   help="walls as the domain map's exact boundary (default) or Canny edges of it")
     p.add_argument("--rings", action="store_true", help="add ring counts n5..n8 and ring-centre (hollow) sites")
     p.add_argument("--bond-length", type=float, default=None, help="bond length for --rings, pixels (default: data)")
     p.add_argument("--tracks", action="store_true", help="link atoms across frames into track_id")
@@ -143,7 +148,8 @@ def _run_detect(args: argparse.Namespace) -> int:
         level = args.wall_threshold
         threshold = level if level == "otsu" else _number(level, "--wall-threshold")
         sites = find_walls(data, threshold=threshold, n_per_frame=args.n_walls, min_spacing=args.wall_spacing,
-                           edge_margin=args.edge_margin)
+                           edge_margin=args.edge_margin, tip_sigma=args.tip_sigma if args.tip_sigma > 0 else None,
+                           method=args.wall_method)
     else:
         method = args.method or ("model" if args.model else "peaks")
         sites = detect_atoms(
@@ -253,7 +259,7 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", type=int, default=0, help="which channel of a multi-channel file (default 0)")
     p.add_argument("--sites", type=Path, help="use this sites table (CSV/Parquet) instead of detecting sites")
     p.add_argument("--walls", action="store_true",
-                   help="PFM phase movie: windows centred on domain-wall pixels (Canny on the domain map)")
+                   help="PFM phase movie: windows centred on domain-wall pixels (boundaries of the fitted domain map)")
     p.add_argument("--walls-per-frame", type=int, default=400, help="wall sites kept per frame with --walls (default 400)")
     p.add_argument("--grid", type=int, metavar="STEP",
                    help="windows on a regular grid with this step (pixels) in every frame, as paper 002 does for "

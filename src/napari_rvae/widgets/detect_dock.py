@@ -30,7 +30,9 @@ def detect_job(movie, settings: dict):
 
     yield "detecting"
     if settings["method"] == "walls (PFM)":
-        sites = find_walls(movie, n_per_frame=settings["walls_per_frame"] or None, seed=0)
+        tip = settings.get("tip_sigma", 1.0)
+        sites = find_walls(movie, n_per_frame=settings["walls_per_frame"] or None, tip_sigma=tip if tip > 0 else None,
+                           seed=0)
         return sites, None, None
     sites = detect_atoms(movie, method=settings["method"], threshold=settings["threshold"], sigma=settings["sigma"],
                          edge_margin=settings["edge_margin"], refine=settings["refine"])
@@ -70,6 +72,8 @@ class Detect(QWidget):
         self.r_max = dspin(5.0, 0.5, 200.0, "Largest step of a site between frames (pixels)", 0.5)
         self.track_class = spin(1, -1, 99, "Class to track (-1 = all; 1 = the bright impurity class)")
         self.walls_per_frame = spin(0, 0, 1_000_000, "Walls: at most this many wall pixels per frame (0 = all)")
+        self.tip_sigma = dspin(1.0, 0.0, 10.0, "Walls: tip blur σ (pixels) of the fit that recovers small blurred "
+                               "domains; 0 = threshold the phase only (faster)", 0.25)
         self.detect_button = button("Detect", "Find the sites of every frame", self.run)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -83,7 +87,8 @@ class Detect(QWidget):
         advanced, _ = collapsible("Advanced", [
             (form_label(n, w.toolTip()), w) for n, w in [
                 ("smoothing", self.sigma), ("edge margin", self.edge_margin), ("track step", self.r_max),
-                ("track class", self.track_class), ("wall pixels", self.walls_per_frame)]])
+                ("track class", self.track_class), ("wall pixels", self.walls_per_frame),
+                ("tip blur", self.tip_sigma)]])
         layout = scroll_body(self)
         layout.addLayout(form)
         layout.addWidget(advanced)
@@ -98,7 +103,7 @@ class Detect(QWidget):
                 "refine": self.refine_check.isChecked(), "rings": self.rings_check.isChecked(),
                 "tracks": self.tracks_check.isChecked(), "r_max": self.r_max.value(),
                 "track_class": None if self.track_class.value() < 0 else self.track_class.value(),
-                "walls_per_frame": self.walls_per_frame.value()}
+                "walls_per_frame": self.walls_per_frame.value(), "tip_sigma": self.tip_sigma.value()}
 
     def run(self):
         """Detect in the background; returns the worker."""
