@@ -167,7 +167,9 @@ class BetaSearch:
 
         from ..vae import BetaSchedule, Trainer, VAEConfig, build_model
 
-        options = {"encoder_widths": (128, 128), "decoder_widths": (64, 64, 64), "translation_prior": 0.5}
+        # translation prior 1: the shift's prior σ is (w − 1)/2 px, so that a shift of half a lattice
+        # period (any window's phase) is cheap even for windows of little more than one period
+        options = {"encoder_widths": (128, 128), "decoder_widths": (64, 64, 64), "translation_prior": 1.0}
         options.update(self.model_options)
         cfg = VAEConfig(arch="shift-vae", window=(self.window, self.window), latent=self.latent,
                         beta=BetaSchedule(kind="constant", start=self.warmup_beta, end=self.warmup_beta), **options)
