@@ -54,13 +54,16 @@ def test_beta_search_iterates_keeps_the_best_and_stops(tmp_path):
     assert (search.best["i"], search.best["j"]) == tuple(int(v) for v in best)
     model = load_model(tmp_path / "best_model")
     assert model.config.arch == "shift-vae" and model.config.beta.start == search.best["beta_start"]
+    # the shared shift warm-up (20 epochs by default) precedes the grid point's own epoch
+    phases = [h.get("phase") for h in model.history]
+    assert phases.count("warmup") == 20 and len(phases) == 21 and phases[-1] is None
     assert (tmp_path / "beta_search.json").exists()
     table = search.table()
     assert list(table.columns[:3]) == ["beta_start", "beta_end", "score"] and len(table) == 2
 
     # a stop request ends the run before the next grid point is scored
     search2 = BetaSearch(img, starts=(0.1, 1.0, 5.0), ends=(1.0,), window=12, n_windows=120, epochs=1, step=4,
-                         train_options={"threads": 1}, model_options={"decoder_widths": (16, 16)})
+                         warmup_epochs=0, train_options={"threads": 1}, model_options={"decoder_widths": (16, 16)})
     for r in search2.run():
         search2.request_stop()
     assert search2.status == "stopped" and np.isfinite(search2.scores).sum() == 1

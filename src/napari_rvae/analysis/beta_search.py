@@ -2,7 +2,10 @@
 
 For every pair (β_start, β_end) of the grid a shift-VAE is trained on random
 windows of the image with the KL weight ramped linearly from β_start to
-β_end (:class:`napari_rvae.vae.BetaSchedule`); its content latents are mapped
+β_end (:class:`napari_rvae.vae.BetaSchedule`), starting from one shared
+model whose decoder coordinate units were steepened at initialisation and
+which had a shift warm-up (content latents disconnected, so the shift
+latents learn the lattice phase first; see :class:`BetaSearch`); its content latents are mapped
 over the image (:func:`.smoothness.latent_maps`) and scored
 (:func:`.smoothness.smoothness`, combined over latents with
 :func:`.smoothness.combined_score`). The paper reports that large *initial*
