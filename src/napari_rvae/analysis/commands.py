@@ -99,7 +99,8 @@ def add_beta_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame", type=int, default=0, help="frame of a movie (default 0)")
     p.add_argument("--starts", type=_floats, default=(0.1, 1.0, 10.0), help="beta at the start (default 0.1,1,10)")
     p.add_argument("--ends", type=_floats, default=(0.1, 1.0, 10.0), help="beta at the end (default 0.1,1,10)")
-    p.add_argument("--window", type=int, default=24, help="window width in pixels (about 2 lattice periods)")
+    p.add_argument("--window", type=int, default=16,
+                   help="window width in pixels, a little over one lattice period (default 16)")
     p.add_argument("--windows", type=int, default=3000, help="random training windows (default 3000)")
     p.add_argument("--epochs", type=int, default=20, help="epochs per grid point (default 20)")
     p.add_argument("--warmup-epochs", type=int, default=20,
