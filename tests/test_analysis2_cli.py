@@ -30,7 +30,7 @@ def test_beta_search_cli(tmp_path, capsys):
     path = save_sample(shift_lattice(0, size=64, a=8.0), tmp_path / "lattice.npz")
     out = tmp_path / "search"
     assert main(["beta-search", str(path), "-o", str(out), "--starts", "0.1,2", "--ends", "1", "--window", "12",
-                 "--windows", "100", "--epochs", "1", "--step", "4", "--threads", "1"]) == 0
+                 "--windows", "100", "--epochs", "1", "--warmup-epochs", "1", "--step", "4", "--threads", "1"]) == 0
     text = capsys.readouterr().out
     assert "[2/2]" in text and "best:" in text
     for name in ("beta_search.json", "scores.png", "best_z0.png", "best_model/model.json"):

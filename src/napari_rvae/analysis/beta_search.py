@@ -2,7 +2,10 @@
 
 For every pair (β_start, β_end) of the grid a shift-VAE is trained on random
 windows of the image with the KL weight ramped linearly from β_start to
-β_end (:class:`napari_rvae.vae.BetaSchedule`); its content latents are mapped
+β_end (:class:`napari_rvae.vae.BetaSchedule`), starting from one shared
+model whose decoder coordinate units were steepened at initialisation and
+which had a shift warm-up (content latents disconnected, so the shift
+latents learn the lattice phase first; see :class:`BetaSearch`); its content latents are mapped
 over the image (:func:`.smoothness.latent_maps`) and scored
 (:func:`.smoothness.smoothness`, combined over latents with
 :func:`.smoothness.combined_score`). The paper reports that large *initial*
@@ -61,7 +64,8 @@ class BetaSearch:
     starts, ends : sequences of float
         β at the first and at the last ramp epoch (paper: 0.1 … 10 each).
     window : int
-        Window width in pixels (about two lattice periods).
+        Window width in pixels: a little more than one lattice period (16 px for
+        the 12-px shift-lattice, measured; 24 px failed there with 20 + 20 epochs).
     n_windows : int
         Random training windows.
     epochs : int
@@ -81,13 +85,30 @@ class BetaSearch:
         :class:`~napari_rvae.vae.Trainer` arguments.
     seed : int
         Same seed for every grid point (the windows, the weights): only β differs.
+    warmup_epochs : int
+        Shift warm-up shared by every grid point (0 = off): the model is first
+        trained with its content latents disconnected from the decoder, at
+        constant β = ``warmup_beta``, so that the shift latents and the decoder
+        learn the lattice and its phase before any content latent can; each
+        grid point then continues from a copy of that model with its own β
+        schedule over ``epochs``.
+    warmup_beta : float
+        β during the warm-up.
+    decoder_slope : float
+        Initial steepness (1/pixel) of the decoder's first-layer coordinate
+        units: their weights and biases are scaled at initialisation to
+        ``decoder_slope · (window − 1)/2`` times the default, so that the
+        coordinate decoder can draw atoms a few pixels wide from the start
+        (0 = the default initialisation, whose slopes are ≈ 0.5 per half
+        window: the decoder then sits for many epochs at the mean window).
     """
 
-    def __init__(self, image, starts=(0.1, 1.0, 10.0), ends=(0.1, 1.0, 10.0), *, window: int = 24,
+    def __init__(self, image, starts=(0.1, 1.0, 10.0), ends=(0.1, 1.0, 10.0), *, window: int = 16,
                  n_windows: int = 3000, epochs: int = 20, ramp_epochs: int | None = None, step: int = 2,
                  latent: int = 2, combine: str = "max", cutoff: float | None = None,
                  out_dir: str | os.PathLike | None = None, model_options: dict | None = None,
-                 train_options: dict | None = None, seed: int = 0):
+                 train_options: dict | None = None, seed: int = 0, warmup_epochs: int = 20,
+                 warmup_beta: float = 1.0, decoder_slope: float = 0.8):
         self.image = np.asarray(image, dtype=np.float32)
         if self.image.ndim == 3 and self.image.shape[0] == 1:
             self.image = self.image[0]
@@ -101,6 +122,10 @@ class BetaSearch:
             raise ValueError("epochs ≥ 1, n_windows ≥ 10 and latent ≥ 1 needed")
         if combine not in ("max", "min"):
             raise ValueError(f"combine: expected 'max' or 'min', got {combine!r}")
+        if int(warmup_epochs) < 0 or not warmup_beta >= 0 or not decoder_slope >= 0:
+            raise ValueError("warmup_epochs ≥ 0, warmup_beta ≥ 0 and decoder_slope ≥ 0 (1/pixel) needed")
+        self.warmup_epochs, self.warmup_beta = int(warmup_epochs), float(warmup_beta)
+        self.decoder_slope = float(decoder_slope)
         self.window, self.n_windows, self.epochs = int(window), int(n_windows), int(epochs)
         self.ramp_epochs = int(ramp_epochs or epochs)
         self.step, self.latent, self.combine, self.seed = int(step), int(latent), combine, int(seed)
@@ -134,23 +159,68 @@ class BetaSearch:
                 rows.append(row)
         return pd.DataFrame(rows)
 
-    def _train_one(self, windows, beta_start, beta_end):
+    def _train_options(self) -> dict:
+        train = {"lr": 3e-3, "batch_size": 32, "seed": self.seed}
+        train.update(self.train_options)
+        return train
+
+    def _base_model(self, windows):
+        """The initial model shared by every grid point: built from ``seed``, decoder
+        coordinate units steepened, shift warm-up done (``None`` if stopped)."""
+        import torch
+
         from ..vae import BetaSchedule, Trainer, VAEConfig, build_model
 
-        options = {"encoder_widths": (128, 128), "decoder_widths": (64, 64, 64), "translation_prior": 0.5}
+        # translation prior 1: the shift's prior σ is (w − 1)/2 px, so that a shift of half a lattice
+        # period (any window's phase) is cheap even for windows of little more than one period
+        options = {"encoder_widths": (128, 128), "decoder_widths": (64, 64, 64), "translation_prior": 1.0}
         options.update(self.model_options)
-        schedule = BetaSchedule(kind="linear", start=float(beta_start), end=float(beta_end), epochs=self.ramp_epochs)
-        cfg = VAEConfig(arch="shift-vae", window=(self.window, self.window), latent=self.latent, beta=schedule,
-                        **options)
+        cfg = VAEConfig(arch="shift-vae", window=(self.window, self.window), latent=self.latent,
+                        beta=BetaSchedule(kind="constant", start=self.warmup_beta, end=self.warmup_beta), **options)
         model = build_model(cfg, seed=self.seed)
-        train = {"lr": 1e-3, "batch_size": 100, "seed": self.seed}
-        train.update(self.train_options)
-        self._trainer = Trainer(model, windows.windows, **train)
+        first_w, first_b = model.decoder.mlp.weights[0], model.decoder.mlp.biases[0]
+        d = model.decoder.dims
+        if self.decoder_slope > 0:
+            factor = self.decoder_slope * (self.window - 1) / 2.0
+            with torch.no_grad():
+                first_w[:, :d] *= factor
+                first_b *= factor
+        model.history = []
+        if not self.warmup_epochs:
+            return model
+        # content latents disconnected: their decoder weights held at 0 (zero gradient, so Adam leaves them)
+        content_w = first_w.detach()[:, d:].clone()
+        with torch.no_grad():
+            first_w[:, d:] = 0.0
+        hook = first_w.register_hook(lambda g: torch.cat([g[:, :d], torch.zeros_like(g[:, d:])], 1))
+        try:
+            self._trainer = Trainer(model, windows.windows, **self._train_options())
+            for _ in self._trainer.run(self.warmup_epochs):
+                if self._stop:
+                    break
+            stopped = self._stop or self._trainer.state.status == "stopped"
+            model.history = [dict(h, phase="warmup") for h in self._trainer.state.history]
+        finally:
+            hook.remove()
+            self._trainer = None
+        with torch.no_grad():
+            first_w[:, d:] = content_w
+        return None if stopped else model
+
+    def _train_one(self, windows, beta_start, beta_end, base):
+        import copy
+
+        from ..vae import BetaSchedule, Trainer
+
+        model = copy.deepcopy(base)
+        model.config.beta = BetaSchedule(kind="linear", start=float(beta_start), end=float(beta_end),
+                                         epochs=self.ramp_epochs)
+        self._trainer = Trainer(model, windows.windows, **self._train_options())
         for _ in self._trainer.run(self.epochs):
             if self._stop:
                 break
         model.normalisation = windows.normalisation
-        model.history = list(self._trainer.state.history)
+        model.history = list(base.history) + list(self._trainer.state.history)
         stopped = self._stop or self._trainer.state.status == "stopped"
         self._trainer = None
         return model, stopped
@@ -166,12 +236,18 @@ class BetaSearch:
         self.status = "running"
         windows = random_windows(self.image, self.window, self.n_windows, self.seed)
         total = self.scores.size
+        base = None
         done = int(np.isfinite(self.scores).sum())
         for i, bs in enumerate(self.starts):
             for j, be in enumerate(self.ends):
                 if np.isfinite(self.scores[i, j]):
                     continue  # already scored (a continued search)
-                model, stopped = self._train_one(windows, bs, be)
+                if base is None:
+                    base = self._base_model(windows)
+                    if base is None:
+                        self.status = "stopped"
+                        return
+                model, stopped = self._train_one(windows, bs, be, base)
                 if stopped:
                     self.status = "stopped"
                     return

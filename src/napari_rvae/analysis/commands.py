@@ -99,9 +99,12 @@ def add_beta_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame", type=int, default=0, help="frame of a movie (default 0)")
     p.add_argument("--starts", type=_floats, default=(0.1, 1.0, 10.0), help="beta at the start (default 0.1,1,10)")
     p.add_argument("--ends", type=_floats, default=(0.1, 1.0, 10.0), help="beta at the end (default 0.1,1,10)")
-    p.add_argument("--window", type=int, default=24, help="window width in pixels (about 2 lattice periods)")
+    p.add_argument("--window", type=int, default=16,
+                   help="window width in pixels, a little over one lattice period (default 16)")
     p.add_argument("--windows", type=int, default=3000, help="random training windows (default 3000)")
     p.add_argument("--epochs", type=int, default=20, help="epochs per grid point (default 20)")
+    p.add_argument("--warmup-epochs", type=int, default=20,
+                   help="shared shift warm-up epochs, content latents off (default 20; 0 = none)")
     p.add_argument("--step", type=int, default=2, help="latent-map grid spacing in pixels (default 2)")
     p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
     p.add_argument("--combine", choices=("max", "min"), default="max",
@@ -125,8 +128,8 @@ def run_beta_search(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.image.name}: expected an image or a (T, Y, X) movie, got shape {data.shape}")
     train = {"threads": args.threads} if args.threads else {}
     search = BetaSearch(data, args.starts, args.ends, window=args.window, n_windows=args.windows, epochs=args.epochs,
-                        step=args.step, latent=args.latent, combine=args.combine, out_dir=args.output,
-                        train_options=train, seed=args.seed)
+                        warmup_epochs=args.warmup_epochs, step=args.step, latent=args.latent, combine=args.combine,
+                        out_dir=args.output, train_options=train, seed=args.seed)
     start = time.perf_counter()
     for r in search.run():
         per = ", ".join(f"{s:.3f}" for s in r["latent_scores"])
