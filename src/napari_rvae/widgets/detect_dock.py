@@ -140,7 +140,8 @@ class Detect(QWidget):
     def _on_return(self, result) -> None:
         sites, hollows, tracks = result
         kind = "walls" if self.method_combo.currentText() == "walls (PFM)" else "sites"
-        layer = self._add_points(sites, kind, size=3, face_color="#40c0ff")
+        # wall sites are contiguous pixels: 1-px points draw the wall line instead of a 3-px band
+        layer = self._add_points(sites, kind, size=1 if kind == "walls" else 3, face_color="#40c0ff")
         self.layer = layer
         if "class" in sites and sites["class"].nunique() > 1:
             from . import _colours as colours
