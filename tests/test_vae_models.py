@@ -176,3 +176,18 @@ def test_rotation_only_rvae_has_no_shift_latents():
     assert decode(model, np.zeros(2), angle=0.4).shape == (1, 12, 12)
     with pytest.raises(ValueError, match="translation"):
         small_config(arch="shift-vae", translation=False)
+
+
+def test_encoder_inference_cache_follows_weight_changes():
+    """encode() runs on cached folded weights; new parameter values (optimiser step,
+    load_state_dict, or replaced .data as in a device move) must never reuse stale ones."""
+    model = build_model(VAEConfig(window=(12, 12)), seed=0)
+    windows = np.random.default_rng(0).uniform(0, 1, (40, 12, 12)).astype(np.float32)
+    before = encode(model, windows)["z0"].to_numpy()
+    other = build_model(VAEConfig(window=(12, 12)), seed=1)
+    model.load_state_dict(other.state_dict())
+    np.testing.assert_allclose(encode(model, windows)["z0"], encode(other, windows)["z0"], rtol=1e-6, atol=1e-6)
+    with torch.no_grad():
+        model.encoder.mlp.weights[0].data = other.encoder.mlp.weights[0].data * 0.5
+    assert not np.allclose(encode(model, windows)["z0"], encode(other, windows)["z0"])
+    assert not np.allclose(before, encode(other, windows)["z0"])

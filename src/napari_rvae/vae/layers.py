@@ -62,7 +62,8 @@ class TanhMLP(nn.Module):
         """Inference constants in sigmoid space, one ``(Wᵀ, c)`` per layer, cached until a
         parameter changes (optimiser steps bump the versions): first layer ``(2W)ᵀ, 2b``
         (so ``u = σ(x·Wᵀ + c)``), hidden ``(4W)ᵀ, 2(b − W·1)``, output ``(2W)ᵀ, b − W·1``."""
-        key = tuple((id(p), p._version) for p in self.parameters())
+        # data_ptr: a move to another device (or new .data) must not reuse the old tensors
+        key = tuple((id(p), p._version, p.data_ptr()) for p in self.parameters())
         cached = self.__dict__.get("_folded")
         if cached is not None and cached[0] == key:
             return cached[1]
