@@ -10,7 +10,9 @@ Rules
 * A sub-pixel centre ``c`` (row ``y`` or column ``x``, pixels) is rounded to
   the pixel ``floor(c + 0.5)`` (halves go up, also for negative values).
   With ``centring="subpixel"`` the window is instead resampled (linear
-  interpolation) so that ``c`` is exactly its geometric centre.
+  interpolation) so that ``c`` is exactly its geometric centre, and with
+  ``orientation="COLUMN"`` it is also turned into each site's own frame (the
+  angle in that column of the sites table becomes the window's +x axis).
 * A window of width ``w`` covers pixels ``[c − w//2, c − w//2 + w)``: for an
   even ``w`` that is ``[c − w/2, c + w/2)``, for an odd ``w`` it is centred.
 * Windows that cross the movie edge are dropped (``border="drop"``) or padded
@@ -134,8 +136,28 @@ def recipe_options(recipe: dict | None) -> dict:
     """``cut_windows`` keyword arguments that repeat a stored window recipe (the
     ``normalisation`` dict of :class:`Windows`, as saved with a model)."""
     recipe = recipe or {"mode": "none"}
-    return dict(normalisation=recipe.get("mode", "none"), lo=recipe.get("lo"), hi=recipe.get("hi"),
-                centring=recipe.get("centring", "pixel"))
+    options = dict(normalisation=recipe.get("mode", "none"), lo=recipe.get("lo"), hi=recipe.get("hi"),
+                   centring=recipe.get("centring", "pixel"))
+    if recipe.get("orientation"):
+        options["orientation"] = recipe["orientation"]
+    return options
+
+
+BOND_ANGLE = "bond_angle"
+
+
+def with_orientation(sites: pd.DataFrame, recipe: dict | None) -> pd.DataFrame:
+    """The sites table with the orientation column a window recipe turns windows by.
+
+    When the recipe names ``"bond_angle"`` and the table lacks it, the column is
+    computed from the atom graph (:func:`napari_rvae.detect.bond_orientation`,
+    with the recipe's ``bond_symmetry``, default 3) — as when the model was trained."""
+    column = (recipe or {}).get("orientation")
+    if not column or column in sites.columns or column != BOND_ANGLE:
+        return sites
+    from .detect.rings import bond_orientation
+
+    return bond_orientation(sites, symmetry=int(recipe.get("bond_symmetry", 3)), column=column)
 
 
 def _as_movie(movie, ndim: int):
@@ -188,6 +210,7 @@ def cut_windows(
     lo: float | None = None,
     hi: float | None = None,
     centring: str = "pixel",
+    orientation: str | None = None,
 ) -> Windows:
     """Cut square windows centred on the sites of a sites table.
 
@@ -224,6 +247,15 @@ def cut_windows(
         Use it when the encoded angle must be a physical rotation (it is
         recorded in the returned ``normalisation`` dict so a model's encoding
         repeats it).
+    orientation : str, optional
+        Name of a sites-table column holding an angle per site (radians,
+        counter-clockwise from the image's +x axis in ``atan2(Δy, Δx)`` pixel
+        terms, e.g. ``"bond_angle"`` from :func:`napari_rvae.detect.bond_orientation`).
+        Each window is then resampled (linear interpolation, the site on its
+        exact centre) on a grid turned by that angle, so the direction
+        ``angle`` of the image lies along the window's +x axis: sites of
+        different lattice orientations (graphene's two sublattices, grains)
+        give alike windows. Implies sub-pixel centring; recorded in the recipe.
 
     Returns
     -------
@@ -231,7 +263,7 @@ def cut_windows(
         ``windows`` float32 ``(N, w, w)``, ``rows`` into ``sites``, and the report.
     """
     return _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
-                centring)
+                centring, orientation)
 
 
 def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Windows:
@@ -246,11 +278,11 @@ def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Window
     defaults.update(options)
     if "y" not in sites:
         sites = sites.assign(y=0.0)
-    return _cut(movie, sites, window, 1, *(defaults[k] for k in keys))
+    return _cut(movie, sites, window, 1, *(defaults[k] for k in keys), None)
 
 
 def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
-         centring) -> Windows:
+         centring, orientation=None) -> Windows:
     if int(window) != window or window < 2:
         raise ValueError(f"window must be an integer ≥ 2 pixels, got {window}")
     if border not in BORDERS:
@@ -264,6 +296,11 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
     window = int(window)
     data = _as_movie(movie, ndim)
     sites = validate_sites(sites)
+    if orientation is not None:
+        if orientation not in sites.columns:
+            raise ValueError(f"orientation: the sites table has no column {orientation!r} (for graphene-like "
+                             "lattices add one with napari_rvae.detect.bond_orientation)")
+        centring = "subpixel"
     report = WindowReport(requested=len(sites))
     rows = _select(sites, classes, per_frame, seed, report)
 
@@ -276,6 +313,12 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
     exact = np.stack([sites[a].to_numpy(dtype=np.float64)[rows] for a in axes], axis=1).reshape(len(rows), ndim)
     centres = centre_pixel(exact)
     size = np.array(data.shape[1:])
+    if orientation is not None:
+        angle = sites[orientation].to_numpy(dtype=np.float64)[rows]
+        if not np.isfinite(angle).all():
+            raise ValueError(f"orientation: column {orientation!r} holds NaN or infinite angles")
+        return _cut_turned(data, sites, window, rows, frames, exact, centres, angle, border, nan, normalisation,
+                           lo, hi, orientation, report)
     if centring == "pixel":
         starts, width = centres - window // 2, window
         fraction = None
@@ -300,7 +343,13 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         block = _gather(data, frames[s:e], starts[s:e], width, size)
         out[s:e] = block if fraction is None else _blend(block, fraction[s:e], window)
 
-    has_nan = np.isnan(out.reshape(len(out), -1)).any(axis=1)
+    return _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report,
+                   {"centring": centring} if centring != "pixel" else {})
+
+
+def _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report, recipe: dict) -> Windows:
+    """NaN policy, normalisation and the recipe (what a model must repeat when it encodes new sites)."""
+    has_nan = np.isnan(out).any(axis=tuple(range(1, out.ndim)))
     if nan == "drop":
         report.nan_dropped = int(has_nan.sum())
         if has_nan.any():
@@ -309,10 +358,40 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
     else:
         report.nan_kept = int(has_nan.sum())
     out, params = normalise(out, normalisation, lo, hi)
-    if centring != "pixel":  # part of the recipe a model must repeat when it encodes new sites
-        params["centring"] = centring
+    params.update(recipe)
     report.cut = len(rows)
     return Windows(out, rows.astype(np.int64), frames.astype(np.int64), centres, params, report)
+
+
+def _cut_turned(data, sites, window, rows, frames, exact, centres, angle, border, nan, normalisation, lo, hi,
+                orientation, report) -> Windows:
+    """Windows resampled on a grid turned by each site's angle (linear interpolation)."""
+    from scipy.ndimage import map_coordinates
+
+    grid = np.arange(window, dtype=np.float64) - (window - 1) / 2.0
+    v, u = np.meshgrid(grid, grid, indexing="ij")  # window rows (v) and columns (u)
+    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    reach = (window - 1) / 2.0 * (np.abs(np.cos(angle)) + np.abs(np.sin(angle)))  # half-extent of the turned grid
+    size = np.array(data.shape[1:], dtype=np.float64)
+    fits = np.all((exact - reach[:, None] >= 0) & (exact + reach[:, None] <= size - 1), axis=1)
+    if border == "drop":
+        report.border_dropped = int((~fits).sum())
+        keep = fits
+        rows, frames, exact, centres = rows[keep], frames[keep], exact[keep], centres[keep]
+        cos, sin = cos[keep], sin[keep]
+    else:
+        report.border_padded = int((~fits).sum())
+    out = np.empty((len(rows), window, window), dtype=np.float32)
+    for t in np.unique(frames):
+        sel = np.flatnonzero(frames == t)
+        frame = np.asarray(data[int(t)], dtype=np.float32)
+        for s in range(0, len(sel), 4096):  # bounded coordinate temporaries
+            k = sel[s:s + 4096]
+            y = exact[k, 0, None, None] + u * sin[k] + v * cos[k]
+            x = exact[k, 1, None, None] + u * cos[k] - v * sin[k]
+            out[k] = map_coordinates(frame, [y, x], order=1, mode="nearest", prefilter=False)
+    return _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report,
+                   {"centring": "subpixel", "orientation": orientation})
 
 
 def _gather(data, frames, starts, width: int, size) -> np.ndarray:

@@ -32,8 +32,15 @@ def _frame_filter(frames: np.ndarray, frame_range) -> np.ndarray:
     return keep
 
 
+JUMP_STEP = 1.0  # latent units: one standard deviation of the N(0, 1) latent prior
+
+
 def jump_threshold(steps) -> float:
-    """Default jump threshold (latent units): ``median + 5 · 1.4826 · MAD`` of the steps."""
+    """A robust outlier threshold for latent steps: ``median + 5 · 1.4826 · MAD`` (latent units).
+
+    Not the default of :func:`latent_trajectories`: a tracked atom that stays on its site
+    makes a step of almost 0, so on tracks that often stay (hopping Si) the median and MAD
+    describe the stays and the threshold falls below ordinary hops."""
     s = np.asarray(steps, dtype=np.float64)
     s = s[np.isfinite(s)]
     if s.size == 0:
@@ -56,7 +63,8 @@ def latent_trajectories(sites: pd.DataFrame, columns=("z0", "z1"), *, track_colu
         Keep frames ``first ≤ frame ≤ last`` (either may be None).
     threshold : float, optional
         A step larger than this (latent units) is a ``jump``; default
-        :func:`jump_threshold` of all steps.
+        ``JUMP_STEP`` = 1, one standard deviation of the latent prior
+        (:func:`jump_threshold` gives a data-driven alternative).
 
     Returns
     -------
@@ -87,7 +95,7 @@ def latent_trajectories(sites: pd.DataFrame, columns=("z0", "z1"), *, track_colu
         d = np.sqrt(((v[1:] - v[:-1]) ** 2).sum(1))
         step[1:][same] = d[same]
     traj["step"] = step
-    t = jump_threshold(step) if threshold is None else float(threshold)
+    t = JUMP_STEP if threshold is None else float(threshold)
     traj["jump"] = np.nan_to_num(step, nan=-np.inf) > t
     traj["row"] = order
     traj.attrs["jump_threshold"] = t

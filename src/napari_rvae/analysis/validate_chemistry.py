@@ -30,12 +30,12 @@ import numpy as np
 import pandas as pd
 
 
-def _scene(seed: int, frames: int, size: int, cc: float, grain: bool = True):
+def _scene(seed: int, frames: int, size: int, cc: float, grain: bool = True, si_fraction: float = 0.01):
     from ..synth import graphene_movie
     from ..synth.render import render_spots
 
     s = graphene_movie(seed, frames=frames, size=size, cc=cc, noise=False, n_stone_wales=8, n_holes=2,
-                       si_hop=0.5, hole_growth=0.3, grain=grain)
+                       si_hop=0.5, hole_growth=0.3, grain=grain, si_fraction=si_fraction)
     atoms = pd.DataFrame(s["atoms"])
     maps = np.stack([
         np.clip(render_spots((size, size), atoms.loc[atoms.frame == t, ["y", "x"]].to_numpy(), 1.0, 0.2 * cc), 0, 1)
@@ -50,7 +50,7 @@ def _environment(atoms: pd.DataFrame) -> np.ndarray:
 
 def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_windows=4000, epochs=80,
         model_dir: Path | None = None, d=100, threads=1, arch="vae", beta=0.02, lr=1e-3, batch=64,
-        decoder_widths=(256, 256), pixel_fraction=0.25, grain=False) -> dict:
+        decoder_widths=(256, 256), pixel_fraction=0.25, grain=False, align=True, si_fraction=0.01) -> dict:
     import torch
 
     from ..io.sites import make_sites
@@ -61,9 +61,13 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    s, atoms, maps = _scene(seed, frames, size, cc, grain)
+    s, atoms, maps = _scene(seed, frames, size, cc, grain, si_fraction)
     sites = make_sites(atoms.frame.to_numpy(), atoms.y.to_numpy(), atoms.x.to_numpy(), "atom", atoms["class"].to_numpy())
-    cut = cut_windows(maps, sites, window)
+    if align:  # windows in each atom's own bond frame: sublattices and grains alike
+        from ..detect import bond_orientation
+
+        sites = bond_orientation(sites, symmetry=3)
+    cut = cut_windows(maps, sites, window, orientation="bond_angle" if align else None)
     env = _environment(atoms)[cut.rows]
     print(f"scene: {len(atoms)} atoms in {frames} frames, {len(cut)} windows of {window} px "
           f"({time.perf_counter() - t0:.0f} s)")

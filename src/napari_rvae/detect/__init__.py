@@ -7,7 +7,7 @@ lazily by :func:`detect_atoms` when ``method="model"``.
 from .atoms import atoms_from_image, atoms_from_probabilities, classify_by_intensity, site_intensity
 from .find import detect_atoms, model_probabilities
 from .refine import fit_gaussians, refine_positions, refine_sites
-from .rings import bond_graph, find_rings, find_rings_in_frame, ring_counts_at, rings_at
+from .rings import bond_graph, bond_orientation, find_rings, find_rings_in_frame, ring_counts_at, rings_at
 from .tracks import link_tracks, tracks_layer_data
 from .walls import domain_map, find_walls, switched_fraction, wall_mask, wall_sites, walls_from_probabilities
 
@@ -15,6 +15,7 @@ __all__ = [
     "atoms_from_image",
     "atoms_from_probabilities",
     "bond_graph",
+    "bond_orientation",
     "classify_by_intensity",
     "detect_atoms",
     "domain_map",

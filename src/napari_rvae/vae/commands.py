@@ -31,10 +31,10 @@ def read_movie_array(path: Path) -> np.ndarray:
     return np.asarray(read_movie(path)[0].data, dtype=np.float32)
 
 
-def _load_windows_or_movie(path: Path, sites_path, window, options):
+def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3):
     """Return ``(windows, sites table or None, cut report or None, normalisation dict)``."""
     from ..io.sites import read_sites
-    from ..patches import cut_windows, normalise
+    from ..patches import BOND_ANGLE, cut_windows, normalise, with_orientation
 
     if not path.exists():
         raise ValueError(f"{path}: file not found")
@@ -51,10 +51,13 @@ def _load_windows_or_movie(path: Path, sites_path, window, options):
     if window is None:
         raise ValueError("--window is needed to cut windows from a movie")
     movie = read_movie_array(path)
-    sites = read_sites(sites_path)
+    recipe = {"orientation": options.get("orientation"), "bond_symmetry": bond_symmetry}
+    sites = with_orientation(read_sites(sites_path), recipe)
     cut = cut_windows(movie, sites, window, **options)
     if len(cut) == 0:
         raise ValueError(f"no windows could be cut: {cut.report.summary()}")
+    if options.get("orientation") == BOND_ANGLE:
+        cut.normalisation["bond_symmetry"] = int(bond_symmetry)
     return cut.windows, sites, cut, cut.normalisation
 
 
@@ -72,6 +75,12 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--centring", default="pixel", choices=["pixel", "subpixel"],
                    help="pixel: cut around the rounded site (papers' rule); subpixel: resample so the site is "
                         "the window's exact centre (use for physical rotation angles)")
+    p.add_argument("--orientation", metavar="COLUMN",
+                   help="turn each window by the angle (radians) in this sites-table column, so sites of "
+                        "different lattice orientations look alike; 'bond_angle' is computed from the atom "
+                        "graph when the table lacks it (see --bond-symmetry)")
+    p.add_argument("--bond-symmetry", type=int, default=3,
+                   help="order of the bond star for --orientation bond_angle (3 graphene, 4 square, 6 hexagonal)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -110,15 +119,21 @@ def run_train(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
     options = {"normalisation": args.normalisation, "centring": args.centring}
+    if args.orientation:
+        if args.sites is None:
+            raise ValueError("--orientation needs a movie with --sites (windows given as .npy are already cut)")
+        options["orientation"] = args.orientation
+    symmetry = args.bond_symmetry
     model = state = None
     if args.resume:
         model = load_model(args.output)
         state = train_state(model)
         options = recipe_options(model.normalisation)
+        symmetry = int((model.normalisation or {}).get("bond_symmetry", symmetry))
     if args.sites is not None:
         options.update(classes=args.classes, per_frame=args.per_frame, seed=args.seed)
     window = args.window or (model.config.window[0] if model is not None else None)
-    windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options)
+    windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry)
     if cut is not None:
         print(f"windows: {cut.report.summary()}")
     if model is None:

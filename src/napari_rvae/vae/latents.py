@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..patches import cut_windows, cut_windows_1d, recipe_options, windows_as_array
+from ..patches import cut_windows, cut_windows_1d, recipe_options, windows_as_array, with_orientation
 from .fastdecode import can_decode_fast, decode_array
 from .fused import parallel_ranges
 from .models import InvariantVAE
@@ -228,6 +228,7 @@ def encode_sites(model: InvariantVAE, movie, sites: pd.DataFrame, normalisation:
     norm = normalisation or getattr(model, "normalisation", None) or {"mode": "none"}
     opts = recipe_options(norm)
     opts.update(cut_options)
+    sites = with_orientation(sites, norm)
     if cfg.dims == 2:
         if cfg.window[0] != cfg.window[1]:
             raise ValueError("encode_sites: only square windows can be cut from a movie")

@@ -30,22 +30,39 @@ ARCH_HELP = {
 }
 
 
+ORIENTATIONS = {"none": 0, "bond frame, 3-fold (graphene)": 3, "bond frame, 4-fold (square)": 4,
+                "bond frame, 6-fold (hexagonal)": 6}
+
+
+def cut_for_settings(movie, sites, settings: dict, **options):
+    """Windows as the settings ask: the one place the dock cuts windows (training and preview)."""
+    from ..patches import BOND_ANGLE, cut_windows, with_orientation
+
+    symmetry = settings.get("bond_symmetry", 0)
+    if symmetry:  # each window turned into its atom's bond frame
+        sites = with_orientation(sites.drop(columns=[BOND_ANGLE], errors="ignore"),
+                                 {"orientation": BOND_ANGLE, "bond_symmetry": symmetry})
+    cut = cut_windows(movie, sites, settings["window"], classes=settings["classes"], seed=settings["seed"],
+                      normalisation=settings["normalisation"], centring=settings.get("centring", "pixel"),
+                      orientation=BOND_ANGLE if symmetry else None, **options)
+    if symmetry:
+        cut.normalisation["bond_symmetry"] = int(symmetry)
+    return cut
+
+
 def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
     """Background job: cut windows, build the model (unless continuing), train, encode every site.
 
     Yields ``("ready", trainer, report)`` once, then ``("epoch", stats)`` per epoch;
     returns ``("encoded", table, report)``.
     """
-    from ..patches import cut_windows
     from ..vae import BetaSchedule, Trainer, VAEConfig, build_model, encode_sites
 
     if trainer is None:
         if settings["window"] > min(np.shape(movie)[-2:]):
             raise ValueError(f"window {settings['window']} px is larger than the image "
                              f"({np.shape(movie)[-2]}×{np.shape(movie)[-1]} px); choose a smaller window")
-        cut = cut_windows(movie, sites, settings["window"], classes=settings["classes"], per_frame=settings["per_frame"],
-                          seed=settings["seed"], normalisation=settings["normalisation"],
-                          centring=settings.get("centring", "pixel"))
+        cut = cut_for_settings(movie, sites, settings, per_frame=settings["per_frame"])
         if len(cut) < 2:
             raise ValueError(f"only {len(cut)} window(s) could be cut ({cut.report.summary()}); "
                              "use a smaller window or more sites")
@@ -132,6 +149,12 @@ class TrainVAE(QWidget):
                                   "resample so the site is the window's exact centre, the point the rVAE rotates "
                                   "about (use it when angles must be physical rotations)")
         self.centring_combo.addItems(["pixel", "subpixel"])
+        self.orientation_combo = tip(QComboBox(), "Turn each window into its atom's bond frame (one bond along +x, "
+                                     "found from the atom graph) so sites of different lattice orientations — "
+                                     "graphene's two sublattices, rotated grains — give alike windows and the "
+                                     "latents describe the environment, not the orientation. Implies subpixel "
+                                     "centring; encoding repeats it")
+        self.orientation_combo.addItems(list(ORIENTATIONS))
         self.encoder_combo = tip(QComboBox(), "Encoder: fully connected (mlp) or convolutional")
         self.encoder_combo.addItems(["mlp", "conv"])
         self.rot_prior = dspin(0.1, 1e-3, 10.0, "Rotation prior σ (radians) of the angle latent", 0.05)
@@ -167,7 +190,8 @@ class TrainVAE(QWidget):
         advanced, _ = collapsible("Advanced", [
             (form_label(n, w.toolTip()), w) for n, w in [
                 ("batch", self.batch_spin), ("learning rate", self.lr_spin), ("seed", self.seed_spin),
-                ("normalise", self.norm_combo), ("centring", self.centring_combo), ("encoder", self.encoder_combo), ("rotation prior", self.rot_prior),
+                ("normalise", self.norm_combo), ("centring", self.centring_combo), ("orientation", self.orientation_combo),
+                ("encoder", self.encoder_combo), ("rotation prior", self.rot_prior),
                 ("translation prior", self.trans_prior), ("β schedule", self.beta_combo), ("β start", self.beta_start),
                 ("β end", self.beta_end), ("β ramp epochs", self.beta_epochs), ("pixels per step", self.pixel_fraction),
                 ("device", self.device_combo)]
@@ -192,7 +216,7 @@ class TrainVAE(QWidget):
         self._preview_timer.timeout.connect(lambda: call_safely("Previewing windows", self.update_preview))
         for signal in (self.window_spin.valueChanged, self.image_picker.layer_changed, self.points_picker.layer_changed,
                        self.class_combo.currentTextChanged, self.norm_combo.currentTextChanged,
-                       self.centring_combo.currentTextChanged):
+                       self.centring_combo.currentTextChanged, self.orientation_combo.currentTextChanged):
             signal.connect(lambda *_: self._preview_timer.start())
         self.points_picker.layer_changed.connect(self._fill_classes)
         self._fill_classes()
@@ -228,7 +252,8 @@ class TrainVAE(QWidget):
         return {
             "window": self.window_spin.value(), "classes": None if cls in ("", "all") else int(float(cls)),
             "per_frame": self.per_frame_spin.value() or None, "seed": self.seed_spin.value(),
-            "normalisation": self.norm_combo.currentText(), "centring": self.centring_combo.currentText(), "arch": self.arch_combo.currentText(),
+            "normalisation": self.norm_combo.currentText(), "centring": self.centring_combo.currentText(),
+            "bond_symmetry": ORIENTATIONS[self.orientation_combo.currentText()], "arch": self.arch_combo.currentText(),
             "latent": self.latent_spin.value(), "encoder": self.encoder_combo.currentText(),
             "rotation_prior": self.rot_prior.value(), "translation_prior": self.trans_prior.value(),
             "beta_kind": self.beta_combo.currentText(), "beta_start": self.beta_start.value(),
@@ -240,7 +265,7 @@ class TrainVAE(QWidget):
     def update_preview(self) -> None:
         """Show a few windows at the chosen size around random sites of the first frame."""
         try:
-            from ..patches import cut_windows
+            from .. import patches  # noqa: F401
         except ImportError:  # the model engine is not part of this installation
             self.status.setText("napari_rvae.patches / vae are not installed: training is unavailable")
             return
@@ -251,8 +276,7 @@ class TrainVAE(QWidget):
         s = self.settings()
         first = sites[sites["frame"] == sites["frame"].min()]
         # sample more sites than shown: some windows fall off the frame edge
-        cut = cut_windows(movie, first, s["window"], classes=s["classes"], per_frame=8 * len(self.preview.TITLES),
-                          seed=s["seed"], normalisation=s["normalisation"], centring=s["centring"])
+        cut = cut_for_settings(movie, first, s, per_frame=8 * len(self.preview.TITLES))
         for i, title in enumerate(self.preview.TITLES):
             self.preview.set_image(title, cut.windows[i] if i < len(cut) else None, f"{s['window']} px" if i == 0 else " ")
 
