@@ -17,6 +17,9 @@ Rules
   by repeating the edge pixels (``border="pad"``); windows holding NaN are
   dropped or kept (``nan="drop"|"keep"``). Either way the counts are in the
   returned :class:`WindowReport`: nothing is lost silently.
+* ``round_columns=True`` first makes elliptical columns (a probe
+  astigmatism) round by a 1-D blur along their short axis
+  (:mod:`napari_rvae.columns`); the measured correction is part of the recipe.
 * Normalisation: ``"none"``, ``"global"`` (one min–max over all windows, or
   the stored ``lo, hi`` of a trained model) or ``"window"`` (each window
   min–max scaled to [0, 1]).
@@ -135,7 +138,7 @@ def recipe_options(recipe: dict | None) -> dict:
     ``normalisation`` dict of :class:`Windows`, as saved with a model)."""
     recipe = recipe or {"mode": "none"}
     return dict(normalisation=recipe.get("mode", "none"), lo=recipe.get("lo"), hi=recipe.get("hi"),
-                centring=recipe.get("centring", "pixel"))
+                centring=recipe.get("centring", "pixel"), round_columns=recipe.get("round_columns", False))
 
 
 def _as_movie(movie, ndim: int):
@@ -188,6 +191,7 @@ def cut_windows(
     lo: float | None = None,
     hi: float | None = None,
     centring: str = "pixel",
+    round_columns: bool | dict = False,
 ) -> Windows:
     """Cut square windows centred on the sites of a sites table.
 
@@ -224,6 +228,16 @@ def cut_windows(
         Use it when the encoded angle must be a physical rotation (it is
         recorded in the returned ``normalisation`` dict so a model's encoding
         repeats it).
+    round_columns : bool or dict
+        ``True``: measure the columns' ellipticity on the movie and blur each
+        frame along the columns' short axis so they come out round before the
+        windows are cut (:func:`napari_rvae.columns.estimate_astigmatism`; for
+        STEM images whose probe astigmatism would otherwise stop an rVAE's
+        rotation from mapping one rotational variant onto the next). A dict is
+        a correction measured before (as stored in the returned
+        ``normalisation`` under ``"round_columns"``) and is repeated exactly.
+        Columns found already round (ellipticity < 0.01) or too few to measure
+        leave the movie unchanged, with a warning.
 
     Returns
     -------
@@ -231,18 +245,21 @@ def cut_windows(
         ``windows`` float32 ``(N, w, w)``, ``rows`` into ``sites``, and the report.
     """
     return _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
-                centring)
+                centring, round_columns)
 
 
 def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Windows:
     """1D version of :func:`cut_windows`: ``movie`` is ``(T, L)`` or ``(L,)``,
     sites give ``frame`` and ``x`` (``y`` is ignored); windows are ``(N, w)``."""
-    keys = ("classes", "per_frame", "seed", "delay", "border", "nan", "normalisation", "lo", "hi", "centring")
+    keys = ("classes", "per_frame", "seed", "delay", "border", "nan", "normalisation", "lo", "hi", "centring",
+            "round_columns")
     unknown = set(options) - set(keys)
     if unknown:
         raise ValueError(f"cut_windows_1d: unknown option(s) {', '.join(sorted(unknown))}")
     defaults = dict(classes=None, per_frame=None, seed=0, delay=0, border="drop", nan="drop",
-                    normalisation="none", lo=None, hi=None, centring="pixel")
+                    normalisation="none", lo=None, hi=None, centring="pixel", round_columns=False)
+    if defaults["round_columns"]:
+        raise ValueError("round_columns applies to images of columns; 1D signals have none")
     defaults.update(options)
     if "y" not in sites:
         sites = sites.assign(y=0.0)
@@ -250,7 +267,7 @@ def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Window
 
 
 def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
-         centring) -> Windows:
+         centring, round_columns=False) -> Windows:
     if int(window) != window or window < 2:
         raise ValueError(f"window must be an integer ≥ 2 pixels, got {window}")
     if border not in BORDERS:
@@ -263,6 +280,13 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         raise ValueError(f"centring {centring!r} unknown; use 'pixel' or 'subpixel'")
     window = int(window)
     data = _as_movie(movie, ndim)
+    correction = None
+    if round_columns is not False and round_columns is not None:
+        if not (round_columns is True or isinstance(round_columns, dict)):
+            raise ValueError(f"round_columns must be True, False or a stored correction dict, got {round_columns!r}")
+        from .columns import round_columns as make_round  # scipy / skimage only when asked for
+
+        data, correction = make_round(data, None if round_columns is True else round_columns)
     sites = validate_sites(sites)
     report = WindowReport(requested=len(sites))
     rows = _select(sites, classes, per_frame, seed, report)
@@ -311,6 +335,8 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
     out, params = normalise(out, normalisation, lo, hi)
     if centring != "pixel":  # part of the recipe a model must repeat when it encodes new sites
         params["centring"] = centring
+    if correction is not None:
+        params["round_columns"] = correction
     report.cut = len(rows)
     return Windows(out, rows.astype(np.int64), frames.astype(np.int64), centres, params, report)
 
