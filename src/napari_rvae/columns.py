@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
+BOX_FACTOR = 3.0  # fit-disc radius in units of the rough column width
 MIN_FRAME = 16  # pixels per side below which column shapes are not measured
 MIN_COLUMNS = 10  # fitted columns needed for a correction
 MIN_ELLIPTICITY = 0.01  # below this the columns count as round (no correction)
@@ -220,7 +221,7 @@ def measure_columns(movie, *, column_sigma: float | None = None, max_frames: int
         if not sigma > 0:
             raise ValueError(f"column_sigma must be a positive width in pixels, got {column_sigma}")
         scales.append(sigma)
-        h = max(3, int(np.ceil(2.5 * sigma)))
+        h = max(3, int(np.ceil(BOX_FACTOR * sigma)))
         if min(ny, nx) < 2 * h + 3:
             continue
         frame, bad = _filled(raw)

@@ -258,9 +258,10 @@ def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Window
         raise ValueError(f"cut_windows_1d: unknown option(s) {', '.join(sorted(unknown))}")
     defaults = dict(classes=None, per_frame=None, seed=0, delay=0, border="drop", nan="drop",
                     normalisation="none", lo=None, hi=None, centring="pixel", round_columns=False)
-    if defaults["round_columns"]:
-        raise ValueError("round_columns applies to images of columns; 1D signals have none")
     defaults.update(options)
+    if defaults["round_columns"] and not (isinstance(defaults["round_columns"], dict)
+                                          and not defaults["round_columns"].get("applied")):
+        raise ValueError("round_columns applies to 2D images of columns, not to 1D signals")
     if "y" not in sites:
         sites = sites.assign(y=0.0)
     return _cut(movie, sites, window, 1, *(defaults[k] for k in keys))
@@ -281,7 +282,7 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
     window = int(window)
     data = _as_movie(movie, ndim)
     correction = None
-    if round_columns is not False and round_columns is not None:
+    if ndim == 2 and round_columns is not False and round_columns is not None:
         if not (round_columns is True or isinstance(round_columns, dict)):
             raise ValueError(f"round_columns must be True, False or a stored correction dict, got {round_columns!r}")
         from .columns import round_columns as make_round  # scipy / skimage only when asked for

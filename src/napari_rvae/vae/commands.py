@@ -72,6 +72,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--centring", default="pixel", choices=["pixel", "subpixel"],
                    help="pixel: cut around the rounded site (papers' rule); subpixel: resample so the site is "
                         "the window's exact centre (use for physical rotation angles)")
+    p.add_argument("--round-columns", action="store_true",
+                   help="make elliptical columns (probe astigmatism) round before cutting: measure them on the "
+                        "movie, blur along their short axis; kept with the model and repeated by encode")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -109,7 +112,9 @@ def run_train(args: argparse.Namespace) -> int:
     from .models import build_model
     from .trainer import Trainer
 
-    options = {"normalisation": args.normalisation, "centring": args.centring}
+    options = {"normalisation": args.normalisation, "centring": args.centring, "round_columns": args.round_columns}
+    if args.round_columns and args.sites is None:
+        raise ValueError("--round-columns works on a movie: give the movie with --sites (not a windows .npy)")
     model = state = None
     if args.resume:
         model = load_model(args.output)
