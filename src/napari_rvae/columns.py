@@ -56,6 +56,8 @@ def column_scale(frame: np.ndarray) -> float:
     underestimate of ~20 %: it only sizes the boxes the columns are fitted in.
     """
     f, _ = _filled(frame)
+    cy, cx = f.shape[0] // 2, f.shape[1] // 2
+    f = f[max(0, cy - 256):cy + 256, max(0, cx - 256):cx + 256]  # a 512² crop is plenty for a width
     f = f - f.mean()
     ny, nx = f.shape
     power = np.abs(np.fft.rfft2(f, s=(2 * ny, 2 * nx))) ** 2
@@ -149,33 +151,28 @@ def _plausible(fit: np.ndarray, weights: np.ndarray, disc: np.ndarray, h: int) -
     return ok & (eig[:, 0] > 0.09) & (eig[:, 1] < h**2)
 
 
-def _neighbour_tails(shape, peaks: np.ndarray, fit: np.ndarray, ok: np.ndarray, h: int) -> np.ndarray:
-    """Image of every plausible fitted column (its Gaussian without background, out to ``2 h`` pixels)."""
-    image = np.zeros(shape)
-    big = 2 * h
-    offs = np.arange(-big, big + 1)
-    sel = np.flatnonzero(ok)
-    if sel.size == 0:
-        return image
-    cy, cx = peaks[sel, 0], peaks[sel, 1]
-    dy = offs[None, :, None] - fit[sel, 1, None, None]
-    dx = offs[None, None, :] - fit[sel, 2, None, None]
-    q = fit[sel, 3, None, None] * dy**2 + 2 * fit[sel, 4, None, None] * dy * dx + fit[sel, 5, None, None] * dx**2
-    spots = fit[sel, 0, None, None] * np.exp(-0.5 * np.clip(q, 0, 700))
-    rr = np.broadcast_to(cy[:, None, None] + offs[None, :, None], spots.shape)
-    cc = np.broadcast_to(cx[:, None, None] + offs[None, None, :], spots.shape)
-    inside = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
-    image += np.bincount((rr * shape[1] + cc)[inside], spots[inside], minlength=image.size).reshape(shape)
-    return image
-
-
-def _own_column(fit: np.ndarray, h: int) -> np.ndarray:
-    """``(N, b, b)`` fitted Gaussian of each box's own column (no background)."""
-    offs = np.arange(-h, h + 1, dtype=np.float64)
+def _spots(fit: np.ndarray, offs: np.ndarray) -> np.ndarray:
+    """``(N, b, b)`` fitted Gaussians (no background) on pixel offsets ``offs`` from each box centre."""
     dy = offs[None, :, None] - fit[:, 1, None, None]
     dx = offs[None, None, :] - fit[:, 2, None, None]
     q = fit[:, 3, None, None] * dy**2 + 2 * fit[:, 4, None, None] * dy * dx + fit[:, 5, None, None] * dx**2
     return fit[:, 0, None, None] * np.exp(-0.5 * np.clip(q, 0, 700))
+
+
+def _neighbour_tails(shape, peaks: np.ndarray, fit: np.ndarray, ok: np.ndarray, h: int) -> np.ndarray:
+    """Image of every plausible fitted column (its Gaussian without background, out to ``2 h`` pixels)."""
+    image = np.zeros(shape)
+    offs = np.arange(-2 * h, 2 * h + 1)
+    chosen = np.flatnonzero(ok)
+    step = max(1, 2**20 // offs.size**2)  # bounded temporaries
+    for start in range(0, len(chosen), step):
+        sel = chosen[start:start + step]
+        spots = _spots(fit[sel], offs.astype(np.float64))
+        rr = np.broadcast_to(peaks[sel, 0, None, None] + offs[None, :, None], spots.shape)
+        cc = np.broadcast_to(peaks[sel, 1, None, None] + offs[None, None, :], spots.shape)
+        inside = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
+        image += np.bincount((rr * shape[1] + cc)[inside], spots[inside], minlength=image.size).reshape(shape)
+    return image
 
 
 def measure_columns(movie, *, column_sigma: float | None = None, max_frames: int = 4,
@@ -188,7 +185,7 @@ def measure_columns(movie, *, column_sigma: float | None = None, max_frames: int
         Raw images (bright columns on a darker background, e.g. HAADF).
     column_sigma : float, optional
         Approximate column width σ in pixels (default: from the autocorrelation,
-        :func:`column_scale`); it sets the fit box (radius ``max(3, 2.5 σ)``).
+        :func:`column_scale`); it sets the fit disc (radius ``max(3, 3 σ)``).
     max_frames : int
         Frames (evenly spaced) the columns are measured on.
     max_columns : int
@@ -211,6 +208,8 @@ def measure_columns(movie, *, column_sigma: float | None = None, max_frames: int
     if min(ny, nx) < MIN_FRAME:
         raise ValueError(f"round columns: frames of {ny}×{nx} pixels are too small to measure column shapes "
                          f"(need at least {MIN_FRAME}×{MIN_FRAME})")
+    if column_sigma is not None and not float(column_sigma) > 0:
+        raise ValueError(f"column_sigma must be a positive width in pixels, got {column_sigma}")
     rng = np.random.default_rng(seed)
     ys, xs, covs, amps, scales = [], [], [], [], []
     for t in _frame_indices(int(data.shape[0]), max_frames):
@@ -218,8 +217,6 @@ def measure_columns(movie, *, column_sigma: float | None = None, max_frames: int
         if not np.isfinite(raw).any():
             continue
         sigma = float(column_sigma) if column_sigma is not None else column_scale(raw)
-        if not sigma > 0:
-            raise ValueError(f"column_sigma must be a positive width in pixels, got {column_sigma}")
         scales.append(sigma)
         h = max(3, int(np.ceil(BOX_FACTOR * sigma)))
         if min(ny, nx) < 2 * h + 3:
@@ -237,12 +234,13 @@ def measure_columns(movie, *, column_sigma: float | None = None, max_frames: int
         boxes = frame[rows[:, :, None], cols[:, None, :]]
         disc = (offs[:, None] ** 2 + offs[None, :] ** 2) <= h * h  # keeps neighbouring columns out
         weights = np.where(bad[rows[:, :, None], cols[:, None, :]], 0.0, 1.0) * disc
-        fit = _fit_ellipses(boxes, weights, sigma)
+        chunks = [slice(i, i + max(1, 2**18 // disc.size)) for i in range(0, len(peaks), max(1, 2**18 // disc.size))]
+        fit = np.concatenate([_fit_ellipses(boxes[c], weights[c], sigma) for c in chunks])
         ok = _plausible(fit, weights, disc, h)
         # second pass: the tails of neighbouring columns (fitted in the first) are taken out of each box
         others = _neighbour_tails(frame.shape, peaks, fit, ok, h)[rows[:, :, None], cols[:, None, :]]
-        others -= np.where(ok[:, None, None], _own_column(fit, h), 0.0)
-        fit = _fit_ellipses(boxes - others, weights, sigma, start=fit)
+        others -= np.where(ok[:, None, None], _spots(fit, np.arange(-h, h + 1.0)), 0.0)
+        fit = np.concatenate([_fit_ellipses(boxes[c] - others[c], weights[c], sigma, start=fit[c]) for c in chunks])
         ok = _plausible(fit, weights, disc, h)
         prec = np.stack([np.stack([fit[:, 3], fit[:, 4]], 1), np.stack([fit[:, 4], fit[:, 5]], 1)], 1)
         cov = np.linalg.inv(np.where(ok[:, None, None], prec, np.eye(2)[None]))
@@ -366,15 +364,15 @@ def round_frame(frame: np.ndarray, correction: dict) -> np.ndarray:
     direction = float(correction["orientation"]) + np.pi / 2  # blur along the short axis
     lo, hi = (float(v) for v in correction["variance_range"])
     levels = np.linspace(lo, hi, max(2, int(np.ceil((hi - lo) / VARIANCE_STEP)) + 1))
-    blurred = np.stack([blur_along(filled, np.sqrt(v), direction) for v in levels])
     if hi - lo <= 1e-9:
-        out = blurred[0]
+        out = blur_along(filled, np.sqrt(lo), direction)
     else:
         pos = (extra_variance(correction, frame.shape) - lo) / (hi - lo) * (len(levels) - 1)
-        i = np.minimum(pos.astype(np.int64), len(levels) - 2)
-        f = pos - i
-        yy, xx = np.indices(frame.shape)
-        out = (1 - f) * blurred[i, yy, xx] + f * blurred[i + 1, yy, xx]
+        out = np.zeros(frame.shape)
+        for k, v in enumerate(levels):  # linear interpolation between neighbouring levels (hat weights)
+            weight = np.clip(1 - np.abs(pos - k), 0, None)
+            if weight.any():
+                out += weight * blur_along(filled, np.sqrt(v), direction)
     out[bad] = np.nan
     return out.astype(np.float32)
 
