@@ -168,3 +168,14 @@ def test_recipe_repeats_the_same_correction():
     table, _ = encode_sites(model, movie, sites)
     np.testing.assert_allclose(table["angle"].to_numpy()[cut.rows], encode(model, cut.windows)["angle"].to_numpy(),
                                atol=1e-5)
+
+
+def test_few_columns_give_a_constant_correction():
+    """With fewer than 60 fitted columns the extra variance is one number (no surface to overfit)."""
+    rng = np.random.default_rng(5)
+    image = add_noise(render_spots((96, 96), _lattice(96, 12.0), 1.0, 2.0, ellipticity=0.2, orientation=0.5) + 0.05,
+                      rng, dose=200.0)
+    est = estimate_astigmatism(image)
+    assert est["applied"] and est["columns"] < 60
+    assert est["coefficients"][1:] == [0.0] * 5
+    assert abs(est["coefficients"][0] - _extra(2.0, 0.2)) < 0.3

@@ -30,6 +30,7 @@ from scipy import ndimage
 BOX_FACTOR = 3.0  # fit-disc radius in units of the rough column width
 MIN_FRAME = 16  # pixels per side below which column shapes are not measured
 MIN_COLUMNS = 10  # fitted columns needed for a correction
+MIN_SURFACE_COLUMNS = 60  # fewer: a constant extra variance instead of a quadratic surface
 MIN_ELLIPTICITY = 0.01  # below this the columns count as round (no correction)
 VARIANCE_STEP = 0.25  # pixels²: spacing of the blur levels interpolated across the field
 
@@ -308,12 +309,16 @@ def estimate_astigmatism(movie, *, column_sigma: float | None = None, max_frames
         return result
     extra = var_major - var_minor
     terms = _surface_terms(found["y"], found["x"], found["frame_shape"])
+    if n < MIN_SURFACE_COLUMNS:  # too few for a surface: one extra variance for the whole field
+        terms = terms * (np.arange(6) == 0)
     keep = np.ones(n, bool)
     for _ in range(3):  # weighted least squares, dropping outliers beyond 3 robust deviations
         sw = np.sqrt(amp[keep])
         coef = np.linalg.lstsq(terms[keep] * sw[:, None], extra[keep] * sw, rcond=None)[0]
         resid = extra - terms @ coef
         spread = 1.4826 * np.median(np.abs(resid[keep])) + 1e-12
+        if (np.abs(resid) < 3 * spread).sum() < MIN_COLUMNS:
+            break
         keep = np.abs(resid) < 3 * spread
     fitted = terms[keep] @ coef
     low, high = max(0.0, float(np.percentile(fitted, 1))), max(0.0, float(np.percentile(fitted, 99)))
