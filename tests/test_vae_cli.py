@@ -75,3 +75,36 @@ def test_subpixel_centring_is_kept_with_the_model_and_repeated_by_encode(files):
     cut = cut_windows(np.load(files / "movie.npy"), sites, 8, normalisation="global", lo=norm["lo"], hi=norm["hi"],
                       centring="subpixel")
     np.testing.assert_allclose(pd.read_csv(files / "lat.csv")["z0"], encode(model, cut.windows)["z0"], rtol=1e-5, atol=1e-6)
+
+
+def test_round_columns_is_kept_with_the_model_and_repeated_by_encode(tmp_path, capsys):
+    """train --round-columns on a movie of elliptical columns records the measured correction;
+    encode repeats it (same latents as windows cut with the stored recipe)."""
+    from napari_rvae.patches import cut_windows, recipe_options
+    from napari_rvae.synth.render import render_spots
+    from napari_rvae.vae import encode, load_model
+
+    rng = np.random.default_rng(0)
+    g = np.arange(10.0, 90.0, 12.0)
+    yy, xx = np.meshgrid(g, g, indexing="ij")
+    pos = np.c_[yy.ravel(), xx.ravel()]
+    movie = np.stack([render_spots((100, 100), pos + rng.normal(0, 0.3, pos.shape), 1.0, 2.0, ellipticity=0.25,
+                                   orientation=0.8) + rng.normal(0, 0.02, (100, 100)) for _ in range(2)])
+    np.save(tmp_path / "movie.npy", movie.astype(np.float32))
+    sites = pd.DataFrame({"frame": np.repeat([0, 1], len(pos)), "y": np.tile(pos[:, 0], 2), "x": np.tile(pos[:, 1], 2)})
+    sites.to_csv(tmp_path / "sites.csv", index=False)
+    model_dir = tmp_path / "model"
+    assert main(["train", str(tmp_path / "movie.npy"), "--sites", str(tmp_path / "sites.csv"), "--window", "10",
+                 "--round-columns", "-o", str(model_dir), "--epochs", "1", "--test-fraction", "0", *FAST]) == 0
+    rounded = json.loads((model_dir / "model.json").read_text())["normalisation"]["round_columns"]
+    assert rounded["applied"] and abs(rounded["ellipticity"] - 0.25) < 0.03
+    assert abs((rounded["orientation"] - 0.8 + np.pi / 2) % np.pi - np.pi / 2) < 0.05
+    assert main(["encode", str(model_dir), str(tmp_path / "movie.npy"), "--sites", str(tmp_path / "sites.csv"),
+                 "-o", str(tmp_path / "lat.csv")]) == 0
+    model = load_model(model_dir)
+    cut = cut_windows(movie, sites, 10, **recipe_options(model.normalisation))
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "lat.csv")["z0"].to_numpy()[cut.rows],
+                               encode(model, cut.windows)["z0"], rtol=1e-5, atol=1e-6)
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "movie.npy"), "--round-columns", "-o", str(tmp_path / "m2")]) == 2
+    assert "--round-columns" in capsys.readouterr().err

@@ -133,3 +133,28 @@ def test_subpixel_centring_from_the_dock_is_used_to_train_and_encode(docks, qtbo
                       hi=norm.get("hi"), centring="subpixel")
     encoded = viewer.layers["sites"].features["z0"].to_numpy()[cut.rows]
     np.testing.assert_allclose(encoded, encode(model, cut.windows)["z0"].to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_round_columns_from_the_dock_is_used_to_train_and_encode(docks, qtbot):
+    """Advanced ▸ round columns on a movie whose columns share one elliptical shape: the model
+    records the measured correction and the sites are encoded with it."""
+    from napari_rvae.patches import cut_windows, recipe_options
+    from napari_rvae.vae import encode
+
+    viewer, train, _, sites = docks
+    rng = np.random.default_rng(1)
+    pos = sites.loc[sites["frame"] == 0, ["y", "x"]].to_numpy()
+    movie = np.stack([render_spots((SIZE, SIZE), pos, 1.0, 2.0, ellipticity=0.25, orientation=0.8)
+                      + rng.normal(0, 0.02, (SIZE, SIZE)) for _ in range(T)]).astype(np.float32)
+    viewer.layers["movie"].data = movie
+    train.window_spin.setValue(12)
+    train.round_check.setChecked(True)
+    train.epochs_spin.setValue(1)
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.train_button.click()
+    assert train.job.last_error is None, train.job.last_error
+    norm = train.trainer.model.normalisation
+    assert norm["round_columns"]["applied"] and abs(norm["round_columns"]["ellipticity"] - 0.25) < 0.03
+    cut = cut_windows(movie, sites, 12, **recipe_options(norm))
+    encoded = viewer.layers["sites"].features["z0"].to_numpy()[cut.rows]
+    np.testing.assert_allclose(encoded, encode(train.trainer.model, cut.windows)["z0"].to_numpy(), rtol=1e-5, atol=1e-6)

@@ -19,6 +19,9 @@ Rules
   by repeating the edge pixels (``border="pad"``); windows holding NaN are
   dropped or kept (``nan="drop"|"keep"``). Either way the counts are in the
   returned :class:`WindowReport`: nothing is lost silently.
+* ``round_columns=True`` first makes elliptical columns (a probe
+  astigmatism) round by a 1-D blur along their short axis
+  (:mod:`napari_rvae.columns`); the measured correction is part of the recipe.
 * Normalisation: ``"none"``, ``"global"`` (one min–max over all windows, or
   the stored ``lo, hi`` of a trained model) or ``"window"`` (each window
   min–max scaled to [0, 1]).
@@ -137,7 +140,7 @@ def recipe_options(recipe: dict | None) -> dict:
     ``normalisation`` dict of :class:`Windows`, as saved with a model)."""
     recipe = recipe or {"mode": "none"}
     options = dict(normalisation=recipe.get("mode", "none"), lo=recipe.get("lo"), hi=recipe.get("hi"),
-                   centring=recipe.get("centring", "pixel"))
+                   centring=recipe.get("centring", "pixel"), round_columns=recipe.get("round_columns", False))
     if recipe.get("orientation"):
         options["orientation"] = recipe["orientation"]
     return options
@@ -210,6 +213,7 @@ def cut_windows(
     lo: float | None = None,
     hi: float | None = None,
     centring: str = "pixel",
+    round_columns: bool | dict = False,
     orientation: str | None = None,
 ) -> Windows:
     """Cut square windows centred on the sites of a sites table.
@@ -247,6 +251,16 @@ def cut_windows(
         Use it when the encoded angle must be a physical rotation (it is
         recorded in the returned ``normalisation`` dict so a model's encoding
         repeats it).
+    round_columns : bool or dict
+        ``True``: measure the columns' ellipticity on the movie and blur each
+        frame along the columns' short axis so they come out round before the
+        windows are cut (:func:`napari_rvae.columns.estimate_astigmatism`; for
+        STEM images whose probe astigmatism would otherwise stop an rVAE's
+        rotation from mapping one rotational variant onto the next). A dict is
+        a correction measured before (as stored in the returned
+        ``normalisation`` under ``"round_columns"``) and is repeated exactly.
+        Columns found already round (ellipticity < 0.01) or too few to measure
+        leave the movie unchanged, with a warning.
     orientation : str, optional
         Name of a sites-table column holding an angle per site (radians,
         counter-clockwise from the image's +x axis in ``atan2(Δy, Δx)`` pixel
@@ -263,26 +277,30 @@ def cut_windows(
         ``windows`` float32 ``(N, w, w)``, ``rows`` into ``sites``, and the report.
     """
     return _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
-                centring, orientation)
+                centring, round_columns, orientation)
 
 
 def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Windows:
     """1D version of :func:`cut_windows`: ``movie`` is ``(T, L)`` or ``(L,)``,
     sites give ``frame`` and ``x`` (``y`` is ignored); windows are ``(N, w)``."""
-    keys = ("classes", "per_frame", "seed", "delay", "border", "nan", "normalisation", "lo", "hi", "centring")
+    keys = ("classes", "per_frame", "seed", "delay", "border", "nan", "normalisation", "lo", "hi", "centring",
+            "round_columns")
     unknown = set(options) - set(keys)
     if unknown:
         raise ValueError(f"cut_windows_1d: unknown option(s) {', '.join(sorted(unknown))}")
     defaults = dict(classes=None, per_frame=None, seed=0, delay=0, border="drop", nan="drop",
-                    normalisation="none", lo=None, hi=None, centring="pixel")
+                    normalisation="none", lo=None, hi=None, centring="pixel", round_columns=False)
     defaults.update(options)
+    if defaults["round_columns"] and not (isinstance(defaults["round_columns"], dict)
+                                          and not defaults["round_columns"].get("applied")):
+        raise ValueError("round_columns applies to 2D images of columns, not to 1D signals")
     if "y" not in sites:
         sites = sites.assign(y=0.0)
     return _cut(movie, sites, window, 1, *(defaults[k] for k in keys), None)
 
 
 def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
-         centring, orientation=None) -> Windows:
+         centring, round_columns=False, orientation=None) -> Windows:
     if int(window) != window or window < 2:
         raise ValueError(f"window must be an integer ≥ 2 pixels, got {window}")
     if border not in BORDERS:
@@ -295,6 +313,13 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         raise ValueError(f"centring {centring!r} unknown; use 'pixel' or 'subpixel'")
     window = int(window)
     data = _as_movie(movie, ndim)
+    correction = None
+    if ndim == 2 and round_columns is not False and round_columns is not None:
+        if not (round_columns is True or isinstance(round_columns, dict)):
+            raise ValueError(f"round_columns must be True, False or a stored correction dict, got {round_columns!r}")
+        from .columns import round_columns as make_round  # scipy / skimage only when asked for
+
+        data, correction = make_round(data, None if round_columns is True else round_columns)
     sites = validate_sites(sites)
     if orientation is not None:
         if orientation not in sites.columns:
@@ -317,8 +342,11 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         angle = sites[orientation].to_numpy(dtype=np.float64)[rows]
         if not np.isfinite(angle).all():
             raise ValueError(f"orientation: column {orientation!r} holds NaN or infinite angles")
-        return _cut_turned(data, sites, window, rows, frames, exact, centres, angle, border, nan, normalisation,
-                           lo, hi, orientation, report)
+        recipe = {"centring": "subpixel", "orientation": orientation}
+        if correction is not None:
+            recipe["round_columns"] = correction
+        return _cut_turned(data, window, rows, frames, exact, centres, angle, border, nan, normalisation,
+                           lo, hi, recipe, report)
     if centring == "pixel":
         starts, width = centres - window // 2, window
         fraction = None
@@ -343,8 +371,10 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         block = _gather(data, frames[s:e], starts[s:e], width, size)
         out[s:e] = block if fraction is None else _blend(block, fraction[s:e], window)
 
-    return _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report,
-                   {"centring": centring} if centring != "pixel" else {})
+    recipe = {"centring": centring} if centring != "pixel" else {}
+    if correction is not None:
+        recipe["round_columns"] = correction
+    return _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report, recipe)
 
 
 def _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report, recipe: dict) -> Windows:
@@ -363,8 +393,8 @@ def _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report, reci
     return Windows(out, rows.astype(np.int64), frames.astype(np.int64), centres, params, report)
 
 
-def _cut_turned(data, sites, window, rows, frames, exact, centres, angle, border, nan, normalisation, lo, hi,
-                orientation, report) -> Windows:
+def _cut_turned(data, window, rows, frames, exact, centres, angle, border, nan, normalisation, lo, hi,
+                recipe, report) -> Windows:
     """Windows resampled on a grid turned by each site's angle (linear interpolation)."""
     from scipy.ndimage import map_coordinates
 
@@ -390,8 +420,7 @@ def _cut_turned(data, sites, window, rows, frames, exact, centres, angle, border
             y = exact[k, 0, None, None] + u * sin[k] + v * cos[k]
             x = exact[k, 1, None, None] + u * cos[k] - v * sin[k]
             out[k] = map_coordinates(frame, [y, x], order=1, mode="nearest", prefilter=False)
-    return _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report,
-                   {"centring": "subpixel", "orientation": orientation})
+    return _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report, recipe)
 
 
 def _gather(data, frames, starts, width: int, size) -> np.ndarray:

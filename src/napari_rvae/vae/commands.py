@@ -81,6 +81,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
                         "graph when the table lacks it (see --bond-symmetry)")
     p.add_argument("--bond-symmetry", type=int, default=3,
                    help="order of the bond star for --orientation bond_angle (3 graphene, 4 square, 6 hexagonal)")
+    p.add_argument("--round-columns", action="store_true",
+                   help="make elliptical columns (probe astigmatism) round before cutting: measure them on the "
+                        "movie, blur along their short axis; kept with the model and repeated by encode")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -118,7 +121,9 @@ def run_train(args: argparse.Namespace) -> int:
     from .models import build_model
     from .trainer import Trainer
 
-    options = {"normalisation": args.normalisation, "centring": args.centring}
+    options = {"normalisation": args.normalisation, "centring": args.centring, "round_columns": args.round_columns}
+    if args.round_columns and args.sites is None:
+        raise ValueError("--round-columns works on a movie: give the movie with --sites (not a windows .npy)")
     if args.orientation:
         if args.sites is None:
             raise ValueError("--orientation needs a movie with --sites (windows given as .npy are already cut)")

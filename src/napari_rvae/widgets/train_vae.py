@@ -14,7 +14,7 @@ import napari
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QWidget
 
 from ..io.sites import latent_columns
 from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, sites_from_layer, spin, tip, write_columns
@@ -62,7 +62,8 @@ def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
         if settings["window"] > min(np.shape(movie)[-2:]):
             raise ValueError(f"window {settings['window']} px is larger than the image "
                              f"({np.shape(movie)[-2]}×{np.shape(movie)[-1]} px); choose a smaller window")
-        cut = cut_for_settings(movie, sites, settings, per_frame=settings["per_frame"])
+        cut = cut_for_settings(movie, sites, settings, per_frame=settings["per_frame"],
+                               round_columns=settings.get("round_columns", False))
         if len(cut) < 2:
             raise ValueError(f"only {len(cut)} window(s) could be cut ({cut.report.summary()}); "
                              "use a smaller window or more sites")
@@ -155,6 +156,12 @@ class TrainVAE(QWidget):
                                      "latents describe the environment, not the orientation. Implies subpixel "
                                      "centring; encoding repeats it")
         self.orientation_combo.addItems(list(ORIENTATIONS))
+        self.round_check = tip(QCheckBox("make columns round"),
+                               "Compensate a probe astigmatism: measure the columns' ellipticity on the movie and "
+                               "blur each frame along the columns' short axis so they come out round (lattice "
+                               "unchanged) before cutting. Use with elliptical columns in STEM images when angles "
+                               "must map rotational variants onto each other. Kept with the model and repeated "
+                               "when encoding; the preview shows windows without it")
         self.encoder_combo = tip(QComboBox(), "Encoder: fully connected (mlp) or convolutional")
         self.encoder_combo.addItems(["mlp", "conv"])
         self.rot_prior = dspin(0.1, 1e-3, 10.0, "Rotation prior σ (radians) of the angle latent", 0.05)
@@ -191,7 +198,7 @@ class TrainVAE(QWidget):
             (form_label(n, w.toolTip()), w) for n, w in [
                 ("batch", self.batch_spin), ("learning rate", self.lr_spin), ("seed", self.seed_spin),
                 ("normalise", self.norm_combo), ("centring", self.centring_combo), ("orientation", self.orientation_combo),
-                ("encoder", self.encoder_combo), ("rotation prior", self.rot_prior),
+                ("round columns", self.round_check), ("encoder", self.encoder_combo), ("rotation prior", self.rot_prior),
                 ("translation prior", self.trans_prior), ("β schedule", self.beta_combo), ("β start", self.beta_start),
                 ("β end", self.beta_end), ("β ramp epochs", self.beta_epochs), ("pixels per step", self.pixel_fraction),
                 ("device", self.device_combo)]
@@ -253,7 +260,8 @@ class TrainVAE(QWidget):
             "window": self.window_spin.value(), "classes": None if cls in ("", "all") else int(float(cls)),
             "per_frame": self.per_frame_spin.value() or None, "seed": self.seed_spin.value(),
             "normalisation": self.norm_combo.currentText(), "centring": self.centring_combo.currentText(),
-            "bond_symmetry": ORIENTATIONS[self.orientation_combo.currentText()], "arch": self.arch_combo.currentText(),
+            "bond_symmetry": ORIENTATIONS[self.orientation_combo.currentText()],
+            "round_columns": self.round_check.isChecked(), "arch": self.arch_combo.currentText(),
             "latent": self.latent_spin.value(), "encoder": self.encoder_combo.currentText(),
             "rotation_prior": self.rot_prior.value(), "translation_prior": self.trans_prior.value(),
             "beta_kind": self.beta_combo.currentText(), "beta_start": self.beta_start.value(),
@@ -356,7 +364,9 @@ class TrainVAE(QWidget):
         if item[0] == "ready":
             _, self.trainer, report = item
             self._use_model(self.trainer.model)
-            self.status.setText(report.summary() + "; training…")
+            rounded = (self.trainer.model.normalisation or {}).get("round_columns") or {}
+            self.status.setText(report.summary() + "; " + (rounded["message"] + "; " if "message" in rounded else "")
+                                + "training…")
         elif item[0] == "epoch":
             stats = item[1]
             self.loss_plot.add(stats)
