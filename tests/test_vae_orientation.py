@@ -151,11 +151,33 @@ def test_train_cli_orientation_is_recorded_and_repeated_by_encode(tmp_path):
         tmp_path / "sites.csv", index=False)
     model = tmp_path / "model"
     assert main(["train", str(tmp_path / "movie.npy"), "--sites", str(tmp_path / "sites.csv"), "--window", "13",
-                 "--arch", "vae", "--orientation", "bond_angle", "-o", str(model), "--epochs", "1",
+                 "--arch", "vae", "--orientation", "bond_angle", "--mask", "5", "-o", str(model), "--epochs", "1",
                  "--threads", "1"]) == 0
     recipe = json.loads((model / "model.json").read_text())["normalisation"]
-    assert recipe["orientation"] == "bond_angle" and recipe["bond_symmetry"] == 3
+    assert recipe["orientation"] == "bond_angle" and recipe["bond_symmetry"] == 3 and recipe["mask"] == [5.0, 6.5]
     assert main(["encode", str(model), str(tmp_path / "movie.npy"), "--sites", str(tmp_path / "sites.csv"),
                  "-o", str(tmp_path / "lat.csv")]) == 0
     table = pd.read_csv(tmp_path / "lat.csv")
     assert "bond_angle" in table and table["z0"].notna().sum() > 20
+
+
+def test_circular_mask_weights_and_recipe():
+    from napari_rvae.patches import circular_mask, mask_radii
+
+    m = circular_mask(28, 11.0, 14.0)
+    g = np.arange(28) - 13.5
+    r = np.hypot(*np.meshgrid(g, g, indexing="ij"))
+    assert np.all(m[r <= 11] == 1) and np.all(m[r >= 14] == 0)
+    ring = (r > 11) & (r < 14)
+    assert np.all((m[ring] > 0) & (m[ring] < 1))
+    order = np.argsort(r[ring])
+    assert np.all(np.diff(m[ring][order]) <= 1e-6)  # falls with the radius
+    assert mask_radii(5, 20) == (5.0, 10.0) and mask_radii((3, 4), 20) == (3.0, 4.0)
+    for bad in ((5, 3), 0.5, (1, 2, 3), float("nan")):
+        with pytest.raises(ValueError, match="mask"):
+            mask_radii(bad, 20)
+    movie = np.ones((1, 40, 40), np.float32)
+    cut = cut_windows(movie, make_sites(0, 20.0, 20.0), 28 - 14, mask=(4.0, 6.0))
+    np.testing.assert_allclose(cut.windows[0], circular_mask(14, 4.0, 6.0))
+    assert cut.normalisation["mask"] == [4.0, 6.0]
+    assert recipe_options(cut.normalisation)["mask"] == (4.0, 6.0)

@@ -158,3 +158,28 @@ def test_round_columns_from_the_dock_is_used_to_train_and_encode(docks, qtbot):
     cut = cut_windows(movie, sites, 12, **recipe_options(norm))
     encoded = viewer.layers["sites"].features["z0"].to_numpy()[cut.rows]
     np.testing.assert_allclose(encoded, encode(train.trainer.model, cut.windows)["z0"].to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_bond_frame_and_circular_mask_from_the_dock_are_used_to_train_and_encode(docks, qtbot):
+    """Advanced ▸ orientation = bond frame (4-fold, the square lattice here) and circular mask:
+    the model records both and the sites are encoded with the same turned, masked windows."""
+    from napari_rvae.detect import bond_orientation
+    from napari_rvae.patches import cut_windows, recipe_options
+    from napari_rvae.vae import encode
+
+    viewer, train, _, sites = docks
+    train.window_spin.setValue(12)
+    train.orientation_combo.setCurrentText("bond frame, 4-fold (square)")
+    train.mask_spin.setValue(4.0)
+    train.update_preview()
+    train.epochs_spin.setValue(1)
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.train_button.click()
+    assert train.job.last_error is None, train.job.last_error
+    norm = train.trainer.model.normalisation
+    assert norm["orientation"] == "bond_angle" and norm["bond_symmetry"] == 4 and norm["mask"] == [4.0, 6.0]
+    cut = cut_windows(viewer.layers["movie"].data, bond_orientation(sites, symmetry=4), 12, **recipe_options(norm))
+    assert np.all(cut.windows[:, 0, 0] == 0)  # corners masked
+    encoded = viewer.layers["sites"].features["z0"].to_numpy()[cut.rows]
+    np.testing.assert_allclose(encoded, encode(train.trainer.model, cut.windows)["z0"].to_numpy(), rtol=1e-5,
+                               atol=1e-6)

@@ -143,6 +143,8 @@ def recipe_options(recipe: dict | None) -> dict:
                    centring=recipe.get("centring", "pixel"), round_columns=recipe.get("round_columns", False))
     if recipe.get("orientation"):
         options["orientation"] = recipe["orientation"]
+    if recipe.get("mask") is not None:
+        options["mask"] = tuple(recipe["mask"])
     return options
 
 
@@ -215,6 +217,7 @@ def cut_windows(
     centring: str = "pixel",
     round_columns: bool | dict = False,
     orientation: str | None = None,
+    mask=None,
 ) -> Windows:
     """Cut square windows centred on the sites of a sites table.
 
@@ -270,14 +273,45 @@ def cut_windows(
         ``angle`` of the image lies along the window's +x axis: sites of
         different lattice orientations (graphene's two sublattices, grains)
         give alike windows. Implies sub-pixel centring; recorded in the recipe.
+    mask : float or (inner, outer), optional
+        Circular mask (pixels from the window centre): windows are multiplied
+        by 1 within ``inner``, a cosine taper to 0 at ``outer`` (default: the
+        window's half width) and 0 beyond, after normalisation, so the latents
+        describe the site's own neighbourhood rather than whatever lies in the
+        corners. Recorded in the recipe.
 
     Returns
     -------
     Windows
         ``windows`` float32 ``(N, w, w)``, ``rows`` into ``sites``, and the report.
     """
-    return _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
-                centring, round_columns, orientation)
+    radii = None if mask is None else mask_radii(mask, window)
+    cut = _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
+               centring, round_columns, orientation)
+    if radii is not None:
+        cut.windows *= circular_mask(window, *radii)
+        cut.normalisation["mask"] = list(radii)
+    return cut
+
+
+def mask_radii(mask, window: int) -> tuple[float, float]:
+    """``(inner, outer)`` radii (pixels) of a ``mask`` given as one radius or a pair."""
+    values = np.atleast_1d(np.asarray(mask, dtype=np.float64)).ravel()
+    if values.size not in (1, 2) or not np.isfinite(values).all():
+        raise ValueError(f"mask: give a radius or (inner, outer) radii in pixels, got {mask!r}")
+    inner = float(values[0])
+    outer = float(values[1]) if values.size == 2 else max(inner, window / 2.0)
+    if inner < 1 or outer < inner:
+        raise ValueError(f"mask: need 1 ≤ inner ≤ outer (pixels), got inner {inner:g}, outer {outer:g}")
+    return inner, outer
+
+
+def circular_mask(window: int, inner: float, outer: float) -> np.ndarray:
+    """``(w, w)`` float32 weights: 1 within ``inner`` px of the window centre, a cosine taper to 0 at ``outer``."""
+    g = np.arange(int(window)) - (int(window) - 1) / 2.0
+    r = np.hypot(*np.meshgrid(g, g, indexing="ij"))
+    t = np.clip((outer - r) / max(outer - inner, 1e-9), 0.0, 1.0)
+    return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
 
 
 def cut_windows_1d(movie, sites: pd.DataFrame, window: int, **options) -> Windows:

@@ -4,20 +4,23 @@ Run::
 
     python -m napari_rvae.analysis.validate_chemistry [-o OUT_DIR] [--epochs 20] [--model MODEL_DIR]
 
-Steps (paper 000): a graphene-movie with exact ring truth (one lattice
-orientation by default, ``--grain`` adds the rotated grain); an atom
+Steps (paper 000): a graphene-movie with exact ring truth (with its rotated
+grain, as the sample ships; ``--no-grain`` for one orientation) and 5 % Si
+(``--si-fraction``) so that enough Si steps change ring environment; an atom
 "probability map" rendered from the true positions (Gaussian spots of
 σ = 0.2·cc; ChemDisc cuts windows from the DCNN output, not the raw image);
-atom-centred windows; a VAE with 2 content latents (``--arch vae``, the
-default: its MLP decoder learns the lattice in minutes on a CPU;
-``--arch skip-rvae`` is the paper's model, whose coordinate decoder did not
-learn the honeycomb within a few CPU minutes here — see docs); the chemistry map of its latent plane; every atom
-encoded and looked up on the map; the Si tracks' latent paths compared with
-the true ring sizes along each track. Prints the numbers quoted in
-``docs/analysis-2.md``. A few minutes on 2 free cores (``--epochs``,
-``--windows`` trade time for quality); ``--model`` reuses a trained model.
-Ring counts do not depend on the decoded orientation, so the plain VAE's
-chemistry map is read exactly like the skip-rVAE's.
+atom-centred windows turned into each atom's bond frame (both sublattices and
+both grains alike) under a circular mask (1 within 11 px, 0 from 14 px: the
+latents describe the atom's own rings, not the window's corners; ``--plain``
+drops both for comparison); a VAE with 2 content latents (``--arch vae``, the
+default: its MLP decoder learns the lattice in minutes on a CPU; ``--arch
+skip-rvae`` is the paper's model, whose coordinate decoder did not learn the
+honeycomb within a few CPU minutes here — see docs); the chemistry map of its
+latent plane; every atom encoded and looked up on the map; the Si tracks'
+latent paths compared with the true ring sizes along each track. Prints the
+numbers quoted in ``docs/analysis-2.md``. A few minutes on 2 free cores
+(``--epochs``, ``--windows`` trade time for quality); ``--model`` reuses a
+trained model. Ring counts do not depend on the decoded orientation.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def _environment(atoms: pd.DataFrame) -> np.ndarray:
 
 def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_windows=4000, epochs=80,
         model_dir: Path | None = None, d=100, threads=1, arch="vae", beta=0.02, lr=1e-3, batch=64,
-        decoder_widths=(256, 256), pixel_fraction=0.25, grain=False, align=True, si_fraction=0.01) -> dict:
+        decoder_widths=(256, 256), pixel_fraction=0.25, grain=True, align=True, si_fraction=0.05, mask=(11.0, 14.0)) -> dict:
     import torch
 
     from ..io.sites import make_sites
@@ -67,7 +70,7 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
         from ..detect import bond_orientation
 
         sites = bond_orientation(sites, symmetry=3)
-    cut = cut_windows(maps, sites, window, orientation="bond_angle" if align else None)
+    cut = cut_windows(maps, sites, window, orientation="bond_angle" if align else None, mask=mask)
     env = _environment(atoms)[cut.rows]
     print(f"scene: {len(atoms)} atoms in {frames} frames, {len(cut)} windows of {window} px "
           f"({time.perf_counter() - t0:.0f} s)")
@@ -179,14 +182,18 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--decoder", default="256,256", help="decoder widths (skip-rVAE: e.g. 128,128,128)")
-    p.add_argument("--grain", action="store_true",
-                   help="add the rotated grain (a second orientation: the plain VAE is not rotation invariant)")
+    p.add_argument("--no-grain", action="store_true", help="one lattice orientation (no rotated grain)")
+    p.add_argument("--plain", action="store_true",
+                   help="plain windows: not turned into the bond frame, no circular mask (for comparison)")
+    p.add_argument("--si-fraction", type=float, default=0.05,
+                   help="share of Si atoms (default 0.05: enough Si steps that change environment to test)")
     a = p.parse_args(argv)
     if a.output is not None:
         a.output.mkdir(parents=True, exist_ok=True)
     run(a.output, seed=a.seed, frames=a.frames, n_windows=a.windows, epochs=a.epochs, model_dir=a.model, d=a.grid,
         threads=a.threads, arch=a.arch, beta=a.beta, lr=a.lr, batch=a.batch,
-        decoder_widths=tuple(int(v) for v in a.decoder.split(",")), grain=a.grain)
+        decoder_widths=tuple(int(v) for v in a.decoder.split(",")), grain=not a.no_grain, align=not a.plain,
+        mask=None if a.plain else (11.0, 14.0), si_fraction=a.si_fraction)
     return 0
 
 

@@ -24,6 +24,16 @@ def _widths(text: str) -> tuple:
     return values
 
 
+def _radii(text: str) -> tuple:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a radius or two comma-separated radii, got {text!r}") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected radii of at least 1 pixel, got {text!r}")
+    return values
+
+
 def read_movie_array(path: Path) -> np.ndarray:
     """A movie file (any format ``io.movie`` reads, first channel) as a ``(T, Y, X)`` float32 array."""
     from ..io.movie import read_movie
@@ -79,6 +89,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
                    help="turn each window by the angle (radians) in this sites-table column, so sites of "
                         "different lattice orientations look alike; 'bond_angle' is computed from the atom "
                         "graph when the table lacks it (see --bond-symmetry)")
+    p.add_argument("--mask", type=_radii, metavar="R[,R2]",
+                   help="circular mask: keep the window within R px of its centre, taper to 0 at R2 px "
+                        "(default: the half width); kept with the model and repeated by encode")
     p.add_argument("--bond-symmetry", type=int, default=3,
                    help="order of the bond star for --orientation bond_angle (3 graphene, 4 square, 6 hexagonal)")
     p.add_argument("--round-columns", action="store_true",
@@ -124,6 +137,10 @@ def run_train(args: argparse.Namespace) -> int:
     options = {"normalisation": args.normalisation, "centring": args.centring, "round_columns": args.round_columns}
     if args.round_columns and args.sites is None:
         raise ValueError("--round-columns works on a movie: give the movie with --sites (not a windows .npy)")
+    if args.mask is not None:
+        if args.sites is None:
+            raise ValueError("--mask needs a movie with --sites (windows given as .npy are already cut)")
+        options["mask"] = args.mask
     if args.orientation:
         if args.sites is None:
             raise ValueError("--orientation needs a movie with --sites (windows given as .npy are already cut)")

@@ -42,9 +42,11 @@ def cut_for_settings(movie, sites, settings: dict, **options):
     if symmetry:  # each window turned into its atom's bond frame
         sites = with_orientation(sites.drop(columns=[BOND_ANGLE], errors="ignore"),
                                  {"orientation": BOND_ANGLE, "bond_symmetry": symmetry})
+    radius = settings.get("mask_radius", 0)
     cut = cut_windows(movie, sites, settings["window"], classes=settings["classes"], seed=settings["seed"],
                       normalisation=settings["normalisation"], centring=settings.get("centring", "pixel"),
-                      orientation=BOND_ANGLE if symmetry else None, **options)
+                      orientation=BOND_ANGLE if symmetry else None,
+                      mask=(radius, max(radius, settings["window"] / 2)) if radius else None, **options)
     if symmetry:
         cut.normalisation["bond_symmetry"] = int(symmetry)
     return cut
@@ -156,6 +158,10 @@ class TrainVAE(QWidget):
                                      "latents describe the environment, not the orientation. Implies subpixel "
                                      "centring; encoding repeats it")
         self.orientation_combo.addItems(list(ORIENTATIONS))
+        self.mask_spin = dspin(0.0, 0.0, 1000.0, "Circular mask radius (pixels): keep each window within this "
+                               "distance of its site and taper to 0 at the window's edge, so the latents describe "
+                               "the site's own neighbourhood, not the corners (0 = off; e.g. 11 px for 28-px "
+                               "graphene windows with 5-px bonds). Saved with the model, repeated when encoding", 1.0, 1)
         self.round_check = tip(QCheckBox("make columns round"),
                                "Compensate a probe astigmatism: measure the columns' ellipticity on the movie and "
                                "blur each frame along the columns' short axis so they come out round (lattice "
@@ -198,6 +204,7 @@ class TrainVAE(QWidget):
             (form_label(n, w.toolTip()), w) for n, w in [
                 ("batch", self.batch_spin), ("learning rate", self.lr_spin), ("seed", self.seed_spin),
                 ("normalise", self.norm_combo), ("centring", self.centring_combo), ("orientation", self.orientation_combo),
+                ("circular mask", self.mask_spin),
                 ("round columns", self.round_check), ("encoder", self.encoder_combo), ("rotation prior", self.rot_prior),
                 ("translation prior", self.trans_prior), ("β schedule", self.beta_combo), ("β start", self.beta_start),
                 ("β end", self.beta_end), ("β ramp epochs", self.beta_epochs), ("pixels per step", self.pixel_fraction),
@@ -223,7 +230,8 @@ class TrainVAE(QWidget):
         self._preview_timer.timeout.connect(lambda: call_safely("Previewing windows", self.update_preview))
         for signal in (self.window_spin.valueChanged, self.image_picker.layer_changed, self.points_picker.layer_changed,
                        self.class_combo.currentTextChanged, self.norm_combo.currentTextChanged,
-                       self.centring_combo.currentTextChanged, self.orientation_combo.currentTextChanged):
+                       self.centring_combo.currentTextChanged, self.orientation_combo.currentTextChanged,
+                       self.mask_spin.valueChanged):
             signal.connect(lambda *_: self._preview_timer.start())
         self.points_picker.layer_changed.connect(self._fill_classes)
         self._fill_classes()
@@ -260,7 +268,7 @@ class TrainVAE(QWidget):
             "window": self.window_spin.value(), "classes": None if cls in ("", "all") else int(float(cls)),
             "per_frame": self.per_frame_spin.value() or None, "seed": self.seed_spin.value(),
             "normalisation": self.norm_combo.currentText(), "centring": self.centring_combo.currentText(),
-            "bond_symmetry": ORIENTATIONS[self.orientation_combo.currentText()],
+            "bond_symmetry": ORIENTATIONS[self.orientation_combo.currentText()], "mask_radius": self.mask_spin.value(),
             "round_columns": self.round_check.isChecked(), "arch": self.arch_combo.currentText(),
             "latent": self.latent_spin.value(), "encoder": self.encoder_combo.currentText(),
             "rotation_prior": self.rot_prior.value(), "translation_prior": self.trans_prior.value(),
