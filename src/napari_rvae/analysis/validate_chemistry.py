@@ -133,6 +133,14 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
         "physical_fraction": float(chem.physical.mean()), "n_si_tracks": int(traj.track_id.nunique()),
         "si_steps_same_env": int(len(steps_same)), "si_steps_changed_env": int(len(steps_changed)),
     }
+    # per track: every step with a changed environment is a jump and no step without one is
+    judged = traj.loc[has_prev].assign(changed=changed[has_prev])
+    right = judged["jump"] == judged["changed"]
+    per_track = right.groupby(judged["track_id"]).all()
+    result["tracks_all_steps_right"] = float(per_track.mean()) if len(per_track) else float("nan")
+    result["tracks_with_change"] = int(judged.groupby("track_id")["changed"].any().sum())
+    result["tracks_with_change_all_right"] = float(per_track[judged.groupby("track_id")["changed"].any()].mean()) \
+        if result["tracks_with_change"] else float("nan")
     if len(steps_same):
         result["median_step_same_env"] = float(np.median(steps_same))
         result["p90_step_same_env"] = float(np.percentile(steps_same, 90))
@@ -150,7 +158,9 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
           f"(median {result.get('median_step_changed_env', float('nan')):.3f}); "
           f"AUC {result.get('auc_changed_vs_same', float('nan')):.2f}; flagged as jumps (threshold "
           f"{jump_at:.2f}): {result.get('jumps_flagged_changed', float('nan')):.0%} of changed, "
-          f"{result.get('jumps_flagged_same', float('nan')):.0%} of unchanged")
+          f"{result.get('jumps_flagged_same', float('nan')):.0%} of unchanged; tracks with every step right: "
+          f"{result['tracks_all_steps_right']:.0%} (of the {result['tracks_with_change']} whose environment "
+          f"changes: {result['tracks_with_change_all_right']:.0%})")
     if out is not None:
         from .export import save_npz
 
