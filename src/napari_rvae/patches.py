@@ -22,6 +22,8 @@ Rules
 * ``round_columns=True`` first makes elliptical columns (a probe
   astigmatism) round by a 1-D blur along their short axis
   (:mod:`napari_rvae.columns`); the measured correction is part of the recipe.
+* A circular ``mask`` (after normalisation) keeps the window within a radius
+  of its site and tapers the rest to 0.
 * Normalisation: ``"none"``, ``"global"`` (one min–max over all windows, or
   the stored ``lo, hi`` of a trained model) or ``"window"`` (each window
   min–max scaled to [0, 1]).
