@@ -222,7 +222,9 @@ def bench_vs_atomai(atomai_python: str | os.PathLike, n_frames: int = 6, repeats
 
     Returns
     -------
-    dict: frames/s per variant, speed-ups vs AtomAI, parameter counts, load averages, versions.
+    dict: frames/s per variant (``*_int8``: ``Predictor(precision="int8")``, calibrated on the
+    benchmark frames by an untimed first call), speed-ups vs AtomAI, parameter counts, load
+    averages, versions.
     """
     from .default_model import load_default_atom_model
 
@@ -238,9 +240,16 @@ def bench_vs_atomai(atomai_python: str | os.PathLike, n_frames: int = 6, repeats
     variants = {"ours_atomai_size": Predictor(net, tile=512, batch=1)}
     if compile:
         variants["ours_atomai_size_compiled"] = Predictor(net, tile=512, batch=1, compile=True)
-    variants["ours_default_atom_model"] = Predictor(load_default_atom_model(), batch=4)
-    for fn in variants.values():
-        fn(frames[:1])  # warm-up / compile
+    variants["ours_atomai_size_int8"] = Predictor(net, tile=512, batch=1, precision="int8")
+    default = load_default_atom_model()
+    variants["ours_default_atom_model"] = Predictor(default, batch=4)
+    variants["ours_default_atom_model_int8"] = Predictor(default, batch=4, precision="int8")
+    calibrate_s = {}
+    for k, fn in variants.items():
+        t = time.perf_counter()
+        fn(frames if k.endswith("_int8") else frames[:1])  # warm-up / compile / int8 calibration (not timed)
+        if k.endswith("_int8"):
+            calibrate_s[k] = round(time.perf_counter() - t, 2)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "frames.npy")
         np.save(path, frames)
@@ -275,6 +284,10 @@ def bench_vs_atomai(atomai_python: str | os.PathLike, n_frames: int = 6, repeats
         "frames_per_s": {k: round(v, 3) for k, v in fps.items()},
         "speedup_vs_atomai": {k: round(fps[k] / fps["atomai"], 2) for k in variants},
         "seconds_per_round": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "int8_active": {k: fn.active_precision == "int8" for k, fn in variants.items() if k.endswith("_int8")},
+        "int8_first_call_seconds": calibrate_s,
+        "int8_max_abs_prob_difference_vs_float32": {
+            k: float(np.abs(variants[k](frames[:1]) - variants[k[:-5]](frames[:1])).max()) for k in calibrate_s},
         "ours_atomai_size_parameters": sum(p.numel() for p in net.parameters()),
         "ours_atomai_size_gflop_per_frame": round(conv_gflop(net), 2),
     }
