@@ -173,3 +173,28 @@ def test_detect_cli_precision_flag(tmp_path):
                      "--precision", precision]) == 0
     a, b = read_sites(outs["float32"]), read_sites(outs["int8"])
     assert len(a) > 50 and abs(len(a) - len(b)) <= max(1, len(a) // 200)
+
+
+def test_int8_on_a_stroke_trained_wall_and_domain_model():
+    """A 3-class domain / wall model trained from ~20 simulated strokes on one domain-movie frame (short
+    training: walls in the right places, not yet on the exact pixels) gives the same map in int8."""
+    from napari_rvae.segment import SegmenterTrainer
+    from napari_rvae.segment.strokes import STROKE_RECIPE, simulate_strokes, stroke_training_settings, thin_iou
+
+    sample = make_sample("domain-movie", seed=3)
+    frames, truth = sample["data"], sample["labels"].astype(np.int64)
+    labels = np.zeros_like(truth)
+    labels[10] = simulate_strokes(truth[10], STROKE_RECIPE, width=3, regions=sample["orientation"][10], seed=1)
+    config, settings = stroke_training_settings(n_classes=3, epochs=6)
+    trainer = SegmenterTrainer(frames, labels, config=config, settings=settings)
+    for _ in trainer.run():
+        pass
+    held_out = frames[[0, 20, 26]]
+    p32 = predict(trainer.model, held_out)
+    pred = Predictor(trainer.model, precision="int8")
+    p8 = pred(held_out)
+    assert pred.active_precision == "int8"
+    walls32, walls8 = p32.argmax(1) == 1, p8.argmax(1) == 1
+    assert thin_iou(walls32, truth[[0, 20, 26]] == 2, tolerance=1)["tolerant"] >= 0.6  # it did learn the walls
+    assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.995
+    assert thin_iou(walls8, walls32, tolerance=0)["strict"] >= 0.9

@@ -6,7 +6,8 @@ convolutions; fp32, NCHW, BatchNorm unfused, ``no_grad``, one frame per
 forward pass, softmax to numpy — what AtomAI's ``Segmentor.predict`` does)
 with (b) our :class:`~.predict.Predictor` on the same network (BatchNorm
 folded into the convolutions, channels-last memory, ``inference_mode``,
-whole-frame tiles), and (c) our shipped default atom model. The machine is
+whole-frame tiles), the same with ``precision="int8"`` (calibrated on the
+benchmark frames before timing), and (c) our shipped default atom model. The machine is
 shared, so each result carries the load average and the torch thread count.
 
 :func:`bench_vs_atomai` times AtomAI's own ``Segmentor.predict`` (run by the
@@ -113,7 +114,8 @@ def bench_unet_inference(n_frames: int = 6, repeats: int = 3, threads: int | Non
     frames = benchmark_frames(n_frames)
     net = _randomise_batchnorm(UNet(atomai_equivalent_config()))
     ours = Predictor(net, tile=512, batch=1)
-    variants = {"ours_eager": ours}
+    variants = {"ours_eager": ours, "ours_int8": Predictor(net, tile=512, batch=1, precision="int8")}
+    variants["ours_int8"](frames)  # calibration on the benchmark frames, not timed
     compile_s = None
     if compile:
         variants["ours_compiled"] = Predictor(net, tile=512, batch=1, compile=True)
