@@ -189,7 +189,7 @@ class Predictor:
         pick = np.unique(np.linspace(0, len(items) - 1, min(CALIBRATION_TILES, len(items))).round().astype(int))
         # centre crops of at most CALIBRATION_CROP² pixels: the same activation statistics at a fraction of
         # the cost (observing is ~2× slower than a plain forward pass)
-        ch, cw = (min(n, CALIBRATION_CROP - CALIBRATION_CROP % self.multiple) for n in (th, tw))
+        ch, cw = (min(n, max(self.multiple, CALIBRATION_CROP - CALIBRATION_CROP % self.multiple)) for n in (th, tw))
         y1, x1 = (th - ch) // 2 // self.multiple * self.multiple, (tw - cw) // 2 // self.multiple * self.multiple
         tiles = np.stack([norm[t, y0 + y1 : y0 + y1 + ch, x0 + x1 : x0 + x1 + cw]
                           for t, y0, x0 in (items[i] for i in pick)])
@@ -198,7 +198,7 @@ class Predictor:
         except Exception as err:  # noqa: BLE001 - any failure: warn and predict in float32, never fail
             self._int8_failed = True
             warnings.warn(f"int8 quantisation of this model failed ({type(err).__name__}: {err}); "
-                          "predicting in float32", RuntimeWarning, stacklevel=4)
+                          "predicting in float32", RuntimeWarning, stacklevel=3)
 
     def _forward(self, tiles: np.ndarray) -> np.ndarray:
         if self._int8 is not None:
@@ -208,7 +208,7 @@ class Predictor:
                                          dim=1).numpy()
                 except Exception as err:  # noqa: BLE001 - a kernel that fails on this shape: float32 from now on
                     warnings.warn(f"int8 inference failed ({type(err).__name__}: {err}); predicting in float32",
-                                  RuntimeWarning, stacklevel=3)
+                                  RuntimeWarning, stacklevel=4)
                     self._int8, self._int8_failed = None, True
         x = torch.from_numpy(tiles[:, None]).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():

@@ -1,13 +1,15 @@
 """8-bit integer (int8) inference for a segmentation U-Net.
 
 Post-training static quantisation with torch's FX graph mode (``torch.ao``,
-x86 backend): every convolution (with its BatchNorm and ReLU fused into it)
-runs with int8 weights (one scale per output channel) and int8 activations
-(one scale and zero point per tensor), accumulating in int32; max-pooling,
-the dilated pyramid's sums, the bilinear upsampling and the skip
-concatenations stay in int8 as well. Only the network's input is quantised
-and its output logits are de-quantised; the softmax that turns logits into
-probabilities stays float32.
+oneDNN engine — about 1.4× faster than the fbgemm / x86 engines for these
+networks on an AVX2 CPU, measured): every convolution (with its BatchNorm and
+ReLU fused into it) runs with int8 weights (one scale per output channel) and
+int8 activations (one scale and zero point per tensor), accumulating in int32;
+max-pooling, the dilated pyramid's sums and the skip concatenations stay in
+int8; the decoder's bilinear upsampling runs in float32 between a de-quantise
+and a re-quantise (:func:`float_upsampling`). Only the network's input is
+quantised and its output logits are de-quantised; the softmax that turns
+logits into probabilities stays float32.
 
 The activation scales are *calibrated*: a few tiles, normalised exactly as at
 prediction time, are run through an observed copy of the float network, and
