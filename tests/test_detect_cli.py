@@ -74,7 +74,7 @@ def test_detect_walls_from_a_segmenter_wall_channel(tmp_path, monkeypatch):
     probs = np.stack([1 - wall, 0 * wall, wall], axis=1)  # background, domain, wall
     fake = types.ModuleType("napari_rvae.segment")
     fake.load_segmenter = lambda folder: ("net", {})
-    fake.predict = lambda net, movie, rescale=1.0: probs
+    fake.predict = lambda net, movie, rescale=1.0, precision="float32": probs
     monkeypatch.setitem(sys.modules, "napari_rvae.segment", fake)
     monkeypatch.setattr(napari_rvae, "segment", fake, raising=False)
     movie = tmp_path / "bf.npy"

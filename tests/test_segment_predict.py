@@ -176,7 +176,9 @@ def test_bench_vs_atomai_runs_both_sides():
         pytest.skip("no AtomAI environment (set ATOMAI_PYTHON)")
     result = bench_vs_atomai(python, n_frames=1, repeats=1, threads=1)
     assert result["atomai"]["n_parameters"] > 500_000  # AtomAI's default U-Net was really built
-    assert set(result["frames_per_s"]) == {"atomai", "ours_atomai_size", "ours_default_atom_model"}
+    assert set(result["frames_per_s"]) == {"atomai", "ours_atomai_size", "ours_atomai_size_int8", "ours_default_atom_model",
+                                          "ours_default_atom_model_int8"}
+    assert all(result["int8_active"].values())
     assert all(v > 0 for v in result["frames_per_s"].values())
     with pytest.raises(ValueError, match="atomai_python"):
         bench_vs_atomai("/nonexistent/python")

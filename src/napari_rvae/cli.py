@@ -99,6 +99,9 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="segmenter for --method model: 'default' (shipped) or a model folder")
     p.add_argument("--rescale", type=float, default=1.0,
                    help="segmenter input rescale for --method model, e.g. 12/spacing for very different atom spacings")
+    p.add_argument("--precision", choices=("float32", "int8"), default="float32",
+                   help="segmenter arithmetic: int8 is about 2x faster per frame, calibrated on this movie "
+                        "(falls back to float32 with a warning if the model cannot be quantised)")
     p.add_argument("--threshold", type=float, default=None, help="probability threshold (maps) or relative peak height")
     p.add_argument("--sigma", type=float, default=1.0, help="smoothing before peak finding, pixels (default 1)")
     p.add_argument("--min-distance", type=int, default=None, help="minimum atom separation for peaks, pixels")
@@ -141,7 +144,8 @@ def _run_detect(args: argparse.Namespace) -> int:
     if args.walls and args.wall_channel is not None:
         from .detect import model_probabilities, wall_sites, walls_from_probabilities
 
-        probabilities = model_probabilities(data, args.model or "default", rescale=args.rescale)
+        probabilities = model_probabilities(data, args.model or "default", rescale=args.rescale,
+                                            precision=args.precision)
         mask = walls_from_probabilities(probabilities, args.wall_channel, threshold=args.threshold or 0.5)
         sites = wall_sites(mask, n_per_frame=args.n_walls, min_spacing=args.wall_spacing, edge_margin=args.edge_margin)
     elif args.walls:
@@ -163,6 +167,7 @@ def _run_detect(args: argparse.Namespace) -> int:
             refine=args.refine,
             classify=args.classify,
             rescale=args.rescale,
+            precision=args.precision,
         )
         if len(sites) and args.tracks:
             first = sites[sites["frame"] == sites["frame"].iloc[0]]

@@ -29,7 +29,7 @@ from .refine import refine_sites
 CLASSIFY = ("auto", "channel", "intensity", "none")
 
 
-def model_probabilities(movie, model="default", *, rescale: float = 1.0) -> np.ndarray:
+def model_probabilities(movie, model="default", *, rescale: float = 1.0, precision: str = "float32") -> np.ndarray:
     """Probability maps ``(T, C, Y, X)`` from a segmenter, imported lazily.
 
     Parameters
@@ -44,7 +44,14 @@ def model_probabilities(movie, model="default", *, rescale: float = 1.0) -> np.n
         Passed to ``napari_rvae.segment.predict``: predict at a resized scale
         (e.g. ``12 / spacing_in_pixels`` for the default model on very
         different atom spacings) and map back.
+    precision : {"float32", "int8"}
+        Network arithmetic (``napari_rvae.segment.Predictor``): ``"int8"`` is
+        about 2× faster per frame, calibrated on this movie, and falls back to
+        float32 with a warning if the model cannot be quantised. Ignored for a
+        callable ``model``.
     """
+    if precision not in ("float32", "int8"):
+        raise ValueError(f"precision: expected 'float32' or 'int8', got {precision!r}")
     if callable(model):
         return as_probabilities(model(movie), "model output")
     try:
@@ -57,7 +64,7 @@ def model_probabilities(movie, model="default", *, rescale: float = 1.0) -> np.n
         net, _config = segment.load_segmenter(model)
     else:
         raise ValueError(f"model: expected 'default', a model folder or a callable, got {type(model).__name__}")
-    return as_probabilities(segment.predict(net, movie, rescale=rescale), "model output")
+    return as_probabilities(segment.predict(net, movie, rescale=rescale, precision=precision), "model output")
 
 
 def detect_atoms(
@@ -75,6 +82,7 @@ def detect_atoms(
     classify: str = "auto",
     intensity_radius: float | None = None,
     rescale: float = 1.0,
+    precision: str = "float32",
 ) -> pd.DataFrame:
     """Atom sites of every frame: find, refine, measure intensity, classify.
 
@@ -115,6 +123,8 @@ def detect_atoms(
         median nearest-neighbour distance (at least 1.5).
     rescale : float
         Segmenter input rescale for ``method="model"`` (see :func:`model_probabilities`).
+    precision : {"float32", "int8"}
+        Segmenter arithmetic for ``method="model"`` (see :func:`model_probabilities`).
 
     Returns
     -------
@@ -131,7 +141,7 @@ def detect_atoms(
     if probabilities is not None:
         maps = as_probabilities(probabilities)
     elif method == "model":
-        maps = model_probabilities(data, model, rescale=rescale)
+        maps = model_probabilities(data, model, rescale=rescale, precision=precision)
     if maps is not None and (maps.shape[0], maps.shape[2], maps.shape[3]) != data.shape:
         raise ValueError(f"probabilities: shape {maps.shape} does not match the movie {data.shape}")
 

@@ -6,7 +6,8 @@ convolutions; fp32, NCHW, BatchNorm unfused, ``no_grad``, one frame per
 forward pass, softmax to numpy — what AtomAI's ``Segmentor.predict`` does)
 with (b) our :class:`~.predict.Predictor` on the same network (BatchNorm
 folded into the convolutions, channels-last memory, ``inference_mode``,
-whole-frame tiles), and (c) our shipped default atom model. The machine is
+whole-frame tiles), the same with ``precision="int8"`` (calibrated on the
+benchmark frames before timing), and (c) our shipped default atom model. The machine is
 shared, so each result carries the load average and the torch thread count.
 
 :func:`bench_vs_atomai` times AtomAI's own ``Segmentor.predict`` (run by the
@@ -113,7 +114,8 @@ def bench_unet_inference(n_frames: int = 6, repeats: int = 3, threads: int | Non
     frames = benchmark_frames(n_frames)
     net = _randomise_batchnorm(UNet(atomai_equivalent_config()))
     ours = Predictor(net, tile=512, batch=1)
-    variants = {"ours_eager": ours}
+    variants = {"ours_eager": ours, "ours_int8": Predictor(net, tile=512, batch=1, precision="int8")}
+    variants["ours_int8"](frames)  # calibration on the benchmark frames, not timed
     compile_s = None
     if compile:
         variants["ours_compiled"] = Predictor(net, tile=512, batch=1, compile=True)
@@ -222,7 +224,9 @@ def bench_vs_atomai(atomai_python: str | os.PathLike, n_frames: int = 6, repeats
 
     Returns
     -------
-    dict: frames/s per variant, speed-ups vs AtomAI, parameter counts, load averages, versions.
+    dict: frames/s per variant (``*_int8``: ``Predictor(precision="int8")``, calibrated on the
+    benchmark frames by an untimed first call), speed-ups vs AtomAI, parameter counts, load
+    averages, versions.
     """
     from .default_model import load_default_atom_model
 
@@ -238,9 +242,16 @@ def bench_vs_atomai(atomai_python: str | os.PathLike, n_frames: int = 6, repeats
     variants = {"ours_atomai_size": Predictor(net, tile=512, batch=1)}
     if compile:
         variants["ours_atomai_size_compiled"] = Predictor(net, tile=512, batch=1, compile=True)
-    variants["ours_default_atom_model"] = Predictor(load_default_atom_model(), batch=4)
-    for fn in variants.values():
-        fn(frames[:1])  # warm-up / compile
+    variants["ours_atomai_size_int8"] = Predictor(net, tile=512, batch=1, precision="int8")
+    default = load_default_atom_model()
+    variants["ours_default_atom_model"] = Predictor(default, batch=4)
+    variants["ours_default_atom_model_int8"] = Predictor(default, batch=4, precision="int8")
+    calibrate_s = {}
+    for k, fn in variants.items():
+        t = time.perf_counter()
+        fn(frames if k.endswith("_int8") else frames[:1])  # warm-up / compile / int8 calibration (not timed)
+        if k.endswith("_int8"):
+            calibrate_s[k] = round(time.perf_counter() - t, 2)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "frames.npy")
         np.save(path, frames)
@@ -275,6 +286,10 @@ def bench_vs_atomai(atomai_python: str | os.PathLike, n_frames: int = 6, repeats
         "frames_per_s": {k: round(v, 3) for k, v in fps.items()},
         "speedup_vs_atomai": {k: round(fps[k] / fps["atomai"], 2) for k in variants},
         "seconds_per_round": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "int8_active": {k: fn.active_precision == "int8" for k, fn in variants.items() if k.endswith("_int8")},
+        "int8_first_call_seconds": calibrate_s,
+        "int8_max_abs_prob_difference_vs_float32": {
+            k: float(np.abs(variants[k](frames[:1]) - variants[k[:-5]](frames[:1])).max()) for k in calibrate_s},
         "ours_atomai_size_parameters": sum(p.numel() for p in net.parameters()),
         "ours_atomai_size_gflop_per_frame": round(conv_gflop(net), 2),
     }

@@ -35,7 +35,8 @@ def detect_job(movie, settings: dict):
                            seed=0)
         return sites, None, None
     sites = detect_atoms(movie, method=settings["method"], threshold=settings["threshold"], sigma=settings["sigma"],
-                         edge_margin=settings["edge_margin"], refine=settings["refine"])
+                         edge_margin=settings["edge_margin"], refine=settings["refine"],
+                         precision=settings.get("precision", "float32"))
     hollows = tracks = None
     if settings["rings"] and len(sites):
         yield "finding rings"
@@ -74,6 +75,9 @@ class Detect(QWidget):
         self.walls_per_frame = spin(0, 0, 1_000_000, "Walls: at most this many wall pixels per frame (0 = all)")
         self.tip_sigma = dspin(1.0, 0.0, 10.0, "Walls: tip blur σ (pixels) of the fit that recovers small blurred "
                                "domains; 0 = threshold the phase only (faster)", 0.25)
+        self.precision_combo = tip(QComboBox(), "Segmenter arithmetic for the model method: int8 is about 2× faster "
+                                   "on long movies (calibrated on this movie, a few seconds once), float32 is exact")
+        self.precision_combo.addItems(["float32", "int8"])
         self.detect_button = button("Detect", "Find the sites of every frame", self.run)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -88,7 +92,7 @@ class Detect(QWidget):
             (form_label(n, w.toolTip()), w) for n, w in [
                 ("smoothing", self.sigma), ("edge margin", self.edge_margin), ("track step", self.r_max),
                 ("track class", self.track_class), ("wall pixels", self.walls_per_frame),
-                ("tip blur", self.tip_sigma)]])
+                ("tip blur", self.tip_sigma), ("precision", self.precision_combo)]])
         layout = scroll_body(self)
         layout.addLayout(form)
         layout.addWidget(advanced)
@@ -103,7 +107,8 @@ class Detect(QWidget):
                 "refine": self.refine_check.isChecked(), "rings": self.rings_check.isChecked(),
                 "tracks": self.tracks_check.isChecked(), "r_max": self.r_max.value(),
                 "track_class": None if self.track_class.value() < 0 else self.track_class.value(),
-                "walls_per_frame": self.walls_per_frame.value(), "tip_sigma": self.tip_sigma.value()}
+                "walls_per_frame": self.walls_per_frame.value(), "tip_sigma": self.tip_sigma.value(),
+                "precision": self.precision_combo.currentText()}
 
     def run(self):
         """Detect in the background; returns the worker."""
