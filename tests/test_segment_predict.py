@@ -21,12 +21,7 @@ from napari_rvae.segment.predict import fold_batchnorm
 from napari_rvae.synth.render import render_spots
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_model(seed=0, dropout=0.0, n_classes=3):

@@ -22,12 +22,7 @@ from napari_rvae.segment import (
 TINY = UNetConfig(n_classes=2, filters=4, depth=2, convs_per_level=[1, 1], dilations=[2, 4, 6])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def disks_scene(seed: int, shape=(128, 128)):
