@@ -159,7 +159,8 @@ def test_probability_maps_validation():
 
 
 def test_model_seam_calls_the_segment_package(monkeypatch, scenes):
-    """Contract with napari_rvae.segment: load_default_atom_model / load_segmenter / predict(model, movie, rescale)."""
+    """Contract with napari_rvae.segment: load_default_atom_model / load_segmenter /
+    predict(model, movie, rescale, precision)."""
     import sys
     import types
 
@@ -171,17 +172,18 @@ def test_model_seam_calls_the_segment_package(monkeypatch, scenes):
     fake = types.ModuleType("napari_rvae.segment")
     fake.load_default_atom_model = lambda: calls.append("default") or "net"
     fake.load_segmenter = lambda folder: (calls.append(str(folder)) or "net", {})
-    fake.predict = lambda net, movie, rescale=1.0: calls.append((net, movie.shape, rescale)) or maps
+    fake.predict = lambda net, movie, rescale=1.0, precision="float32": (
+        calls.append((net, movie.shape, rescale, precision)) or maps)
     monkeypatch.setitem(sys.modules, "napari_rvae.segment", fake)
     monkeypatch.setattr(napari_rvae, "segment", fake, raising=False)
 
     sites = detect_atoms(sc["image"], method="model", rescale=0.5)
-    assert calls == ["default", ("net", (1,) + SHAPE, 0.5)]
+    assert calls == ["default", ("net", (1,) + SHAPE, 0.5, "float32")]
     assert f1_score(sites[["y", "x"]].to_numpy(), sc["yx"], SHAPE) >= 0.99
     assert sites["class"].sum() >= sc["is_si"].sum()  # one atom channel: Si/C from intensity
     calls.clear()
-    detect_atoms(sc["image"], method="model", model="some/folder")
-    assert calls[0] == "some/folder"
+    detect_atoms(sc["image"], method="model", model="some/folder", precision="int8")
+    assert calls[0] == "some/folder" and calls[1][3] == "int8"
 
 
 @pytest.mark.slow
