@@ -356,6 +356,7 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         from .columns import round_columns as make_round  # scipy / skimage only when asked for
 
         data, correction = make_round(data, None if round_columns is True else round_columns)
+    recipe = {} if correction is None else {"round_columns": correction}  # what encoding must repeat
     sites = validate_sites(sites)
     if orientation is not None:
         if orientation not in sites.columns:
@@ -378,11 +379,8 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         angle = sites[orientation].to_numpy(dtype=np.float64)[rows]
         if not np.isfinite(angle).all():
             raise ValueError(f"orientation: column {orientation!r} holds NaN or infinite angles")
-        recipe = {"centring": "subpixel", "orientation": orientation}
-        if correction is not None:
-            recipe["round_columns"] = correction
         return _cut_turned(data, window, rows, frames, exact, centres, angle, border, nan, normalisation,
-                           lo, hi, recipe, report)
+                           lo, hi, dict(recipe, centring="subpixel", orientation=orientation), report)
     if centring == "pixel":
         starts, width = centres - window // 2, window
         fraction = None
@@ -407,9 +405,8 @@ def _cut(movie, sites, window, ndim, classes, per_frame, seed, delay, border, na
         block = _gather(data, frames[s:e], starts[s:e], width, size)
         out[s:e] = block if fraction is None else _blend(block, fraction[s:e], window)
 
-    recipe = {"centring": centring} if centring != "pixel" else {}
-    if correction is not None:
-        recipe["round_columns"] = correction
+    if centring != "pixel":
+        recipe["centring"] = centring
     return _finish(out, rows, frames, centres, nan, normalisation, lo, hi, report, recipe)
 
 
@@ -442,9 +439,8 @@ def _cut_turned(data, window, rows, frames, exact, centres, angle, border, nan, 
     fits = np.all((exact - reach[:, None] >= 0) & (exact + reach[:, None] <= size - 1), axis=1)
     if border == "drop":
         report.border_dropped = int((~fits).sum())
-        keep = fits
-        rows, frames, exact, centres = rows[keep], frames[keep], exact[keep], centres[keep]
-        cos, sin = cos[keep], sin[keep]
+        rows, frames, exact, centres = rows[fits], frames[fits], exact[fits], centres[fits]
+        cos, sin = cos[fits], sin[fits]
     else:
         report.border_padded = int((~fits).sum())
     out = np.empty((len(rows), window, window), dtype=np.float32)
