@@ -86,13 +86,6 @@ def float_upsampling(quantised: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return quantised
 
 
-def calibration_tiles(tiles: np.ndarray, n: int = 4) -> np.ndarray:
-    """``n`` tiles spread evenly over ``tiles`` ``(N, H, W)`` (all of them when ``N <= n``)."""
-    if tiles.shape[0] <= n:
-        return tiles
-    return tiles[np.unique(np.linspace(0, tiles.shape[0] - 1, n).round().astype(int))]
-
-
 def quantise_int8(model: UNet, tiles: np.ndarray, batch: int = 2, backend: str = BACKEND,
                   reduce_range: bool | None = None, upsample_in_float: bool = True) -> nn.Module:
     """An int8 copy of ``model`` calibrated on normalised ``tiles``.
