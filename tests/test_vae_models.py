@@ -138,6 +138,24 @@ def test_fast_decode_matches_the_decoder_module(arch, n):
     assert np.allclose(got, ref.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [1, 5])
+def test_fast_decode_in_pixel_ranges_matches_one_block(n):
+    """Windows larger than a block are decoded in pixel ranges (on the calling thread for one
+    window, shared among threads for more): same values as one block per window."""
+    from napari_rvae.vae.fastdecode import decode_into
+
+    model = build_model(small_config(arch="rvae", window=(14, 14)), seed=1)
+    rng = np.random.default_rng(3)
+    z = torch.from_numpy(rng.normal(size=(n, 2)).astype(np.float32))
+    angle = torch.from_numpy(rng.uniform(-np.pi, np.pi, n).astype(np.float32))
+    shift = torch.from_numpy(rng.normal(0, 0.2, (n, 2)).astype(np.float32))
+    whole, ranges = torch.empty(n, 196), torch.full((n, 196), np.nan)
+    decode_into(model.decoder, whole, z, angle, shift)
+    decode_into(model.decoder, ranges, z, angle, shift, rows=50, workers=2)
+    assert torch.isfinite(ranges).all()
+    assert torch.allclose(whole, ranges, atol=1e-6)
+
+
 def test_noise_sigma_scales_the_reconstruction_term():
     """Gaussian likelihood with decoder noise σ: reconstruction = ½·SSE/σ²."""
     from napari_rvae.vae import Trainer

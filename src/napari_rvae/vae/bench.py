@@ -101,10 +101,18 @@ def run_atomai(python: str, n: int, epochs: int, batch: int, threads: int, scrip
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out.exists():
             raise ValueError(f"AtomAI run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-        res = json.loads(out.read_text())["rvae_train"]
+        full = json.loads(out.read_text())
+        res = full["rvae_train"]
+        dec, enc = full.get("rvae_decode", {}), full.get("rvae_encode", {})
+        # the script's inference timings, taken right after its training: the same-run reference
+        inference = {"single_decode_ms_median": dec.get("single_decode_ms_median"),
+                     "manifold20_batched_ms": dec.get("grid20x20_batched_decode_ms"),
+                     "manifold2d_d20_s": dec.get("manifold2d_d20_s"),
+                     "encode_windows_per_s": enc.get("samples_per_s_best"), "encode_n": enc.get("n")}
         return {"samples_per_s": res["samples_per_s_mean"], "threads": threads, "epoch_times_s": res["epoch_times_s"],
                 "train_loss_history": res["train_loss_history"], "wall_s": round(time.perf_counter() - t, 1),
-                "load_before": load0, "load_after": _load(), "n": n, "epochs": epochs, "batch": batch}
+                "load_before": load0, "load_after": _load(), "n": n, "epochs": epochs, "batch": batch,
+                "inference": inference}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -219,9 +227,9 @@ def run_bench(out: str | os.PathLike | None = None, *, n: int = 20000, epochs: i
                 break  # time-to-quality runs stop once AtomAI's 3-epoch quality is reached
         res["quality"][name] = {"settings": kw, "curve": curve}
         if name == "shipped_defaults" or (name == quality_runs[-1] and "inference" not in res):
-            res["inference"] = _inference(model, windows, log)
+            res["inference"] = _inference(model, windows, log, theirs)
     if "inference" not in res:  # speed does not depend on training
-        res["inference"] = _inference(build_model(VAEConfig(**ATOMAI_ARCH), seed=0), windows, log)
+        res["inference"] = _inference(build_model(VAEConfig(**ATOMAI_ARCH), seed=0), windows, log, theirs)
     # time to reach AtomAI's quality after 3 and after 20 epochs, vs AtomAI's own epochs at its same-run rate
     atomai_sps = res["train_throughput"].get("atomai_median", 264.0)
     res["time_to_atomai_quality"] = {"atomai_throughput_used": atomai_sps}
@@ -249,8 +257,9 @@ def _reached(point: dict) -> bool:
     return point["knn15"] >= max(ATOMAI_QUALITY.values())
 
 
-def _inference(model, windows, log) -> dict:
-    """Encode rate, single-point decode latency and 20×20 manifold time."""
+def _inference(model, windows, log, atomai_runs=()) -> dict:
+    """Encode rate, single-point decode latency and 20×20 manifold time; with AtomAI runs, their
+    same-run medians and our ratio (above 1: ours faster)."""
     times = []
     for _ in range(3):
         t = time.perf_counter()
@@ -259,7 +268,7 @@ def _inference(model, windows, log) -> dict:
     enc = len(windows) / min(times)
     lat = []
     decode(model, np.zeros((1, 2)))
-    for _ in range(100):
+    for _ in range(300):  # as many as the reference script
         t = time.perf_counter()
         decode(model, np.zeros((1, 2)), angle=0.3, dx=0.5)
         lat.append(time.perf_counter() - t)
@@ -272,6 +281,28 @@ def _inference(model, windows, log) -> dict:
            "manifold20_ms_median": round(1e3 * float(np.median(man)), 1), "load": _load()}
     log(f"inference: encode {enc:,.0f} windows/s, one decode {out['single_decode_ms_median']} ms, "
         f"20×20 manifold {out['manifold20_ms_median']} ms  (load {out['load'][0]})")
+    theirs = [a["inference"] for a in atomai_runs if a.get("inference")]
+    if theirs:
+        def median(key):
+            vals = [t[key] for t in theirs if t.get(key) is not None]
+            return float(np.median(vals)) if vals else None
+
+        same = {"single_decode_ms_median": median("single_decode_ms_median"),
+                "manifold20_batched_ms": median("manifold20_batched_ms"),
+                "manifold2d_d20_ms": None if median("manifold2d_d20_s") is None else 1e3 * median("manifold2d_d20_s"),
+                "encode_windows_per_s": median("encode_windows_per_s")}
+        ratios = {}
+        if same["single_decode_ms_median"]:
+            ratios["single_decode"] = round(same["single_decode_ms_median"] / out["single_decode_ms_median"], 2)
+        if same["manifold20_batched_ms"]:
+            ratios["manifold20_vs_batched"] = round(same["manifold20_batched_ms"] / out["manifold20_ms_median"], 2)
+        if same["manifold2d_d20_ms"]:
+            ratios["manifold20_vs_manifold2d"] = round(same["manifold2d_d20_ms"] / out["manifold20_ms_median"], 2)
+        if same["encode_windows_per_s"]:
+            ratios["encode"] = round(enc / same["encode_windows_per_s"], 2)
+        out["atomai_same_run"] = same
+        out["ratio_vs_atomai_same_run"] = ratios
+        log(f"AtomAI same run: {same}; ours / AtomAI: {ratios}")
     return out
 
 

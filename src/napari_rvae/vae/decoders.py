@@ -32,6 +32,20 @@ def pixel_grid(window) -> torch.Tensor:
     return torch.stack([x.reshape(-1), y.reshape(-1)], dim=1)
 
 
+def per_window_first_layer(w_q, bias, angle=None, shift=None):
+    """``(A (B, H, d), c (B, H))`` from the grid weights ``W_q (H, d)`` and the per-window bias
+    ``(B, H)``: ``A_b = W_q·R(−θ_b)`` (``W_q`` without an angle), ``c_b = bias_b − A_b·s_b``."""
+    if angle is not None:
+        c, s = torch.cos(angle).unsqueeze(1), torch.sin(angle).unsqueeze(1)
+        # columns of W_q·R(−θ): R(−θ) = [[c, s], [−s, c]] on (x, y)
+        a = torch.stack([w_q[:, 0] * c - w_q[:, 1] * s, w_q[:, 0] * s + w_q[:, 1] * c], dim=2)
+    else:
+        a = w_q.expand(len(bias), -1, -1)
+    if shift is not None:
+        bias = bias - torch.einsum("bhd,bd->bh", a, shift)
+    return a, bias
+
+
 class SpatialDecoder(nn.Module):
     """Coordinate decoder for rVAE (``rotate=True``), shift-VAE (``rotate=False``);
     ``skip=True`` feeds the content latents (and class) into every layer."""
@@ -54,14 +68,7 @@ class SpatialDecoder(nn.Module):
         bias = self.mlp.biases[0] + (content @ w_z.t() if self.n_content else 0)  # (B, H) or (H,)
         if bias.dim() == 1:
             bias = bias.expand(len(content), -1)
-        if self.rotate and angle is not None:
-            c, s = torch.cos(angle).unsqueeze(1), torch.sin(angle).unsqueeze(1)
-            # columns of W_q·R(−θ): R(−θ) = [[c, s], [−s, c]] on (x, y)
-            a = torch.stack([w_q[:, 0] * c - w_q[:, 1] * s, w_q[:, 0] * s + w_q[:, 1] * c], dim=2)
-        else:
-            a = w_q.expand(len(content), -1, -1)
-        if shift is not None:
-            bias = bias - torch.einsum("bhd,bd->bh", a, shift)
+        a, bias = per_window_first_layer(w_q, bias, angle if self.rotate else None, shift)
         return a * scale, bias * scale
 
     def forward(self, content, angle=None, shift=None, grid=None):

@@ -2,10 +2,10 @@
 
 A decoded window is ``P`` independent rows (one per pixel) once the
 per-window first layer ``A_b, c_b`` is known (see ``decoders``). This module
-evaluates the folded-sigmoid MLP (see ``layers``) one window per block (or,
-with fewer windows than cores or a window above ``rows`` pixels, a pixel
-range of one window: a single point is split over all cores), spread over one
-Python thread per core. The folded weights are cached on the decoder until a
+evaluates the folded-sigmoid MLP (see ``layers``) one window per block (a
+window above ``rows`` pixels in pixel ranges), blocks shared among one Python
+thread per core (``fused.share_work``). Fewer windows than cores (a single
+point) run on the calling thread with torch's own threads instead. The folded weights are cached on the decoder until a
 parameter changes; activations are updated in place and results written
 straight into the caller's output array. Same arithmetic as
 ``SpatialDecoder.forward`` (float32; tested to rounding).
@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .fused import _pool
+from .decoders import per_window_first_layer
+from .fused import share_work
 
 ROWS = 2048  # most pixels per block: 2048 × 128 float32 = 1 MB of activations, in L2
 
@@ -34,7 +35,7 @@ def _constants(decoder):
     out_t, out_c = layers[-1]
     const = {"wq": first_t[: decoder.dims].t().contiguous(), "wz": first_t[decoder.dims :].contiguous(),
              "b1": b1, "hidden": layers[1:-1], "extra": [], "w_out": out_t[:, 0].contiguous(),
-             "b_out": float(out_c[0])}
+             "b_out": out_c.reshape(1)}
     if len(mlp.extra_weights) and decoder.n_content:
         with torch.no_grad():
             const["extra"] = [(e * 2).t().contiguous() for e in mlp.extra_weights]
@@ -44,23 +45,16 @@ def _constants(decoder):
 
 def _first_layer(decoder, const, content, angle, shift):
     """``(A (B, H1, d), c1 (B, H1))`` of ``SpatialDecoder.first_layer`` (doubled), from the cache."""
-    wq = const["wq"]
-    bias = const["b1"] + content @ const["wz"] if decoder.n_content else const["b1"].expand(len(content), -1)
-    if decoder.rotate and angle is not None:
-        c, s = torch.cos(angle).unsqueeze(1), torch.sin(angle).unsqueeze(1)
-        a = torch.stack([wq[:, 0] * c - wq[:, 1] * s, wq[:, 0] * s + wq[:, 1] * c], dim=2)
+    if decoder.n_content:
+        bias = torch.addmm(const["b1"], content, const["wz"])
     else:
-        a = wq.expand(len(content), -1, -1)
-    if shift is not None:
-        bias = bias - (a @ shift.unsqueeze(2)).squeeze(2)
-    return a, bias
+        bias = const["b1"].expand(len(content), -1)
+    return per_window_first_layer(const["wq"], bias, angle if decoder.rotate else None, shift)
 
 
-def _blocks(n_windows: int, n_pix: int, rows: int, workers: int):
-    """``(b, p0, p1)`` blocks: one window each, split into pixel ranges when there are fewer
-    windows than workers or a window exceeds ``rows``."""
-    parts = max(-(-n_pix // rows), -(-workers // n_windows), 1)
-    per = -(-n_pix // parts)
+def _blocks(n_windows: int, n_pix: int, rows: int):
+    """``(b, p0, p1)`` blocks: one window each, split into pixel ranges of at most ``rows``."""
+    per = -(-n_pix // max(-(-n_pix // rows), 1))
     return [(b, p, min(n_pix, p + per)) for b in range(n_windows) for p in range(0, n_pix, per)]
 
 
@@ -71,36 +65,29 @@ def decode_into(decoder, out: torch.Tensor, content, angle=None, shift=None, row
     with torch.inference_mode():
         const = _constants(decoder)
         a, c1 = _first_layer(decoder, const, content, angle, shift)
-        hidden = [(wt, c.unsqueeze(0) + content @ e if const["extra"] else c.unsqueeze(0).expand(len(content), -1))
+        # hidden layers: (Wᵀ, c, per-window c (B, H) for a skip-rVAE or None)
+        hidden = [(wt, c, c.unsqueeze(0) + content @ e if e is not None else None)
                   for (wt, c), e in zip(const["hidden"], const["extra"] or [None] * len(const["hidden"]))]
         w_out, b_out = const["w_out"], const["b_out"]
         grid = decoder.grid
         n_pix = grid.shape[0]
         workers = workers or torch.get_num_threads()
-        blocks = _blocks(len(content), n_pix, rows, workers)
-        workers = max(1, min(workers, len(blocks)))
+        blocks = _blocks(len(content), n_pix, rows)
 
-        def run(block_list):
-            with torch.inference_mode():
-                for b, p0, p1 in block_list:
-                    u = torch.sigmoid_(torch.addmm(c1[b], grid[p0:p1], a[b].t()))
-                    for wt, c in hidden:
-                        u = torch.sigmoid_(torch.addmm(c[b], u, wt))
-                    dest = out[b, p0:p1]
-                    torch.mv(u, w_out, out=dest)
-                    dest += b_out
+        def run(block):
+            b, p0, p1 = block
+            u = torch.sigmoid_(torch.addmm(c1[b], grid[p0:p1], a[b].t()))
+            for wt, c, per_window in hidden:
+                u = torch.sigmoid_(torch.addmm(c if per_window is None else per_window[b], u, wt))
+            torch.addmv(b_out, u, w_out, out=out[b, p0:p1])
 
-        if workers == 1:
-            run(blocks)
-            return
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # one Python thread per core, torch single-threaded in each
-        try:
-            futures = [_pool(workers).submit(run, blocks[i::workers]) for i in range(workers)]
-            for f in futures:
-                f.result()
-        finally:
-            torch.set_num_threads(threads)
+        if len(content) < workers:
+            # a single point: torch's own threads split each matmul; measured faster than Python
+            # threads (whose GIL hand-offs per op cost more than the work), quiet or busy
+            for block in blocks:
+                run(block)
+        else:
+            share_work(run, blocks, workers)
 
 
 def can_decode_fast(model) -> bool:

@@ -16,6 +16,7 @@ All parameters arrive in "sigmoid space" (see ``layers``): ``u1 = σ(p·A_bᵀ +
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -120,32 +121,66 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOL[workers]
 
 
-def parallel_ranges(fn, n: int, chunk: int, workers: int | None = None) -> None:
-    """Call ``fn(lo, hi)`` over ``range(n)`` in pieces of ``chunk``, spread over one Python
-    thread per torch thread, each running torch single-threaded (no OpenMP barriers)."""
-    workers = _workers(n, chunk, workers)
-    pieces = [(lo, min(n, lo + chunk)) for lo in range(0, n, chunk)]
+def share_work(fn, items, workers: int | None = None) -> None:
+    """Call ``fn(item)`` for every item, on the calling thread and up to ``workers − 1`` pool
+    threads, torch single-threaded in each (no OpenMP barriers).
+
+    Items are claimed one at a time from a shared counter, and the caller works too: a helper
+    that a busy core keeps from starting claims nothing and is not waited for, so the call
+    never takes much longer than doing everything on the calling thread. The caller's grad
+    and inference modes apply in the helpers; the first exception is re-raised."""
+    items = list(items)
+    workers = max(1, min(workers or torch.get_num_threads(), len(items)))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a cache-sized piece gains nothing from OpenMP, and loses a lot on a busy machine
-    if workers == 1:
-        try:
-            for lo, hi in pieces:
-                fn(lo, hi)
-        finally:
-            torch.set_num_threads(threads)
-        return
-    groups = [pieces[i::workers] for i in range(workers)]
-
-    def run(group):
-        with torch.inference_mode():
-            for lo, hi in group:
-                fn(lo, hi)
-
     try:
-        for f in [_pool(workers).submit(run, g) for g in groups if g]:
-            f.result()
+        if workers == 1:
+            for item in items:
+                fn(item)
+            return
+        lock = threading.Condition()
+        state = {"next": 0, "running": 0}
+        errors: list = []
+        grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+        def claim(helper: bool):
+            with lock:
+                i = state["next"]
+                if i >= len(items) or errors:
+                    return None
+                state["next"] = i + 1
+                state["running"] += helper
+                return items[i]
+
+        def helper():
+            torch.set_num_threads(1)  # this pool thread's own OpenMP setting (threads keep their own)
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                while (item := claim(True)) is not None:
+                    try:
+                        fn(item)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        errors.append(exc)
+                    finally:
+                        with lock:
+                            state["running"] -= 1
+                            lock.notify_all()
+
+        for _ in range(workers - 1):
+            _pool(workers - 1).submit(helper)
+        while (item := claim(False)) is not None:
+            fn(item)
+        with lock:
+            lock.wait_for(lambda: state["running"] == 0)
+        if errors:
+            raise errors[0]
     finally:
         torch.set_num_threads(threads)
+
+
+def parallel_ranges(fn, n: int, chunk: int, workers: int | None = None) -> None:
+    """Call ``fn(lo, hi)`` over ``range(n)`` in pieces of ``chunk`` (see :func:`share_work`)."""
+    pieces = [(lo, min(n, lo + chunk)) for lo in range(0, n, chunk)]
+    share_work(lambda piece: fn(*piece), pieces, _workers(n, chunk, workers))
 
 
 def _workers(bsz: int, chunk: int, workers: int | None = None) -> int:

@@ -122,7 +122,6 @@ def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batc
         classes = np.broadcast_to(np.asarray(classes, dtype=np.int64), (n,))
     if model.training:
         model.eval()
-    dev = _device(model)
     if can_decode_fast(model):  # cache-sized row blocks over all cores, no autograd
         sh = np.stack([v for v in shifts], axis=1) if cfg.n_shift else None
         out = decode_array(model, np.ascontiguousarray(z), angle if cfg.has_angle else None, sh,
@@ -131,6 +130,7 @@ def decode(model: InvariantVAE, z, angle=0.0, dx=0.0, dy=0.0, classes=None, batc
             out = 1.0 / (1.0 + np.exp(-out))
         return out.reshape((n,) + cfg.window)
     out = np.empty((n, cfg.n_pixels), dtype=np.float32)
+    dev = _device(model)
 
     def piece(s, e):
         content = torch.from_numpy(np.ascontiguousarray(z[s:e])).to(dev)
