@@ -101,18 +101,10 @@ def run_atomai(python: str, n: int, epochs: int, batch: int, threads: int, scrip
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out.exists():
             raise ValueError(f"AtomAI run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-        full = json.loads(out.read_text())
-        res = full["rvae_train"]
-        dec, enc = full.get("rvae_decode", {}), full.get("rvae_encode", {})
-        # the script's inference timings, taken right after its training: the same-run reference
-        inference = {"single_decode_ms_median": dec.get("single_decode_ms_median"),
-                     "manifold20_batched_ms": dec.get("grid20x20_batched_decode_ms"),
-                     "manifold2d_d20_s": dec.get("manifold2d_d20_s"),
-                     "encode_windows_per_s": enc.get("samples_per_s_best"), "encode_n": enc.get("n")}
+        res = json.loads(out.read_text())["rvae_train"]
         return {"samples_per_s": res["samples_per_s_mean"], "threads": threads, "epoch_times_s": res["epoch_times_s"],
                 "train_loss_history": res["train_loss_history"], "wall_s": round(time.perf_counter() - t, 1),
-                "load_before": load0, "load_after": _load(), "n": n, "epochs": epochs, "batch": batch,
-                "inference": inference}
+                "load_before": load0, "load_after": _load(), "n": n, "epochs": epochs, "batch": batch}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -178,6 +170,11 @@ def run_bench(out: str | os.PathLike | None = None, *, n: int = 20000, epochs: i
     log(f"data: {windows.shape} fingerprint {fp} ({'matches' if fp == REFERENCE_FINGERPRINT else 'differs from'} "
         f"the reference)  load {_load()}")
 
+    atomai_inference = None
+    if atomai_python:
+        def atomai_inference():
+            return run_atomai_inference(atomai_python, threads, atomai_script_dir or "")
+
     # 1. throughput, same architecture and batch as AtomAI, alternating with AtomAI when available
     steps = max(5, atomai_n // batch - 1)
     ours, theirs = [], []
@@ -227,9 +224,9 @@ def run_bench(out: str | os.PathLike | None = None, *, n: int = 20000, epochs: i
                 break  # time-to-quality runs stop once AtomAI's 3-epoch quality is reached
         res["quality"][name] = {"settings": kw, "curve": curve}
         if name == "shipped_defaults" or (name == quality_runs[-1] and "inference" not in res):
-            res["inference"] = _inference(model, windows, log, theirs)
+            res["inference"] = _inference(model, windows, log, atomai_inference)
     if "inference" not in res:  # speed does not depend on training
-        res["inference"] = _inference(build_model(VAEConfig(**ATOMAI_ARCH), seed=0), windows, log, theirs)
+        res["inference"] = _inference(build_model(VAEConfig(**ATOMAI_ARCH), seed=0), windows, log, atomai_inference)
     # time to reach AtomAI's quality after 3 and after 20 epochs, vs AtomAI's own epochs at its same-run rate
     atomai_sps = res["train_throughput"].get("atomai_median", 264.0)
     res["time_to_atomai_quality"] = {"atomai_throughput_used": atomai_sps}
@@ -257,15 +254,27 @@ def _reached(point: dict) -> bool:
     return point["knn15"] >= max(ATOMAI_QUALITY.values())
 
 
-def _inference(model, windows, log, atomai_runs=()) -> dict:
-    """Encode rate, single-point decode latency and 20×20 manifold time; with AtomAI runs, their
-    same-run medians and our ratio (above 1: ours faster)."""
+def run_atomai_inference(python: str, threads: int, script_dir: str) -> dict:
+    """AtomAI's rVAE encode / one-point decode / 20×20 manifold timings (``atomai_inference.py``,
+    a standalone script, run by AtomAI's Python in a subprocess)."""
+    with tempfile.TemporaryDirectory(prefix="atomai-inference-") as work:
+        out = Path(work) / "out.json"
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), MPLBACKEND="Agg")
+        load0 = _load()
+        proc = subprocess.run([python, str(Path(__file__).with_name("atomai_inference.py")), "--bench-dir",
+                               str(Path(script_dir).resolve()), "--threads", str(threads), "--out", str(out)],
+                              env=env, capture_output=True, text=True, cwd=work)
+        if proc.returncode != 0 or not out.exists():
+            raise ValueError(f"AtomAI inference run failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        return dict(json.loads(out.read_text()), load_before=load0, load_after=_load())
+
+
+def _our_inference(model, windows) -> dict:
     times = []
     for _ in range(3):
         t = time.perf_counter()
         encode(model, windows)
         times.append(time.perf_counter() - t)
-    enc = len(windows) / min(times)
     lat = []
     decode(model, np.zeros((1, 2)))
     for _ in range(300):  # as many as the reference script
@@ -277,32 +286,42 @@ def _inference(model, windows, log, atomai_runs=()) -> dict:
         t = time.perf_counter()
         manifold(model, d=20)
         man.append(time.perf_counter() - t)
-    out = {"encode_windows_per_s": round(enc), "single_decode_ms_median": round(1e3 * float(np.median(lat)), 3),
-           "manifold20_ms_median": round(1e3 * float(np.median(man)), 1), "load": _load()}
-    log(f"inference: encode {enc:,.0f} windows/s, one decode {out['single_decode_ms_median']} ms, "
-        f"20×20 manifold {out['manifold20_ms_median']} ms  (load {out['load'][0]})")
-    theirs = [a["inference"] for a in atomai_runs if a.get("inference")]
-    if theirs:
-        def median(key):
-            vals = [t[key] for t in theirs if t.get(key) is not None]
-            return float(np.median(vals)) if vals else None
+    return {"encode_windows_per_s": round(len(windows) / min(times)),
+            "single_decode_ms_median": round(1e3 * float(np.median(lat)), 3),
+            "manifold20_ms_median": round(1e3 * float(np.median(man)), 1), "load": _load()}
 
-        same = {"single_decode_ms_median": median("single_decode_ms_median"),
-                "manifold20_batched_ms": median("manifold20_batched_ms"),
-                "manifold2d_d20_ms": None if median("manifold2d_d20_s") is None else 1e3 * median("manifold2d_d20_s"),
-                "encode_windows_per_s": median("encode_windows_per_s")}
-        ratios = {}
-        if same["single_decode_ms_median"]:
-            ratios["single_decode"] = round(same["single_decode_ms_median"] / out["single_decode_ms_median"], 2)
-        if same["manifold20_batched_ms"]:
-            ratios["manifold20_vs_batched"] = round(same["manifold20_batched_ms"] / out["manifold20_ms_median"], 2)
-        if same["manifold2d_d20_ms"]:
-            ratios["manifold20_vs_manifold2d"] = round(same["manifold2d_d20_ms"] / out["manifold20_ms_median"], 2)
-        if same["encode_windows_per_s"]:
-            ratios["encode"] = round(enc / same["encode_windows_per_s"], 2)
-        out["atomai_same_run"] = same
-        out["ratio_vs_atomai_same_run"] = ratios
-        log(f"AtomAI same run: {same}; ours / AtomAI: {ratios}")
+
+def _inference(model, windows, log, atomai=None, rounds: int = 2) -> dict:
+    """Encode rate, single-point decode latency and 20×20 manifold time. With ``atomai`` (a
+    callable returning :func:`run_atomai_inference`'s dict), ``rounds`` rounds alternate AtomAI
+    and ours, and the ratios of medians are reported (above 1: ours faster)."""
+    ours, theirs = [], []
+    for _ in range(rounds if atomai else 1):
+        if atomai:
+            theirs.append(atomai())
+            log(f"AtomAI inference: encode {theirs[-1]['encode_windows_per_s']:,} windows/s, one decode "
+                f"{theirs[-1]['single_decode_ms_median']} ms, 20×20 batched decode {theirs[-1]['manifold20_batched_ms']}"
+                f" ms, manifold2d {theirs[-1]['manifold2d_d20_s']} s  (load {theirs[-1]['load_after'][0]})")
+        ours.append(_our_inference(model, windows))
+        log(f"ours   inference: encode {ours[-1]['encode_windows_per_s']:,} windows/s, one decode "
+            f"{ours[-1]['single_decode_ms_median']} ms, 20×20 manifold {ours[-1]['manifold20_ms_median']} ms  "
+            f"(load {ours[-1]['load'][0]})")
+
+    def median(runs, key):
+        return float(np.median([r[key] for r in runs]))
+
+    out = {key: median(ours, key) for key in ("encode_windows_per_s", "single_decode_ms_median", "manifold20_ms_median")}
+    out.update(rounds=ours, load=ours[-1]["load"])
+    if theirs:
+        same = {key: median(theirs, key) for key in ("encode_windows_per_s", "single_decode_ms_median",
+                                                     "manifold20_batched_ms", "manifold2d_d20_s")}
+        out["atomai_same_run"] = dict(same, rounds=theirs)
+        out["ratio_vs_atomai_same_run"] = {
+            "encode": round(out["encode_windows_per_s"] / same["encode_windows_per_s"], 2),
+            "single_decode": round(same["single_decode_ms_median"] / out["single_decode_ms_median"], 2),
+            "manifold20_vs_batched_decode": round(same["manifold20_batched_ms"] / out["manifold20_ms_median"], 2),
+            "manifold20_vs_manifold2d": round(1e3 * same["manifold2d_d20_s"] / out["manifold20_ms_median"], 2)}
+        log(f"ours / AtomAI (same run): {out['ratio_vs_atomai_same_run']}")
     return out
 
 

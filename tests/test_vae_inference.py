@@ -1,4 +1,5 @@
-"""fused.share_work: every item once, errors re-raised, never waits for a helper that cannot start."""
+"""Inference plumbing: fused.share_work (every item once, errors re-raised, never waits for a helper
+that cannot start) and the bench's inference section against AtomAI."""
 
 import threading
 
@@ -54,3 +55,29 @@ def test_a_helper_that_cannot_start_is_not_waited_for():
         release.set()
         busy.result()
     assert torch.get_num_threads() == threads_before
+
+
+def test_bench_inference_alternates_with_atomai_and_reports_ratios():
+    """`napari-rvae bench`'s inference section: rounds alternate AtomAI (here a stand-in with known
+    timings) and ours, and every ratio is AtomAI's median over ours (above 1: ours faster)."""
+    import numpy as np
+
+    from napari_rvae.vae.bench import ATOMAI_ARCH, _inference
+    from napari_rvae.vae.config import VAEConfig
+    from napari_rvae.vae.models import build_model
+
+    calls = []
+
+    def atomai():
+        calls.append("atomai")
+        return {"encode_windows_per_s": 1000.0, "single_decode_ms_median": 2.0, "manifold20_batched_ms": 800.0,
+                "manifold2d_d20_s": 0.5, "load_after": [0.0, 0.0, 0.0]}
+
+    windows = np.random.default_rng(0).uniform(0, 1, (64, 28, 28)).astype(np.float32)
+    out = _inference(build_model(VAEConfig(**ATOMAI_ARCH), seed=0), windows, lambda *_: calls.append("log"), atomai)
+    assert calls[:3] == ["atomai", "log", "log"] and calls.count("atomai") == 2 and len(out["rounds"]) == 2
+    ratio = out["ratio_vs_atomai_same_run"]
+    assert ratio["single_decode"] == round(2.0 / out["single_decode_ms_median"], 2)
+    assert ratio["encode"] == round(out["encode_windows_per_s"] / 1000.0, 2)
+    assert ratio["manifold20_vs_manifold2d"] == round(500.0 / out["manifold20_ms_median"], 2)
+    assert out["single_decode_ms_median"] > 0 and out["manifold20_ms_median"] > 0
