@@ -44,15 +44,19 @@ def gaussian_peaks(n, seed=0, length=100):
     return ((y - y.min()) / (y.max() - y.min())).astype(np.float32), mu, sigma, x
 
 
-def test_rvae_recovers_rotation_angles_over_the_full_circle():
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rvae_recovers_rotation_angles_over_the_full_circle(seed):
     """Encoded angle vs true angle for orientations uniform over (−π, π]:
     circular agreement |mean e^{i(θ̂ − θ)}| ≥ 0.95 (a constant offset allowed;
     the motif has no symmetry). Needs the circular angle encoding (default):
-    with the angle's mean as one linear output the encoder cannot wrap round."""
+    with the angle's mean as one linear output the encoder cannot wrap round.
+    Two seeds: after 12 epochs seeds 1 and 2 were still winding up (0.74, 0.70, loss still
+    falling); every seed 0–3 reached ≥ 0.9997 by epoch 24."""
     x, theta = motif_windows(2000, max_angle=np.pi)
     cfg = VAEConfig(arch="rvae", window=(16, 16), latent=0, encoder_widths=(128, 64), decoder_widths=(64, 64, 64))
-    model = build_model(cfg, seed=0)
-    Trainer(model, x, batch_size=32, lr=3e-3, seed=0, threads=1).fit(12)
+    model = build_model(cfg, seed=seed)
+    Trainer(model, x, batch_size=32, lr=3e-3, seed=seed, threads=1).fit(24)
     angle = encode(model, x)["angle"].to_numpy()
     agreement = abs(np.mean(np.exp(1j * (angle - theta))))
     assert agreement >= 0.95
