@@ -42,33 +42,26 @@ def main() -> None:
     x, _ = synth.make_patches(20000, seed=0)
     rvae = aoi.models.rVAE(x.shape[1:], latent_dim=2)
 
-    enc = []
-    for _ in range(3):
-        t = time.perf_counter()
-        rvae.encode(x)
-        enc.append(time.perf_counter() - t)
-    z1 = np.zeros((1, 2))
-    for _ in range(5):
-        rvae.decode(z1)
-    single = []
-    for _ in range(300):
-        t = time.perf_counter()
-        rvae.decode(z1)
-        single.append(time.perf_counter() - t)
+    def timed(fn, repeats: int, warmup: int = 0) -> list:
+        for _ in range(warmup):
+            fn()
+        seconds = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            seconds.append(time.perf_counter() - t)
+        return seconds
+
+    def manifold2d():
+        rvae.manifold2d(d=d, savefig=False)
+        plt.close("all")
+
     d = 20
     grid = np.array([[a, b] for a in norm.ppf(np.linspace(0.95, 0.05, d)) for b in norm.ppf(np.linspace(0.05, 0.95, d))])
-    rvae.decode(grid)
-    batched = []
-    for _ in range(10):
-        t = time.perf_counter()
-        rvae.decode(grid)
-        batched.append(time.perf_counter() - t)
-    manifold = []
-    for _ in range(3):
-        t = time.perf_counter()
-        rvae.manifold2d(d=d, savefig=False)
-        manifold.append(time.perf_counter() - t)
-        plt.close("all")
+    enc = timed(lambda: rvae.encode(x), 3)
+    single = timed(lambda: rvae.decode(np.zeros((1, 2))), 300, warmup=5)
+    batched = timed(lambda: rvae.decode(grid), 10, warmup=1)
+    manifold = timed(manifold2d, 3)
     out = {"atomai": getattr(aoi, "__version__", "?"), "threads": args.threads, "fingerprint": synth.fingerprint(x),
            "encode_windows_per_s": round(len(x) / min(enc)), "encode_n": len(x),
            "single_decode_ms_median": round(1e3 * float(np.median(single)), 3),
