@@ -5,8 +5,8 @@ per-window first layer ``A_b, c_b`` is known (see ``decoders``). This module
 evaluates the folded-sigmoid MLP (see ``layers``) one window per block (a
 window above ``rows`` pixels in pixel ranges), blocks shared among one Python
 thread per core (``fused.share_work``). Fewer windows than cores (a single
-point) run on the calling thread with torch's own threads instead. The folded weights are cached on the decoder until a
-parameter changes; activations are updated in place and results written
+point) run on the calling thread with torch's own threads instead. The folded
+weights are cached on the decoder until a parameter changes; activations are updated in place and results written
 straight into the caller's output array. Same arithmetic as
 ``SpatialDecoder.forward`` (float32; tested to rounding).
 """

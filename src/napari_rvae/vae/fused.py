@@ -155,7 +155,9 @@ def share_work(fn, items, workers: int | None = None) -> None:
                 return items[i]
 
         def helper():
-            torch.set_num_threads(1)  # this pool thread's own OpenMP setting (threads keep their own)
+            # no torch.set_num_threads here: the count is not strictly per thread (a set in another
+            # thread was seen to change the main thread's), and a helper that starts after the caller
+            # restored it could leave the process on one thread
             with torch.inference_mode(inference), torch.set_grad_enabled(grad):
                 while (item := claim(True)) is not None:
                     try:
