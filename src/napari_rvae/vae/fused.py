@@ -184,7 +184,7 @@ def share_work(fn, items, workers: int | None = None) -> None:
 def parallel_ranges(fn, n: int, chunk: int, workers: int | None = None) -> None:
     """Call ``fn(lo, hi)`` over ``range(n)`` in pieces of ``chunk`` (see :func:`share_work`)."""
     pieces = [(lo, min(n, lo + chunk)) for lo in range(0, n, chunk)]
-    share_work(lambda piece: fn(*piece), pieces, _workers(n, chunk, workers))
+    share_work(lambda piece: fn(*piece), pieces, workers)  # share_work caps workers at the pieces
 
 
 def _workers(bsz: int, chunk: int, workers: int | None = None) -> int:
