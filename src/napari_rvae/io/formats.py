@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import limits
 from .movie import LAZY_BYTES, Movie, UnreadableFile, lazy_array, make_movies
 
 _PIXEL_SIZE_KEYS = ("pixel_size", "pixelsize", "px_size", "scale", "pixel_scale")
@@ -22,6 +23,7 @@ def _is_large(path: Path) -> bool:
 
 # ---------------------------------------------------------------- numpy
 def read_npy(path: Path) -> list[Movie]:
+    limits.check_npy(path)
     array = np.load(path, allow_pickle=False, mmap_mode="r" if _is_large(path) else None)
     if isinstance(array, np.memmap):
         array = lazy_array(array)
@@ -31,6 +33,7 @@ def read_npy(path: Path) -> list[Movie]:
 def read_npz(path: Path) -> list[Movie]:
     """``data`` (with optional ``scale`` / ``units``) as written by ``napari-rvae sample``;
     otherwise every image-like array in the archive, one channel each."""
+    limits.check_npz(path)
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.keys())
         if "data" in keys:
@@ -61,6 +64,7 @@ def read_tiff(path: Path) -> list[Movie]:
         if not tif.series:
             raise UnreadableFile(f"{path.name}: the TIFF holds no image")
         series = tif.series[0]
+        limits.check_tiff(tif, path)
         axes = series.axes.upper()
         page = tif.pages[0]
         pixel_size, unit = _tiff_pixel_size(tif, page)
@@ -155,6 +159,7 @@ def _read_plain_h5(path: Path, f: Any) -> list[Movie]:
     images = [d for d in _datasets(f) if _image_like(d)]
     if not images:
         raise UnreadableFile(f"{path.name}: no image dataset in the HDF5 file")
+    limits.check_h5(path, images)
     pixel_size, unit = None, None
     for d in _datasets(f):
         key = d.name.rsplit("/", 1)[-1].lower()
@@ -185,6 +190,7 @@ def _read_plain_h5(path: Path, f: Any) -> list[Movie]:
 
 def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
     movies: list[Movie] = []
+    limits.check_h5(path, [d for d in datasets if _image_like(d)])
     for d in datasets:
         if not _image_like(d):
             continue
@@ -209,6 +215,7 @@ def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
 def _read_hspy(path: Path) -> list[Movie]:
     from rsciio.hspy import file_reader
 
+    limits.check_h5(path)
     return _from_rsciio(path, file_reader(str(path), lazy=_is_large(path)), fmt="hspy")
 
 
@@ -218,6 +225,7 @@ def _rsciio_reader(module: str, fmt: str) -> Callable[[Path], list[Movie]]:
         import importlib
 
         reader = importlib.import_module(f"rsciio.{module}").file_reader
+        limits.check_rsciio(path, module)
         return _from_rsciio(path, reader(str(path), lazy=_is_large(path)), fmt=fmt)
 
     read.__doc__ = f"Read {fmt} files through rosettasciio (``rsciio.{module}``)."
@@ -252,6 +260,7 @@ def read_ibw(path: Path) -> list[Movie]:
     named after its label (height, amplitude, phase …)."""
     from igor2 import binarywave
 
+    limits.check_ibw(path)
     wave = binarywave.load(str(path))["wave"]
     data = np.asarray(wave["wData"])
     if data.ndim < 2:

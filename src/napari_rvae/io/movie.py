@@ -133,6 +133,21 @@ def looks_rgb(data: Any) -> bool:
     return data.ndim >= 3 and data.shape[-1] in (3, 4) and np.dtype(data.dtype).kind in "ui" and data.itemsize <= 2
 
 
+def split_channels_last(channels: Sequence[tuple[str | None, Any]], rgb: bool | None) -> list[tuple[str | None, Any]]:
+    """A ``(Y, X, C)`` array with ``C`` of 2–4 that is not an integer RGB render is ``C``
+    channels, not ``Y`` frames only ``C`` pixels wide (e.g. a float RGBA or stacked PFM channels)."""
+    out: list[tuple[str | None, Any]] = []
+    for name, array in channels:
+        shape = tuple(getattr(array, "shape", ()))
+        if (len(shape) == 3 and 2 <= shape[-1] <= 4 and min(shape[:2]) >= 16 and not rgb
+                and not (rgb is None and looks_rgb(array))):
+            prefix = f"{name} " if name else ""
+            out += [(f"{prefix}channel {c}", array[..., c]) for c in range(shape[-1])]
+        else:
+            out.append((name, array))
+    return out
+
+
 def as_movie_array(data: Any, *, where: str, rgb: bool | None = None) -> tuple[Any, list[str]]:
     """Bring an array to ``(T, Y, X)`` float32; return it with notes on what changed.
 
@@ -204,6 +219,10 @@ def make_movies(
         unit = "pixel"
     else:
         py, px = (float(abs(s)) or 1.0 for s in pixel_size)
+    split = split_channels_last(channels, rgb)
+    if len(split) > len(channels):
+        extra_notes.append("the last axis was read as channels (an image of a few channels, not frames a few pixels wide)")
+    channels = split
     for channel, array in channels:
         where = f"{path.name}" + (f" [{channel}]" if channel else "")
         data, notes = as_movie_array(array, where=where, rgb=rgb)
