@@ -2,8 +2,10 @@
 
 Each subcommand is a pair of functions, ``_add_NAME(parser)`` declaring its
 options and ``_run_NAME(args)`` doing the work through the core; it is listed
-once in ``COMMANDS``. Errors (``ValueError`` from validation) print one clear
-line on stderr and exit with status 2.
+once in ``COMMANDS`` with what it writes (an :class:`~napari_rvae.io.outputs.Output`),
+which is checked before the command does any work. Errors print one clear line
+on stderr: ``ValueError`` (bad input, a refused output, a diverged training) exits
+with status 2, ``OSError`` (a full disk, a lost permission) and ``MemoryError`` with 1.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .io.outputs import Output, add_overwrite_option, check_output, describe_os_error, write_or_rescue
 from .vae import commands as _vae  # torch is imported only when a VAE command runs
 from .analysis import commands as _analysis2  # likewise
 
@@ -76,12 +79,27 @@ def _run_sample(args: argparse.Namespace) -> int:
         for flag in ("frames", "size"):
             if flag in params and flag not in allowed:
                 raise ValueError(f"sample {args.name!r} has no --{flag}; its parameters: {', '.join(allowed)}")
+    _check_sample_size(params)
     start = time.perf_counter()
     sample = make_sample(args.name, seed=args.seed, **params)
     seconds = time.perf_counter() - start
-    path = save_sample(sample, args.output)
+    path = write_or_rescue(lambda target: save_sample(sample, target), args.output, "the sample")
     print(f"{args.name}: data {tuple(sample['data'].shape)} + {len(sample) - 1} arrays -> {path} ({seconds:.1f} s)")
     return 0
+
+
+def _check_sample_size(params: dict) -> None:
+    """Frames and size that fit in memory (a generator holds several arrays of the movie's size)."""
+    from .io.limits import available_memory, bounded, human_bytes
+
+    for name, high in (("size", 4096), ("frames", 10000)):
+        if name in params:
+            bounded(params[name], f"--{name}", 1, high)
+    need = 8 * 4 * int(params.get("frames", 1)) * int(params.get("size", 256)) ** 2
+    free = available_memory()
+    if free is not None and need > free:
+        raise ValueError(f"--frames {params.get('frames', 1)} --size {params.get('size', 256)}: the sample needs about "
+                         f"{human_bytes(need)} of memory, {human_bytes(free)} is available; make it smaller")
 
 
 # ------------------------------------------------------------------- detect
@@ -141,6 +159,7 @@ def _run_detect(args: argparse.Namespace) -> int:
     if not 0 <= args.channel < len(movies):
         raise ValueError(f"--channel {args.channel}: {args.movie.name} has {len(movies)} channel(s)")
     data = np.asarray(movies[args.channel].data, dtype=np.float32)
+    _check_detect_options(args, data.shape)
     if args.walls and args.wall_channel is not None:
         from .detect import model_probabilities, wall_sites, walls_from_probabilities
 
@@ -177,10 +196,37 @@ def _run_detect(args: argparse.Namespace) -> int:
         if len(sites) and args.rings:
             sites, hollows = find_rings(sites, bond_length=args.bond_length)
             sites = with_hollows(sites, hollows)
-    write_sites(sites, args.output)
+    write_or_rescue(lambda target: write_sites(sites, target), args.output, "the sites table")
     kinds = ", ".join(f"{n} {k}" for k, n in sites["kind"].value_counts().items()) if len(sites) else "no sites"
     print(f"{kinds} in {data.shape[0] if data.ndim == 3 else 1} frame(s) -> {args.output}")
     return 0
+
+
+def _check_detect_options(args: argparse.Namespace, shape) -> None:
+    """Lengths in pixels within the frame, smoothing that leaves atoms, finite thresholds: a σ of 10⁶
+    would build a kernel of millions of pixels and run for hours."""
+    from .io.limits import bounded
+
+    side = float(max(shape[-2:]))
+    bounded(args.sigma, "--sigma", 0, min(50.0, side), unit="pixels", why="wider smoothing blurs every atom away")
+    bounded(args.tip_sigma, "--tip-sigma", 0, min(50.0, side), unit="pixels")
+    bounded(args.edge_margin, "--edge-margin", 0, side / 2, unit="pixels", why="half the frame")
+    bounded(args.wall_spacing, "--wall-spacing", 0, side, unit="pixels")
+    bounded(args.rescale, "--rescale", 0, 8, low_open=True)
+    if args.min_distance is not None:
+        bounded(args.min_distance, "--min-distance", 1, min(128.0, side), unit="pixels",
+                why="atoms further apart than that need --rescale instead")
+    for name in ("threshold", "bond_length", "r_max"):
+        value = getattr(args, name)
+        if value is not None:
+            if name == "threshold":
+                bounded(value, "--threshold", -1e30, 1e30)
+            else:
+                bounded(value, f"--{name.replace('_', '-')}", 0, side, unit="pixels", low_open=True)
+    for name, low in (("n_walls", 1), ("max_gap", 0), ("min_length", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
 
 
 def _number(text: str, option: str) -> float:
@@ -216,11 +262,44 @@ def _run_train_segmenter(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- demo
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true",
-                   help="run the pipeline without a window and write figures and tables (automatic when $DISPLAY is unset)")
+                   help="run the pipeline without a window and write figures and tables (automatic when there is no "
+                        "usable display)")
     p.add_argument("--no-run", action="store_true", help="open napari with the sample and the docks but do not start the pipeline")
     p.add_argument("-o", "--out", type=Path, default=None,
-                   help="headless: folder for sites.csv, model/, figures/, run.json (default: a new temporary folder)")
+                   help="headless: project folder for sites.csv, model/, figures/, run.json (default: a new temporary folder)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 12)")
+
+
+#: a child process that opens Qt and an OpenGL context: a display that fails here would abort napari
+_DISPLAY_PROBE = """
+import sys
+from qtpy.QtGui import QOpenGLContext
+from qtpy.QtWidgets import QApplication
+app = QApplication(sys.argv[:1])
+sys.exit(0 if QOpenGLContext().create() else 3)
+"""
+
+
+def usable_display(timeout: float = 30.0) -> tuple[bool, str]:
+    """Whether napari can open a window here, tested in a child process (a broken display makes Qt
+    abort the whole process, so the demo must not find out in its own). Returns ``(ok, why not)``."""
+    import os
+    import subprocess
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False, "$DISPLAY is unset"
+    try:
+        done = subprocess.run([sys.executable, "-c", _DISPLAY_PROBE], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, f"opening a window did not answer within {timeout:.0f} s"
+    except OSError as err:
+        return False, describe_os_error(err)
+    if done.returncode == 0:
+        return True, ""
+    lines = [line.strip() for line in (done.stderr or "").splitlines() if line.strip()]
+    why = lines[-1] if lines else ("no OpenGL context" if done.returncode == 3 else f"exit status {done.returncode}")
+    return False, f"{os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY') or 'the display'} is set but "\
+                  f"unusable ({why[:160]})"
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -228,18 +307,23 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs must be ≥ 1, got {args.epochs}")
-    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
-    if has_display and not args.headless:
-        from .widgets.demo import run_demo_gui
+    if not args.headless:
+        ok, why = usable_display()
+        if ok:
+            from .widgets.demo import run_demo_gui
 
-        return run_demo_gui(run=not args.no_run)
+            return run_demo_gui(run=not args.no_run)
+        if args.no_run:
+            raise ValueError(f"--no-run opens napari without running the pipeline, but there is no usable display ({why});"
+                             " drop --no-run to run the demo headless")
+        print(f"no usable display ({why}): running the demo pipeline headless", flush=True)
+    elif args.no_run:
+        raise ValueError("--headless with --no-run would do nothing; drop one of them")
     import tempfile
 
     from ._samples import _load
     from .pipeline import demo_settings, run_pipeline, write_outputs
 
-    if not has_display:
-        print("no display ($DISPLAY is unset): running the demo pipeline headless")
     out = args.out or Path(tempfile.mkdtemp(prefix="napari-rvae-demo-"))
     # two OpenMP threads collapse when another process is busy on a core: then train on one
     busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= 1.0
@@ -247,7 +331,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     movie = _load("graphene-movie")["data"]
     print(f"graphene-movie sample: {movie.shape[0]} frames of {movie.shape[1]}×{movie.shape[2]} px")
     result = run_pipeline(movie, settings, log=lambda line: print("  " + line))
-    written = write_outputs(result, out, extra={"sample": "graphene-movie (shipped, seed 0)"})
+    written = write_or_rescue(lambda target: write_outputs(result, target, extra={"sample": "graphene-movie (shipped, seed 0)"}),
+                              out, "the demo project")
     figures = sorted({p.name for k, p in written.items() if k.startswith("figure_")})
     print(f"done in {result.timings.get('total_s', float('nan')):.0f} s; wrote to {out}:")
     print(f"  sites.csv ({len(result.sites)} sites with angle, dx, dy, z0, z1, cluster), model/, results.npz, run.json")
@@ -293,6 +378,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     from .io.sites import read_sites
     from .pipeline import demo_settings, iter_pipeline, write_outputs
 
+    _check_analyze_options(args)
     movies = read_movie(args.movie)
     if not 0 <= args.channel < len(movies):
         raise ValueError(f"--channel {args.channel}: the file has {len(movies)} channel(s) (0..{len(movies) - 1})")
@@ -330,6 +416,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
         except StopIteration as done:
             result = done.value
             break
+        except ValueError as err:
+            if getattr(err, "model", None) is not None:  # training diverged: keep the sites and the last finite model
+                raise type(err)(f"{err}; {_keep_partial(args.output, err.sites, err.model)}", err.epoch) from None
+            raise
         if item[0] == "stage":
             print(f"[{time.perf_counter() - start:6.1f} s] {item[1]}: {item[2]}", flush=True)
         elif item[0] == "epoch":
@@ -340,13 +430,49 @@ def _run_analyze(args: argparse.Namespace) -> int:
                   flush=True)
     if bias is not None and len(bias) != data.shape[0]:
         raise ValueError(f"bias: {len(bias)} values for {data.shape[0]} frames")
-    written = write_outputs(result, args.output, movie=data, movie_path=args.movie.resolve(), bias=bias,
-                            n_clusters=args.clusters, extra={"command": "analyze", "movie": str(args.movie)})
+    movie_path = args.movie.resolve()
+    written = write_or_rescue(
+        lambda target: write_outputs(result, target, movie=data, movie_path=movie_path, bias=bias,
+                                     n_clusters=args.clusters, extra={"command": "analyze", "movie": str(args.movie)}),
+        args.output, "the project")
     figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
     print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
     print(f"  sites.csv, model/, results.npz, run.json, project.json; figures/: {len(figures)} PNG")
     print(f"  reopen in napari: napari {args.output / 'project.json'}")
     return 0
+
+
+def _check_analyze_options(args: argparse.Namespace) -> None:
+    from .io.limits import bounded
+
+    bounded(args.window, "--window", 4, 256, unit="pixels")
+    bounded(args.latent, "--latent", 1, 64)
+    bounded(args.epochs, "--epochs", 1, 1e6)
+    bounded(args.clusters, "--clusters", 1, 100)
+    if args.grid is not None:
+        bounded(args.grid, "--grid", 1, 4096, unit="pixels")
+    for name in ("per_frame", "walls_per_frame"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def _keep_partial(output: Path, sites, model) -> str:
+    """Save what a failed run computed (sites, model of the last finite epoch) next to the output
+    (or in the temporary folder); say where."""
+    from .io.outputs import rescue_places
+    from .io.sites import write_sites
+    from .vae import save_model
+
+    for place in rescue_places(output):
+        try:
+            place.mkdir(parents=True)
+            write_sites(sites, place / "sites.csv")
+            save_model(model, place / "model")
+        except OSError:
+            continue
+        return f"the detected sites and that model were kept in {place}"
+    return "what was computed could not be kept anywhere"
 
 
 # -------------------------------------------------------------------- bench
@@ -370,22 +496,32 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------ registry / main
-# (name, help, add-arguments function, run function)
+TABLE = (".csv", ".parquet", ".pq")
+# (name, help, add-arguments function, run function, what it writes)
 COMMANDS = [
-    ("info", "print shape, dtype, pixel size, frames and value range of a movie file", _add_info, _run_info),
-    ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample),
-    ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect),
+    ("info", "print shape, dtype, pixel size, frames and value range of a movie file", _add_info, _run_info, None),
+    ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample,
+     Output("file", (".npz",))),
+    ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect,
+     Output("file", TABLE, inputs=("movie", "model"))),
     ("train-segmenter", "train or fine-tune a U-Net segmenter from painted labels", _add_train_segmenter,
-     _run_train_segmenter),
-    ("train", "train a VAE / rVAE / skip-rVAE / shift-VAE on windows or on a movie's sites", _vae.add_train, _vae.run_train),
-    ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode, _vae.run_encode),
-    ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode),
-    ("bench", "benchmark every stage: rVAE training, quality and latency vs AtomAI, U-Net inference, refinement, GUI", _add_bench, _run_bench),
-    ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png", _analysis2.add_chemistry_map, _analysis2.run_chemistry_map),
-    ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder", _analysis2.add_beta_search, _analysis2.run_beta_search),
+     _run_train_segmenter, Output("folder", holds="model", inputs=("image", "labels", "fine_tune"))),
+    ("train", "train a VAE / rVAE / skip-rVAE / shift-VAE on windows or on a movie's sites", _vae.add_train, _vae.run_train,
+     Output("folder", holds="model", inputs=("input", "sites"), resume="resume")),
+    ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode,
+     _vae.run_encode, Output("file", TABLE, inputs=("model", "input", "sites"))),
+    ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode,
+     Output("file", (".png", ".npy"), inputs=("model",))),
+    ("bench", "benchmark every stage: rVAE training, quality and latency vs AtomAI, U-Net inference, refinement, GUI", _add_bench,
+     _run_bench, Output("file", (".json",))),
+    ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png",
+     _analysis2.add_chemistry_map, _analysis2.run_chemistry_map, Output("file", (".npz", ".png"), inputs=("model",))),
+    ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder",
+     _analysis2.add_beta_search, _analysis2.run_beta_search, Output("folder", holds="results", inputs=("image",))),
     ("analyze", "the whole pipeline headless: sites -> windows -> rVAE -> latents -> clusters, dynamics; a project folder",
-     _add_analyze, _run_analyze),
-    ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display", _add_demo, _run_demo),
+     _add_analyze, _run_analyze, Output("folder", holds="project", inputs=("movie", "sites", "bias"))),
+    ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display", _add_demo,
+     _run_demo, Output("folder", holds="project", option="out")),
 ]
 
 
@@ -396,10 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"napari-rvae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_text, add, run in COMMANDS:
+    for name, help_text, add, run, output in COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
-        p.set_defaults(_run=run)
+        if output is not None:
+            add_overwrite_option(p)
+        p.set_defaults(_run=run, _output=output)
     return parser
 
 
@@ -410,10 +548,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
+        if args._output is not None:
+            check_output(args, args._output)  # before any work: a bad -o costs nothing
         return int(args._run(args) or 0)
     except ValueError as err:
-        print(f"napari-rvae {args.command}: error: {err}", file=sys.stderr)
+        print(f"napari-rvae {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"napari-rvae {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 1
+    except MemoryError as err:
+        print(f"napari-rvae {args.command}: error: out of memory ({' '.join(str(err).split()) or 'no detail'}); "
+              "use a smaller input or fewer frames", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"napari-rvae {args.command}: interrupted", file=sys.stderr)
         return 130
