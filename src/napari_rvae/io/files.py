@@ -104,7 +104,6 @@ def save_model_files(folder: str | os.PathLike, tensors: Mapping[str, Any], conf
     more file names (``"training.safetensors"``) to tensors saved the same way.
     """
     import torch
-    from safetensors.torch import save_file
 
     from .. import __version__
     from .folders import replaced_folder
@@ -117,11 +116,28 @@ def save_model_files(folder: str | os.PathLike, tensors: Mapping[str, Any], conf
     weights = clean(tensors)
     others = {name: clean(items) for name, items in (extra or {}).items()}
     with replaced_folder(folder) as stage:
-        atomic_write(stage / WEIGHTS_NAME, lambda p: save_file(weights, str(p)))
+        atomic_write(stage / WEIGHTS_NAME, lambda p: _save_tensors(weights, p))
         for name, items in others.items():
-            atomic_write(stage / name, lambda p, t=items: save_file(t, str(p)))
+            atomic_write(stage / name, lambda p, t=items: _save_tensors(t, p))
         write_json(stage / CONFIG_NAME, cfg)
     return Path(folder)
+
+
+def _save_tensors(tensors: dict, path: Path) -> None:
+    """safetensors' ``save_file``, its I/O errors (a full disk) raised as the ``OSError`` they are."""
+    import re
+
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path))
+    except SafetensorError as err:
+        code = re.search(r"os error (\d+)", str(err))
+        if code:
+            number = int(code.group(1))
+            raise OSError(number, os.strerror(number), str(path)) from None
+        raise OSError(f"{path}: could not write the weights ({' '.join(str(err).split())})") from None
 
 
 def load_tensor_file(path: str | os.PathLike) -> dict:

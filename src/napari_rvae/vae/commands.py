@@ -176,7 +176,7 @@ def check_train_options(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None and value < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
-    positive = {"lr": 10.0, "noise_sigma": 1e6, "rotation_prior": 100.0, "translation_prior": 100.0}
+    positive = {"lr": 1e30, "noise_sigma": 1e6, "rotation_prior": 100.0, "translation_prior": 100.0}
     for name, high in positive.items():
         if getattr(args, name, None) is not None:
             bounded(getattr(args, name), f"--{name.replace('_', '-')}", 0.0, high, low_open=True)

@@ -44,6 +44,10 @@ class TrainState:
         self.stop_requested = True
 
 
+#: an epoch whose training loss is this many times the best one so far has diverged (losses are ≥ 0)
+EXPLOSION = 1e4
+
+
 class TrainingDiverged(ValueError):
     """The loss (or the weights) stopped being finite. The trainer's model and optimizer were
     put back to the end of the last epoch that finished with finite values (``epoch``)."""
@@ -106,8 +110,9 @@ class Trainer:
         What :meth:`checkpoint` returned when the model was saved: restores Adam's moments
         and the random generator, so a resumed run continues exactly where it stopped.
 
-    A loss or weight that stops being finite ends :meth:`run` with :class:`TrainingDiverged`
-    after the model and the optimizer are put back to the last finite epoch.
+    A loss or weight that stops being finite, or an epoch whose loss is :data:`EXPLOSION`
+    times the best epoch's, ends :meth:`run` with :class:`TrainingDiverged` after the
+    model and the optimizer are put back to the last good epoch.
     """
 
     def __init__(self, model: InvariantVAE, windows, *, classes=None, test_fraction: float = 0.15,
@@ -260,6 +265,10 @@ class Trainer:
                                      state.epoch + 1)
             if not self._weights_finite():
                 raise self._diverged("the weights became NaN or infinite", state.epoch + 1)
+            best = min((h["train_loss"] for h in state.history if math.isfinite(h.get("train_loss", math.nan))),
+                       default=None)
+            if best is not None and stats["train_loss"] > EXPLOSION * max(best, 1e-3):
+                raise self._diverged(f"the loss exploded from {best:.4g} to {stats['train_loss']:.4g}", state.epoch + 1)
             if not stats["stopped"]:
                 state.epoch += 1
             stats["epoch"] = state.epoch
