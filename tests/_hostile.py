@@ -92,7 +92,7 @@ def valid_files(folder: Path) -> dict[str, Path]:
     files["npz-deflate"] = folder / "packed.npz"
     tifffile.imwrite(folder / "stack.tif", MOVIE, imagej=True, metadata={"axes": "TYX"})
     files["tif"] = folder / "stack.tif"
-    tifffile.imwrite(folder / "packed.tiff", MOVIE, compression="zlib")
+    tifffile.imwrite(folder / "packed.tiff", MOVIE, compression="zlib", photometric="minisblack")
     files["tif-zlib"] = folder / "packed.tiff"
     rgb = (np.random.default_rng(1).random((24, 32, 3)) * 255).astype(np.uint8)
     tifffile.imwrite(folder / "rgb.tif", rgb, photometric="rgb")
