@@ -341,7 +341,8 @@ class TrainVAE(QWidget):
 
         if self.model is None:
             raise ValueError("no model to save: train or load one first")
-        path = save_model(self.model, folder)
+        trainer = self.trainer if self.trainer is not None and self.trainer.model is self.model else None
+        path = save_model(self.model, folder, history=trainer.state.history if trainer else None, trainer=trainer)
         self.status.setText(f"model saved in {path}")
         return str(path)
 
