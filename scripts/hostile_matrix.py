@@ -3,7 +3,8 @@
     PYTHONPATH=src python scripts/hostile_matrix.py --per-format 60 --out /tmp/hostile
 
 Writes one small valid file per format (``tests/_hostile.py``; real instrument files from
-``../shared/real`` too when present), makes ``--per-format`` mutations of each, reads every
+``../shared/real`` too when present), makes ``--per-format`` mutations of each, adds the
+hand-made files that declare gigabytes (``inflated:…``, each must be refused), reads every
 one in a child process whose address space is capped at 500 MB above its start
 (``tests/_memcap.py``), and prints per format how many were read (ok), refused with one
 line (clean), refused badly (dirty: another exception or a multi-line message), ran out of
@@ -40,6 +41,8 @@ def run(per_format: int, out: Path, cap_mb: float = 500, seconds: int = 20, seed
             target = folder / f"m{i:04d}-{label}{path.suffix}"
             target.write_bytes(data)
             cases[name].append(target)
+    for name, path in _hostile.inflated_files(out / "inflated").items():
+        cases[f"inflated:{name}"] = [path]
     env_path = str(HERE.parent / "src")
     rows = []
     for name, paths in cases.items():
@@ -76,9 +79,9 @@ def summarise(rows: list[dict]) -> str:
         if row.get("peak_mb") == row.get("peak_mb"):
             peak[row["format"]] = max(peak[row["format"]], row["peak_mb"])
     kinds = ("ok", "clean", "dirty", "memory", "slow", "crash")
-    lines = [f"{'format':12s} " + " ".join(f"{k:>6s}" for k in kinds) + "  peak MB"]
+    lines = [f"{'format':34s} " + " ".join(f"{k:>6s}" for k in kinds) + "  peak MB"]
     for fmt, counts in table.items():
-        lines.append(f"{fmt:12s} " + " ".join(f"{counts[k]:6d}" for k in kinds) + f"  {peak[fmt]:7.1f}")
+        lines.append(f"{fmt:34s} " + " ".join(f"{counts[k]:6d}" for k in kinds) + f"  {peak[fmt]:7.1f}")
     return "\n".join(lines)
 
 
@@ -92,7 +95,8 @@ def main() -> int:
     args = parser.parse_args()
     result = run(args.per_format, args.out, args.cap_mb, args.seconds)
     print(summarise(result["rows"]))
-    bad = [r for r in result["rows"] if r["outcome"] in ("dirty", "memory", "slow", "crash")]
+    bad = [r for r in result["rows"] if r["outcome"] in ("dirty", "memory", "slow", "crash")
+           or (r["format"].startswith("inflated:") and r["outcome"] != "clean")]
     for row in bad[:40]:
         print(f"  {row['outcome']:6s} {row['format']:10s} {Path(row['file']).name}: {row['message'][:160]}")
     if args.json:

@@ -297,7 +297,8 @@ def usable_display(timeout: float = 30.0) -> tuple[bool, str]:
     if done.returncode == 0:
         return True, ""
     lines = [line.strip() for line in (done.stderr or "").splitlines() if line.strip()]
-    why = lines[-1] if lines else ("no OpenGL context" if done.returncode == 3 else f"exit status {done.returncode}")
+    telling = [line for line in lines if "display" in line.lower() or "connect" in line.lower()]
+    why = (telling or lines or ["no OpenGL context" if done.returncode == 3 else f"exit status {done.returncode}"])[0]
     return False, f"{os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY') or 'the display'} is set but "\
                   f"unusable ({why[:160]})"
 

@@ -179,7 +179,7 @@ def _check_folder(path: Path, spec: Output, flag: str, inputs: list[Path], overw
                          "folder is rewritten) or give a new folder")
     what = f"a {holder} folder" if holder else "a folder with other files"
     raise ValueError(f"{flag} {path}: is {what} ({', '.join(sorted(entries)[:3])}{', …' if len(entries) > 3 else ''}); "
-                     f"the {spec.what} replaces its folder as a whole, so give a new or empty folder")
+                     f"a {spec.what} is written as a whole, replacing what is there, so give a new or empty folder")
 
 
 def _check_writable(parent: Path, flag: str, path: Path) -> None:

@@ -176,6 +176,12 @@ def check_train_options(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None and value < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+    from .config import MAX_LATENT, MAX_WINDOW
+
+    for name, high in (("window", MAX_WINDOW), ("latent", MAX_LATENT), ("bond_symmetry", 12)):
+        value = getattr(args, name, None)
+        if value is not None and value > high:
+            raise ValueError(f"--{name.replace('_', '-')} must be at most {high}, got {value}")
     positive = {"lr": 1e30, "noise_sigma": 1e6, "rotation_prior": 100.0, "translation_prior": 100.0}
     for name, high in positive.items():
         if getattr(args, name, None) is not None:
