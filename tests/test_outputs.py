@@ -197,3 +197,22 @@ def test_folder_modes_follow_the_umask(tmp_path, monkeypatch):
             modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
             assert modes == dict.fromkeys(("model.json", "model.safetensors", "training.safetensors"), file_mode)
             assert folder.stat().st_mode & 0o777 == dir_mode
+
+
+def test_saving_never_replaces_a_folder_of_other_files(tmp_path):
+    """What a dock's Save dialog may pick: an existing folder of the user's files is refused, not replaced."""
+    from napari_rvae.analysis.export import save_project
+
+    docs = tmp_path / "Documents"
+    docs.mkdir()
+    (docs / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match="holds other files"):
+        save_model_files(docs, {"w": torch.zeros(3)}, {"kind": "vae"})
+    with pytest.raises(ValueError, match="holds other files"):
+        save_project(docs, record={"a": 1})
+    assert sorted(p.name for p in docs.iterdir()) == ["thesis.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Documents"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save_model_files(empty, {"w": torch.zeros(3)}, {"kind": "vae"})  # an empty folder is fine
+    assert (empty / "model.json").exists()

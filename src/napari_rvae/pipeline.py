@@ -204,7 +204,7 @@ def write_outputs(
     from .io.folders import replaced_folder
 
     final = Path(folder)
-    with replaced_folder(final) as stage:
+    with replaced_folder(final, markers=("project.json",)) as stage:
         written = _write_project(result, stage, final, movie=movie, movie_path=movie_path, bias=bias,
                                  n_clusters=n_clusters, extra=extra)
     moved = {}

@@ -153,7 +153,7 @@ def run_beta_search(args: argparse.Namespace) -> int:
     if data.ndim != 2:
         raise ValueError(f"{args.image.name}: expected an image or a (T, Y, X) movie, got shape {data.shape}")
     train = {"threads": args.threads} if args.threads else {}
-    with replaced_folder(args.output) as stage:  # a re-run replaces the whole folder; a failure keeps the old one
+    with replaced_folder(args.output, markers=("beta_search.json",)) as stage:  # a re-run replaces the whole folder; a failure keeps the old one
         search = BetaSearch(data, args.starts, args.ends, window=args.window, n_windows=args.windows, epochs=args.epochs,
                             warmup_epochs=args.warmup_epochs, step=args.step, latent=args.latent, combine=args.combine,
                             out_dir=stage, train_options=train, seed=args.seed)

@@ -216,7 +216,7 @@ def save_project(
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder: {folder} exists and is not a folder")
     _check_layers(layers)
-    with replaced_folder(folder) as stage:
+    with replaced_folder(folder, markers=(PROJECT_FILE,)) as stage:
         write_project_files(stage, final=folder, sites=sites, movie_path=movie_path, movie_info=movie_info,
                             windows=windows, window_index=window_index, results=results, layers=layers,
                             models=models, figures=figures, record=record)

@@ -101,7 +101,8 @@ def save_model_files(folder: str | os.PathLike, tensors: Mapping[str, Any], conf
     Everything is written into a staging folder beside ``folder`` and swapped in at the
     end (:func:`~.folders.replaced_folder`): a crash or a full disk leaves the previous
     model or the new one, never new weights beside an old ``model.json``. ``extra`` maps
-    more file names (``"training.safetensors"``) to tensors saved the same way.
+    more file names (``"training.safetensors"``) to tensors saved the same way. An existing
+    folder that holds other files (not a model) is refused, not replaced.
     """
     import torch
 
@@ -115,7 +116,7 @@ def save_model_files(folder: str | os.PathLike, tensors: Mapping[str, Any], conf
     cfg.setdefault("package_version", __version__)
     weights = clean(tensors)
     others = {name: clean(items) for name, items in (extra or {}).items()}
-    with replaced_folder(folder) as stage:
+    with replaced_folder(folder, markers=(WEIGHTS_NAME, CONFIG_NAME)) as stage:
         atomic_write(stage / WEIGHTS_NAME, lambda p: _save_tensors(weights, p))
         for name, items in others.items():
             atomic_write(stage / name, lambda p, t=items: _save_tensors(t, p))

@@ -101,16 +101,25 @@ def recover_folder(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def replaced_folder(path: str | os.PathLike) -> Iterator[Path]:
+def replaced_folder(path: str | os.PathLike, markers: tuple[str, ...] = ()) -> Iterator[Path]:
     """Write a folder as a whole: ``with replaced_folder(p) as stage: …write into stage…``.
 
     When the block ends without an exception the staging folder replaces ``path`` (created
     if absent); on an exception the staging folder is deleted and ``path`` is untouched.
     Folder and files get the user's usual permissions (umask respected).
+
+    ``markers`` names the files that make an existing folder one of ours (``model.json``,
+    ``project.json``): a non-empty folder without any of them is someone else's and is
+    refused (``ValueError``) rather than replaced.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path}: exists and is not a folder")
+    if markers and path.is_dir():
+        entries = sorted(e for e in os.listdir(path) if not e.startswith("."))
+        if entries and not any((path / m).exists() for m in markers):
+            raise ValueError(f"{path}: holds other files ({', '.join(entries[:3])}{', …' if len(entries) > 3 else ''}); "
+                             "this folder would be replaced as a whole, so choose a new or empty folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(path)
     stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_NEW}-{os.getpid()}-", dir=path.parent))

@@ -14,16 +14,26 @@ def read_array(path: Path, what: str) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{what} file {path} not found")
+    from ..io import limits
+
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        limits.check_npy(path)
         try:
             return np.load(path, allow_pickle=False)
-        except ValueError as err:
+        except (ValueError, EOFError, OSError) as err:
             raise ValueError(f"{what} file {path}: not a plain numeric .npy array ({err})") from None
     if suffix in (".tif", ".tiff"):
         import tifffile
 
-        return tifffile.imread(path)
+        try:
+            with tifffile.TiffFile(path) as tif:
+                if not tif.series:
+                    raise ValueError(f"{what} file {path}: the TIFF holds no image")
+                limits.check_tiff(tif, path)
+                return tif.series[0].asarray()
+        except (OSError, tifffile.TiffFileError) as err:
+            raise ValueError(f"{what} file {path}: not a readable TIFF ({err})") from None
     from ..io.movie import read_movie
 
     return np.asarray(read_movie(path)[0].data)
