@@ -432,10 +432,13 @@ def _run_analyze(args: argparse.Namespace) -> int:
     if bias is not None and len(bias) != data.shape[0]:
         raise ValueError(f"bias: {len(bias)} values for {data.shape[0]} frames")
     movie_path = args.movie.resolve()
-    written = write_or_rescue(
-        lambda target: write_outputs(result, target, movie=data, movie_path=movie_path, bias=bias,
-                                     n_clusters=args.clusters, extra={"command": "analyze", "movie": str(args.movie)}),
-        args.output, "the project")
+    try:
+        written = write_or_rescue(
+            lambda target: write_outputs(result, target, movie=data, movie_path=movie_path, bias=bias,
+                                         n_clusters=args.clusters, extra={"command": "analyze", "movie": str(args.movie)}),
+            args.output, "the project")
+    except ValueError as err:  # the analysis after training failed: keep the sites with latents and the model
+        raise ValueError(f"{err}; {_keep_partial(args.output, result.sites, result.model)}") from None
     figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
     print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
     print(f"  sites.csv, model/, results.npz, run.json, project.json; figures/: {len(figures)} PNG")
@@ -472,7 +475,7 @@ def _keep_partial(output: Path, sites, model) -> str:
             save_model(model, place / "model")
         except OSError:
             continue
-        return f"the detected sites and that model were kept in {place}"
+        return f"the sites and the model were kept in {place}"
     return "what was computed could not be kept anywhere"
 
 
