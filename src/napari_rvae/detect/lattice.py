@@ -245,14 +245,18 @@ def _centred(offsets: np.ndarray, heights: np.ndarray, radius: float, angles: np
     return found >= max(2, len(wanted) - 1)
 
 
-def _dominant_ring(offsets: np.ndarray, heights: np.ndarray) -> tuple[float, np.ndarray, float]:
+def _dominant_ring(offsets: np.ndarray, heights: np.ndarray, near: float | None = None) -> tuple[float, np.ndarray, float]:
     """Radius (pixels), peak offsets ``(n, 2)`` and mean height of the innermost strong ring of peaks.
 
     A crystal's autocorrelation repeats its peaks out to large lags (long-range
     order), so the ring is the innermost one whose peaks reach 60 % of the
-    strongest peak anywhere, not the strongest itself.
+    strongest peak anywhere, not the strongest itself. With ``near``, only
+    peaks within 10 % of that radius are considered (refining a known ring).
     """
     r = np.hypot(offsets[:, 0], offsets[:, 1])
+    if near is not None and np.any(np.abs(r - near) <= 0.1 * near):
+        keep = np.abs(r - near) <= 0.1 * near
+        offsets, heights, r = offsets[keep], heights[keep], r[keep]
     strong = np.flatnonzero(heights >= 0.6 * heights.max())
     k = strong[np.argmin(r[strong])]
     ring = (np.abs(r - r[k]) <= 0.08 * r[k]) & (heights >= 0.5 * heights[k])
@@ -297,24 +301,54 @@ def _regular(angles: np.ndarray, n: int, tol: float = 0.12) -> bool:
     return bool(np.all(np.abs(gaps - np.pi / n) <= tol))
 
 
-def _spacing_and_kind(offsets: np.ndarray, heights: np.ndarray) -> tuple[float, str]:
+def _neighbours_at(image: np.ndarray, radius: float, distance: float, at_least: int) -> bool:
+    """Whether most of the image's atoms have ``at_least`` neighbours at ``distance`` (± 20 %).
+
+    Atoms here are the strong maxima of the image smoothed by 0.08 × ``radius``, at
+    least 0.4 × ``radius`` apart; blurred, noisy atoms merge into ridges, so only
+    some are found, hence "at least", not "all".
+    """
+    from scipy.spatial import cKDTree
+    from skimage.feature import peak_local_max
+
+    smooth = ndimage.gaussian_filter(image, max(0.5, 0.08 * radius))
+    peaks = peak_local_max(smooth, min_distance=max(1, int(0.4 * radius)), exclude_border=True)
+    if len(peaks) >= 8:
+        height = smooth[tuple(peaks.T)] - np.percentile(smooth, 10)
+        peaks = peaks[height > 0.5 * np.median(height)]
+    if len(peaks) < 8:
+        return False
+    tree = cKDTree(peaks)
+    count = tree.query_ball_point(peaks, 1.2 * distance, return_length=True) - \
+        tree.query_ball_point(peaks, 0.8 * distance, return_length=True)
+    return bool(np.mean(count >= at_least) >= 0.5)
+
+
+def _spacing_and_kind(offsets: np.ndarray, heights: np.ndarray, image: np.ndarray, near: float) -> tuple[float, str]:
     """Nearest-neighbour spacing and lattice kind from the ring map's peaks.
 
     The strongest ring of peaks (radius R) is the most reliable measurement; the
     nearest neighbours lie on it (triangular, square lattices) or inside it: at
     R/√3, between each pair of directions, for a honeycomb; at R/√2 for a centred
-    square lattice. Those are tested directly; for any other lattice the innermost
-    peak at least a quarter as strong as the strongest gives the spacing.
+    square lattice. Those are tested in the autocorrelation first; where its inner
+    peaks merge with the origin's and the ring's (blurred atoms, a probe σ of a
+    third of the spacing), in real space: the atoms of a honeycomb have three
+    neighbours at R/√3, those of a centred square lattice four at R/√2, those of
+    a triangular or plain square lattice none. For any other lattice the innermost
+    autocorrelation peak at least a quarter as strong as the strongest gives the
+    spacing. ``image`` is the flattened frame with atoms bright; ``near`` the ring's radius.
     """
-    radius, ring, level = _dominant_ring(offsets, heights)
+    radius, ring, level = _dominant_ring(offsets, heights, near=near)
     angles = np.arctan2(ring[:, 0], ring[:, 1]) % np.pi
     strongest = float(heights.max())
     hexagonal, square = _regular(angles, 3), _regular(angles, 2)
     if hexagonal:
-        honeycomb = _centred(offsets, heights, radius, angles, np.pi / 6, level)
+        honeycomb = _centred(offsets, heights, radius, angles, np.pi / 6, level) or \
+            _neighbours_at(image, radius, radius / np.sqrt(3), 1)
         return (radius / np.sqrt(3), "honeycomb") if honeycomb else (radius, "hexagonal")
     if square:
-        centred = _centred(offsets, heights, radius, angles, np.pi / 4, level)
+        centred = _centred(offsets, heights, radius, angles, np.pi / 4, level) or \
+            _neighbours_at(image, radius, radius / np.sqrt(2), 2)
         return (radius / np.sqrt(2), "square") if centred else (radius, "square")
     r = np.hypot(offsets[:, 0], offsets[:, 1])
     inner = (heights >= 0.25 * strongest) & (r < 0.92 * radius)
@@ -356,28 +390,51 @@ def frame_lattice(frame: np.ndarray, *, max_spacing: float | None = None) -> Lat
         return Lattice(note=why)
     if min(frame.shape) < 16:
         return Lattice(note=f"the frame ({frame.shape[0]}×{frame.shape[1]} px) is too small to hold a lattice")
-    limit = min(80.0, min(frame.shape) / 4.0) if max_spacing is None else float(max_spacing)
+    largest = min(80.0, min(frame.shape) / 4.0) if max_spacing is None else float(max_spacing)
+    # the usual spacings first (up to 40 px: contamination and thickness vary on larger scales and
+    # would dominate a wider search), then the rest
+    result = Lattice()
+    for limit in sorted({min(40.0, largest), largest}):
+        result = _lattice_up_to(frame, limit)
+        if result.found:
+            break
+    return result
+
+
+def _lattice_up_to(frame: np.ndarray, limit: float) -> Lattice:
+    """:func:`frame_lattice` for spacings up to ``limit`` pixels."""
     # first pass: the innermost strong ring, for any spacing up to the limit
     first = _rings(frame, limit, 1.15 * limit * np.sqrt(3))
     if isinstance(first, str):
         return Lattice(note=first)
     radius = _dominant_ring(first[0], first[1])[0]
-    # second pass: contrast evened out on the lattice's own scale, lags out to three rings
-    second = _rings(frame, 2.5 * radius, 3.3 * radius)
+    # second pass: lags out to three rings, the ring refined
+    second = _rings(frame, min(2.5 * radius, limit), 3.3 * radius)
     offsets, heights, prominence, flat, ring_map_ = first if isinstance(second, str) else second
-    radius, ring, level = _dominant_ring(offsets, heights)
-    if not _periodic(ring_map_, ring, level) or not _same_in_quadrants(frame, radius, ring):
+    radius, ring, level = _dominant_ring(offsets, heights, near=radius)
+    if not _periodic(ring_map_, ring, level) or not _same_in_quadrants(frame, radius, ring, limit):
         return Lattice(prominence=prominence, note="no periodic atom contrast (the autocorrelation's peaks do not "
                        "repeat across the frame)")
-    spacing, kind = _spacing_and_kind(offsets, heights)
+    contrast = _contrast(flat, radius)
+    spacing, kind = _spacing_and_kind(offsets, heights, flat, radius)
+    if kind == "honeycomb":
+        # blurred bright atoms of a honeycomb form a network around sharp dark hollows, skewed like
+        # dark atoms: which extrema have three neighbours each settles it (the one case where
+        # geometry overrules the skewness; dark atoms on a close-packed lattice look the same)
+        if _neighbours_at(flat, radius, spacing, 1):
+            contrast = "bright"
+        elif _neighbours_at(-flat, radius, spacing, 1):
+            contrast = "dark"
+    elif contrast == "dark":
+        spacing, kind = _spacing_and_kind(offsets, heights, -flat, radius)
     if spacing > 1.15 * limit:
         return Lattice(prominence=prominence, note=f"no atom spacing below {limit:.0f} px (the frame is too small "
                        "for more periods, or the contrast is not atomic)")
-    return Lattice(spacing=spacing, kind=kind, contrast=_contrast(flat, spacing), prominence=prominence,
-                   found=True, frames=[spacing])
+    return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=prominence, found=True,
+                   frames=[spacing])
 
 
-def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray) -> bool:
+def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray, limit: float) -> bool:
     """Whether the frame's quadrants show the same strongest ring (radius within 8 %; and, for a
     ring of one direction, that direction within 10°): a lattice is the same everywhere, the
     chance peaks of correlated noise are not. Quadrants without a ring (a hole, vacuum) abstain;
@@ -390,7 +447,7 @@ def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray) -> bo
     agree = voted = 0
     for qy in (0, half[0]):
         for qx in (0, half[1]):
-            found = _rings(frame[qy : qy + half[0], qx : qx + half[1]], 2.5 * radius, 1.3 * radius)
+            found = _rings(frame[qy : qy + half[0], qx : qx + half[1]], min(2.5 * radius, limit), 1.3 * radius)
             if isinstance(found, str):
                 continue
             voted += 1
