@@ -365,7 +365,7 @@ def load_project(folder: str | os.PathLike) -> Project:
             project.layers[name] = (arrays[name], kind)
     for name, rel in (index.get("models") or {}).items():
         project.models[name] = folder / rel
-    project.figures = [folder / rel for rel in index.get("figures", [])]
+    project.figures = [folder / rel for rel in index.get("figures") or []]
     if index.get("record"):
         project.record = read_json(folder / index["record"])
     return project
