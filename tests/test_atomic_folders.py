@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from napari_rvae.io import folders
 from napari_rvae.io.files import load_model_files, save_model_files
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")

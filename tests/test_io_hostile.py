@@ -136,7 +136,7 @@ def test_a_float_image_with_four_values_per_pixel_is_four_channels(tmp_path):
 # ------------------------------------------------------------------ projects
 @pytest.fixture
 def project(tmp_path):
-    from napari_rvae.analysis.export import save_project
+    from napari_rvae.analysis.project import save_project
 
     fig = tmp_path / "f.png"
     fig.write_bytes(b"\x89PNG")
@@ -160,7 +160,7 @@ BAD_INDEX = [
 
 @pytest.mark.parametrize("key,value", BAD_INDEX)
 def test_malformed_project_files_are_one_line_errors(project, key, value):
-    from napari_rvae.analysis.export import load_project
+    from napari_rvae.analysis.project import load_project
 
     index = json.loads((project / "project.json").read_text())
     index[key] = value
@@ -182,7 +182,8 @@ def test_absurd_project_json_is_refused(project, text):
 
 
 def test_project_layers_of_the_wrong_shape_are_refused(project):
-    from napari_rvae.analysis.export import load_project, save_npz
+    from napari_rvae.analysis.export import save_npz
+    from napari_rvae.analysis.project import load_project
 
     save_npz(project / "layers.npz", {"mask": np.zeros((3,), np.float32)})
     with pytest.raises(ValueError, match="dimensions"):

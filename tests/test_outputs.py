@@ -167,7 +167,7 @@ def test_os_errors_are_one_line_and_results_are_kept(work, capsys, monkeypatch):
 
 def test_project_rerun_replaces_the_folder_consistently(work, capsys, monkeypatch):
     """A re-run with --overwrite leaves no figure of the previous run; without it the project stays."""
-    from napari_rvae.analysis.export import load_project, save_project
+    from napari_rvae.analysis.project import load_project, save_project
 
     project = work / "project"
     fig = work / "a.png"
@@ -201,7 +201,7 @@ def test_folder_modes_follow_the_umask(tmp_path, monkeypatch):
 
 def test_saving_never_replaces_a_folder_of_other_files(tmp_path):
     """What a dock's Save dialog may pick: an existing folder of the user's files is refused, not replaced."""
-    from napari_rvae.analysis.export import save_project
+    from napari_rvae.analysis.project import save_project
 
     docs = tmp_path / "Documents"
     docs.mkdir()

@@ -15,7 +15,6 @@ from safetensors.torch import load_file
 
 from napari_rvae.cli import main
 from napari_rvae.vae import BetaSchedule, Trainer, TrainingDiverged, VAEConfig, build_model, load_model, save_model
-from napari_rvae.vae import trainer as trainer_module
 
 FAST = ["--threads", "1", "--encoder-widths", "32", "--decoder-widths", "16,16"]
 

@@ -219,7 +219,7 @@ def write_outputs(
 def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, movie_path, bias, n_clusters,
                    extra) -> dict:
     from .analysis import analyse_latents, wrap_angle
-    from .analysis.export import write_project_files
+    from .analysis.project import write_project_files
     from .analysis.plots import plot_image, plot_scatter
     from .vae import manifold, save_model
 
