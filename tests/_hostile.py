@@ -57,6 +57,28 @@ def write_mrc(path: Path, data: np.ndarray) -> Path:
     return path
 
 
+def write_ser(path: Path, data: np.ndarray) -> Path:
+    """A FEI TIA ``.ser`` series (version 0x0210) of float32 images, 0.1 nm pixels; TIA stores
+    each image bottom row first."""
+    data = np.asarray(data, dtype="<f4")
+    frames, height, width = data.shape
+    description, units = b"Number", b""
+    dimension = (struct.pack("<IddiI", frames, 0.0, 1.0, 0, len(description)) + description
+                 + struct.pack("<I", len(units)) + units)
+    offsets_at = 30 + len(dimension)
+    record_head = 40 + 2 + 8  # two calibrations, data type, array size x and y
+    record = record_head + 4 * width * height + 8  # + the time tag
+    first = offsets_at + 8 * frames
+    data_offsets = [first + i * record for i in range(frames)]
+    tag_offsets = [o + record_head + 4 * width * height for o in data_offsets]
+    header = struct.pack("<HHHIIIIII", 0x4949, 0x0197, 0x0210, 0x4122, 0x4152, frames, frames, offsets_at, 1)
+    body = b"".join(struct.pack("<ddIddIHII", 0.0, 1e-10, 0, 0.0, 1e-10, 0, 7, width, height)
+                    + np.ascontiguousarray(frame[::-1]).tobytes() + struct.pack("<HHI", 0x4152, 0, 0) for frame in data)
+    path.write_bytes(header + dimension + struct.pack(f"<{frames}I", *data_offsets)
+                     + struct.pack(f"<{frames}I", *tag_offsets) + body)
+    return path
+
+
 def _rsciio_signal(data):
     return {
         "data": data,
@@ -124,6 +146,7 @@ def valid_files(folder: Path) -> dict[str, Path]:
         pass
     files["ibw"] = write_ibw(folder / "wave.ibw", MOVIE[0])
     files["mrc"] = write_mrc(folder / "stack.mrc", MOVIE)
+    files["ser"] = write_ser(folder / "series.ser", MOVIE)
     for name, rel in (("real-dm3", "stem/DMReader_Image_SI-Survey.dm3"), ("real-ibw", "pfm/IgorIBWReader_P0089OP0027.ibw"),
                       ("real-nsid", "pfm/PTO_Funakubo0001.h5"), ("real-tiff", "stem/re48.tiff")):
         if (REAL / rel).exists():
@@ -241,6 +264,10 @@ def inflated_files(folder: Path) -> dict[str, Path]:
     struct.pack_into("<l", note, 12, 2**31 - 1)  # noteSize
     (folder / "note.ibw").write_bytes(bytes(note))
     files["ibw-note-2GB"] = folder / "note.ibw"
+    ser = bytearray(write_ser(folder / "huge.ser", MOVIE).read_bytes())
+    struct.pack_into("<II", ser, 14, 2**31 - 1, 2**31 - 1)  # Total and ValidNumberElements: 2 G images
+    (folder / "huge.ser").write_bytes(bytes(ser))
+    files["ser-declares-2G-images"] = folder / "huge.ser"
     mrc = bytearray(write_mrc(folder / "huge.mrc", MOVIE).read_bytes())
     struct.pack_into("<3i", mrc, 0, 1024, 1024, 400)
     (folder / "huge.mrc").write_bytes(bytes(mrc))

@@ -57,12 +57,16 @@ def test_the_valid_files_read(valid):
     wave = read_movie(valid["ibw"])[0]  # the hand-written Igor wave round-trips, orientation included
     np.testing.assert_array_equal(wave.data[0], _hostile.MOVIE[0])
     np.testing.assert_array_equal(read_movie(valid["mrc"])[0].data, _hostile.MOVIE)
+    ser = read_movie(valid["ser"])[0]
+    np.testing.assert_array_equal(ser.data, _hostile.MOVIE)
+    assert ser.scale[1:] == pytest.approx((0.1, 0.1)) and ser.units[1] == "nm"
 
 
 @pytest.mark.parametrize("name", ["npy-declares-1.6GB", "npz-declares-1.6GB", "npz-deflated-400MB-zeros",
                                   "h5-unwritten-1.6GB", "h5-gzip-256MB-zeros", "nsid-unwritten-1.6GB",
                                   "hspy-unwritten-1.6GB", "tif-zlib-400MB-zeros", "tif-size-tags-lie",
-                                  "ibw-declares-1.6GB", "ibw-note-2GB", "mrc-declares-1.6GB"])
+                                  "ibw-declares-1.6GB", "ibw-note-2GB", "mrc-declares-1.6GB",
+                                  "ser-declares-2G-images"])
 def test_files_declaring_huge_images_are_refused_before_allocating(inflated, name):
     if name not in inflated:
         pytest.skip(f"{name}: its writer (rosettasciio) is not installed")
@@ -90,7 +94,7 @@ def test_memory_check_refuses_what_does_not_fit(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("fmt", ["npy", "npy-u16", "npz", "npz-deflate", "tif", "tif-zlib", "tif-rgb", "h5",
-                                 "h5-gzip", "nsid", "hspy", "emd", "ibw", "mrc", "real-dm3", "real-ibw",
+                                 "h5-gzip", "nsid", "hspy", "emd", "ibw", "mrc", "ser", "real-dm3", "real-ibw",
                                  "real-nsid", "real-tiff"])
 def test_mutated_files_of_every_format_keep_the_contract(valid, tmp_path, fmt):
     """Truncated anywhere, bytes flipped, header integers inflated: a movie or one clean line."""
@@ -190,9 +194,12 @@ def test_project_layers_of_the_wrong_shape_are_refused(project):
         load_project(project)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                       max_size=3), max_leaves=10)
+def _nested(inner):
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3))
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8), _nested,
+                           max_leaves=10)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

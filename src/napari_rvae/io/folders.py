@@ -80,10 +80,11 @@ def _is_complete_ready(state: str, tag: str, folder: Path) -> bool:
 def recover_folder(path: str | os.PathLike) -> Path:
     """Finish or undo an interrupted :func:`replaced_folder` of ``path``; return ``path``.
 
-    Leftovers of running processes (another save in progress) are left alone.
+    Leftovers of running processes — this one included (another thread's save in progress) —
+    are left alone.
     """
     path = Path(path)
-    leftovers = [item for item in _leftovers(path) if not _alive(item[1]) or item[1] == os.getpid()]
+    leftovers = [item for item in _leftovers(path) if not _alive(item[1])]  # another thread's save is alive too
     if not leftovers:
         return path
     ready = [item for item in leftovers if _is_complete_ready(item[0], item[2], item[3])]
@@ -94,8 +95,8 @@ def recover_folder(path: str | os.PathLike) -> Path:
         old = [item for item in leftovers if item[0] in (_OLD, _READY)]
         if old:
             os.rename(max(old, key=lambda item: os.stat(item[3]).st_mtime)[3], path)
-    for state, pid, tag, folder in _leftovers(path):  # whatever is left is garbage
-        if (not _alive(pid) or pid == os.getpid()) and folder.exists():
+    for state, pid, tag, folder in _leftovers(path):  # whatever is left of dead writers is garbage
+        if not _alive(pid) and folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
     return path
 

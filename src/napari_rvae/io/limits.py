@@ -302,6 +302,8 @@ def check_rsciio(path: str | os.PathLike, module: str) -> None:
         extended = struct.unpack_from("<i", head, 92)[0]
         check_declared(path, (nz, ny, nx), _MRC_MODES.get(mode, "f4"), stored=path.stat().st_size - 1024 - max(extended, 0))
         return
+    if module == "tia":
+        _check_ser(path, head)
     if module in ("digitalmicrograph", "tia"):
         import importlib
 
@@ -312,6 +314,39 @@ def check_rsciio(path: str | os.PathLike, module: str) -> None:
             return
         _check_all(path, [(np.shape(s["data"]), s["data"].dtype, None if module == "tia" else path.stat().st_size,
                            "") for s in signals if hasattr(s.get("data"), "dtype")])
+
+
+_SER_TYPES = {1: "u1", 2: "u2", 3: "u4", 4: "i1", 5: "i2", 6: "i4", 7: "f4", 8: "f8", 9: "c8", 10: "c16"}
+
+
+def _check_ser(path: Path, head: bytes) -> None:
+    """A TIA ``.ser`` header: the element count and the first element's size against the file
+    (rosettasciio allocates the whole series from them, even when asked to read lazily)."""
+    size = path.stat().st_size
+    try:
+        version, kind, valid, offsets_at = struct.unpack_from("<4xHI8xII", head)
+        if version > 528:
+            offsets_at = struct.unpack_from("<Q", head, 22)[0]
+            width = 8
+        else:
+            width = 4
+        if valid * 2 * width > size or offsets_at + valid * 2 * width > size:
+            raise UnreadableFile(f"{path.name}: the TIA header declares {valid} images but the file holds "
+                                 f"{human_bytes(size)}; it is truncated or corrupt")
+        with open(path, "rb") as f:
+            f.seek(offsets_at)
+            first = struct.unpack("<Q" if width == 8 else "<I", f.read(width))[0]
+            f.seek(first + (40 if kind == 0x4122 else 20))
+            record = f.read(10)
+        if kind == 0x4122:
+            code, nx, ny = struct.unpack_from("<HII", record)
+            shape = (valid, ny, nx)
+        else:
+            code, n = struct.unpack_from("<HI", record)
+            shape = (valid, n)
+    except struct.error:
+        raise UnreadableFile(f"{path.name}: the TIA header is truncated") from None
+    check_declared(path, shape, _SER_TYPES.get(code, "f8"), stored=size)
 
 
 # ------------------------------------------------------------ parameters
