@@ -46,7 +46,7 @@ def _contract(path: Path):
     assert movies
     for m in movies:
         assert m.data.ndim == 3 and min(m.data.shape) >= 1 and np.dtype(m.data.dtype) == np.float32
-        assert m.data.size * 4 <= max(limits.EXPANSION_FLOOR, limits.EXPANSION_RATIO * path.stat().st_size) * 4
+        assert m.data.size * 5 <= max(limits.EXPANSION_FLOOR, limits.EXPANSION_RATIO * path.stat().st_size)
     return movies
 
 

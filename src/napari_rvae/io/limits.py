@@ -9,9 +9,10 @@ declare gigabytes in a few hundred bytes. Every reader calls one ``check_*`` fun
 - the pixels are stored uncompressed but the file is too short to hold them (truncated);
 - the pixels, as the 32-bit movie napari-rvae makes of them, would not fit in the memory
   available now (``MemAvailable`` and the cgroup limit);
-- a compressed (or sparse) file would expand to more than :data:`EXPANSION_FLOOR` bytes and
-  more than :data:`EXPANSION_RATIO` × its size. Genuine files that compress that well are rare
-  in microscopy; ``NAPARI_RVAE_TRUST_FILES=1`` lifts this one rule.
+- a compressed (or sparse) file would take more than :data:`EXPANSION_FLOOR` bytes and more
+  than :data:`EXPANSION_RATIO` × its size to read (the pixels as stored plus their 32-bit copy,
+  what reading holds at its peak). Genuine files that compress that well are rare in
+  microscopy; ``NAPARI_RVAE_TRUST_FILES=1`` lifts this one rule.
 
 :func:`bounded` checks a numeric parameter (a smoothing σ, a grid size) against the range
 where it means something, with a message that names the option.
@@ -29,10 +30,11 @@ import numpy as np
 
 from .movie import LAZY_BYTES, UnreadableFile
 
-#: a file may always decode to this many bytes of float32 pixels (96 MiB: 24 M pixels)
-EXPANSION_FLOOR = 96 * 2**20
-#: beyond the floor, at most this many bytes of float32 pixels per byte of file
-EXPANSION_RATIO = 16
+#: any file may take this many bytes to read: stored pixels + their float32 copy (128 MiB:
+#: 26 M 8-bit or 16 M 32-bit pixels); keeps ``info`` on any file < 5 MB under 500 MB in all
+EXPANSION_FLOOR = 128 * 2**20
+#: beyond the floor, at most this many bytes to read per byte of file
+EXPANSION_RATIO = 24
 #: environment variable that lifts the expansion rule for trusted, highly compressed files
 TRUST_ENV = "NAPARI_RVAE_TRUST_FILES"
 #: header and metadata bytes an uncompressed file may lack before it counts as truncated
@@ -120,11 +122,11 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
     as_float = count * 4
     if stored is None and not _trusted():
         allowed = max(EXPANSION_FLOOR, EXPANSION_RATIO * file_size)
-        if as_float > allowed:
+        if raw + as_float > allowed:
             raise UnreadableFile(
-                f"{name}: declares {tuple(dims)} pixels ({human_bytes(as_float)} as 32-bit values) in a "
-                f"{human_bytes(file_size)} file, a {as_float / max(file_size, 1):.0f}× expansion; refused as a likely "
-                f"corrupt or hostile file (if it is genuine, set {TRUST_ENV}=1 to read it)")
+                f"{name}: declares {tuple(dims)} pixels ({human_bytes(raw + as_float)} to read) in a "
+                f"{human_bytes(file_size)} file, a {(raw + as_float) / max(file_size, 1):.0f}× expansion; refused as a "
+                f"likely corrupt or hostile file (if it is genuine, set {TRUST_ENV}=1 to read it)")
     if lazy is None:
         lazy = file_size > LAZY_BYTES
     if not lazy:
