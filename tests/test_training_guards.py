@@ -206,3 +206,25 @@ def test_analyze_keeps_sites_and_model_when_training_diverges(tmp_path, capsys, 
     assert len(kept) == 1 and str(kept[0]) in err
     assert len(pd.read_csv(kept[0] / "sites.csv")) > 10
     assert all(math.isfinite(float(v.abs().sum())) for v in load_model(kept[0] / "model").state_dict().values())
+
+
+def test_a_diverging_beta_search_point_is_skipped_not_fatal(monkeypatch, one_torch_thread):
+    from napari_rvae.analysis.beta_search import BetaSearch
+    from napari_rvae.synth import shift_lattice
+
+    original = Trainer._loss
+
+    def loss(self, *args, **kwargs):
+        total, r, k = original(self, *args, **kwargs)
+        if self.model.training and self.model.config.beta.start == 2.0:
+            total = total * float("nan")
+        return total, r, k
+
+    monkeypatch.setattr(Trainer, "_loss", loss)
+    img = shift_lattice(0, size=64, a=8.0)["data"][0]
+    search = BetaSearch(img, starts=(0.1, 2.0), ends=(1.0,), window=12, n_windows=120, epochs=1, step=4,
+                        warmup_epochs=0, train_options={"threads": 1}, model_options={"decoder_widths": (16, 16)})
+    results = list(search.run())
+    assert search.status == "finished" and len(results) == 2
+    assert "diverged" in results[1] and not math.isfinite(results[1]["score"])
+    assert math.isfinite(search.scores[0, 0]) and search.best["beta_start"] == 0.1

@@ -160,6 +160,10 @@ def run_beta_search(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             for r in search.run():
+                if r.get("diverged"):
+                    print(f"[{r['done']}/{r['total']}] beta {r['beta_start']:g} -> {r['beta_end']:g}: not scored "
+                          f"({r['diverged']})")
+                    continue
                 per = ", ".join(f"{s:.3f}" for s in r["latent_scores"])
                 print(f"[{r['done']}/{r['total']}] beta {r['beta_start']:g} -> {r['beta_end']:g}: score {r['score']:.3f} "
                       f"(latents {per}; {time.perf_counter() - start:.0f} s)")
