@@ -27,6 +27,7 @@ fractions come from the reliable area only.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +104,7 @@ def _wrapped(delta: np.ndarray, period: float | None) -> np.ndarray:
 
 # ------------------------------------------------------------------ levelling
 def level_lines(phase, *, method: str = "median-diff", order: int = 1, period: float | None = None,
-                keep_scale: float = 0.125) -> np.ndarray:
+                significance: float = 3.0) -> np.ndarray:
     """Remove scan-line offsets (lines are rows, the fast scan axis along x).
 
     Parameters
@@ -116,9 +117,10 @@ def level_lines(phase, *, method: str = "median-diff", order: int = 1, period: f
     period : float, optional
         Wrap period (360 for degrees): differences and offsets are taken on the circle and
         the result is re-wrapped into the input's range.
-    keep_scale : float
-        ``"median-diff"`` only: offsets varying more slowly than this fraction of the frame
-        height are kept (they are the image, and a long sum of small medians would wander).
+    significance : float
+        ``"median-diff"`` only: a line-to-line step is applied only when it exceeds this many
+        standard errors of its median (smaller steps are noise, and summing them over
+        hundreds of lines would make the offsets wander).
 
     Returns
     -------
@@ -134,10 +136,15 @@ def level_lines(phase, *, method: str = "median-diff", order: int = 1, period: f
     for t, frame in enumerate(data):
         if method == "median-diff":
             step = _wrapped(frame[1:] - frame[:-1], period)
-            medians = np.nanmedian(np.where(np.isfinite(step), step, np.nan), axis=1)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                medians = np.nanmedian(step, axis=1)
+                spread = 1.4826 * np.nanmedian(np.abs(step - medians[:, None]), axis=1)
+            count = np.isfinite(step).sum(axis=1)
+            error = 1.2533 * spread / np.sqrt(np.maximum(count, 1))
+            # a step no larger than its own uncertainty is noise: summing those would wander
+            medians = np.where(np.abs(medians) > significance * error, medians, 0.0)
             offsets = np.concatenate([[0.0], np.cumsum(np.nan_to_num(medians))])
-            sigma = max(keep_scale * frame.shape[0], 1.0)
-            offsets = offsets - ndimage.gaussian_filter1d(offsets, sigma, mode="nearest")
             levelled = frame - offsets[:, None]
         elif method == "median":
             levelled = frame - np.nanmedian(frame, axis=1, keepdims=True) + np.nanmedian(frame)
@@ -255,6 +262,19 @@ def noise_mask(phase, period: float, *, significance: float = NOISE_SIGNIFICANCE
         noisy = ~_drop_components(~noisy, min_area)
         out[t] = noisy | ~finite
     return out
+
+
+def circular_smooth(phase, period: float, sigma: float = 1.0) -> np.ndarray:
+    """Gaussian smoothing of a wrapped phase as unit vectors (NaN stays NaN), in the input's range."""
+    data = as_movie(phase, "phase")
+    finite = np.isfinite(data)
+    low = float(np.nanmin(data)) if finite.any() else 0.0
+    angle = np.where(finite, data, 0.0) * (2 * np.pi / period)
+    sig = (0, sigma, sigma)
+    c = ndimage.gaussian_filter(np.cos(angle) * finite, sig)
+    s = ndimage.gaussian_filter(np.sin(angle) * finite, sig)
+    out = np.mod(np.arctan2(s, c) * period / (2 * np.pi) - low, period) + low
+    return np.where(finite, out, np.nan).astype(np.float32)
 
 
 def frame_coherence(frame: np.ndarray, period: float, sigma: float = 2.0) -> float:

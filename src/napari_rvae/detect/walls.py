@@ -262,7 +262,7 @@ def analyse_walls(
     ``reliable_fraction``, ``masked_fraction``, ``noise_fraction``, ``stripe_fraction``,
     ``contrast`` and ``note``.
     """
-    from .phase_quality import assess_phase, domain_levels, min_domain_area_px, phase_period
+    from .phase_quality import assess_phase, circular_smooth, domain_levels, min_domain_area_px, phase_period
 
     data = as_movie(phase, "phase")
     use_quality = quality is True or (quality == "auto" and phase_period(data, unit) is not None)
@@ -278,6 +278,8 @@ def analyse_walls(
         low, high = domain_levels(np.where(q.reliable, q.phase, np.nan), q.period)
         threshold = (low + high) / 2 if high > low else "otsu"
     clean = np.where(q.reliable, q.phase, np.nan)
+    if q.period is not None and smooth > 0:  # average noisy phase as directions, not as numbers
+        clean, smooth = circular_smooth(clean, q.period, sigma=2 * smooth), 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         domains = domain_map(clean, threshold=threshold, smooth=smooth, tip_sigma=tip_sigma, min_size=min_px)

@@ -127,12 +127,7 @@ def add_physical_columns(sites: pd.DataFrame, pixel_nm: tuple[float, float] | No
     py, px = pixel_nm
     out = sites.copy()
     if "y" in out and "x" in out:
-        at = list(out.columns).index("x") + 1
-        for name, values in (("x_nm", out["x"] * px), ("y_nm", out["y"] * py)):
-            if name in out:
-                out[name] = values
-            else:
-                out.insert(at, name, values)
+        out["y_nm"], out["x_nm"] = out["y"] * py, out["x"] * px
     if "curvature" in out:
         out["curvature_per_nm"] = out["curvature"] / np.sqrt(py * px)
     out.attrs = dict(sites.attrs)
