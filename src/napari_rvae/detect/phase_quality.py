@@ -311,7 +311,8 @@ def stripe_mask(domains, usable=None, *, thickness: int = 3, min_length: int | N
       axis and at least ``min_length`` pixels (default 1/16 of the frame, ≥ 8) long along it.
     * **Bands**: consecutive whole lines (or columns) whose fraction of True pixels jumps by at
       least ``jump`` from one line to the next and back, are nearly uniform inside (≥ 85 % one
-      sign) and span at most ``max_band`` of the frame; a band may touch the frame's edge.
+      sign), differ by ``jump`` from the frame's normal content (its longest stretch between
+      jumps) and span at most ``max_band`` of the frame; a band may touch the frame's edge.
     Lines with less than half of their pixels ``usable`` (not noise) take no part in bands.
     """
     d = np.asarray(domains, dtype=bool)
@@ -356,14 +357,18 @@ def _bands(frame: np.ndarray, ok: np.ndarray, jump: float, max_band: float) -> n
     steps = np.flatnonzero(np.abs(np.diff(fraction)) >= jump) + 1  # a band edge lies before row k
     edges = [0] + list(steps) + [n]
     found = np.zeros_like(frame)
-    for a, b in zip(edges[:-1], edges[1:]):
-        if b - a > max_band * n or b - a < 1:
+    if len(edges) <= 2:
+        return found
+    segments = list(zip(edges[:-1], edges[1:]))
+    longest = max(segments, key=lambda ab: ab[1] - ab[0])
+    background = fraction[longest[0]:longest[1]].mean()  # the frame's normal content
+    for a, b in segments:
+        if b - a > max_band * n or (a, b) == longest:
             continue
         inside = fraction[a:b].mean()
         if 0.15 < inside < 0.85:
             continue
-        outside = np.concatenate([fraction[max(a - 8, 0):a], fraction[b:b + 8]])
-        if outside.size and abs(np.mean(outside) - inside) >= jump:
+        if abs(background - inside) >= jump:
             found[a:b] = True
     return found
 
