@@ -104,7 +104,6 @@ def test_switched_fraction_on_the_reliable_area_within_0_02(seed):
     result = analyse_walls(phase, unit="deg")
     measured = result.report["switched_fraction"].iloc[0]
     assert abs(measured - truth) <= 0.02, (measured, truth)
-    unmasked = result.domains[0].sum() / result.reliable[0].sum()
     with_band = (result.domains[0] | artefact).mean()
     assert with_band - truth > 0.1  # counted as a domain, the band would add > 0.1
     assert result.report["masked_fraction"].iloc[0] >= artefact.mean() - 0.01

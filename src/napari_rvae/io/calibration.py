@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -144,10 +144,3 @@ def _unit_for(value: float, unit: str | None) -> tuple[str, str]:
     if value < 1e-3:
         return "m", " (no unit given; read as metres)"
     return "nm", " (no unit given; read as nm)"
-
-
-def first(items: Iterable[Any]) -> Any:
-    for item in items:
-        if item is not None:
-            return item
-    return None
