@@ -15,7 +15,6 @@ from .calibration import parse_note, pixel_size_from_metadata
 from .movie import LAZY_BYTES, Movie, UnreadableFile, lazy_array, make_movies, split_channels
 from .units import nm_per
 
-_PIXEL_SIZE_KEYS = ("pixel_size", "pixelsize", "px_size", "scale", "pixel_scale")
 
 
 def _is_large(path: Path) -> bool:
