@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -18,14 +19,33 @@ from .analysis import commands as _analysis2  # likewise
 
 
 # --------------------------------------------------------------------- info
+_MOVIE_HELP = ("a movie or image file in any readable format; several files, a folder or a glob "
+               "('scans/*.h5') open as one movie, one frame per file, in natural order")
+_CHANNEL_HELP = "channel of a multi-channel file, by name (e.g. Phase, HAADF) or index; default: {}"
+
+
+def _add_movie_arguments(p: argparse.ArgumentParser, default_channel: str) -> None:
+    p.add_argument("movie", type=Path, nargs="+", help=_MOVIE_HELP)
+    p.add_argument("--channel", default=None, metavar="NAME|INDEX", help=_CHANNEL_HELP.format(default_channel))
+    p.add_argument("--register", action="store_true",
+                   help="several files: remove drift between them (sub-pixel phase correlation; shifts in run.json)")
+
+
+def _movie_source(paths: list[Path]) -> Path | list[Path]:
+    return paths[0] if len(paths) == 1 else paths
+
+
 def _add_info(p: argparse.ArgumentParser) -> None:
-    p.add_argument("movie", type=Path, help="a movie or image file in any readable format")
+    p.add_argument("movie", type=Path, nargs="+", help=_MOVIE_HELP)
+    p.add_argument("--register", action="store_true", help="several files: register drift and report the shifts")
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from .io.movie import describe_file
+    from .io.movie import describe_movies, read_movie
 
-    print(describe_file(args.movie))
+    source = _movie_source(args.movie)
+    movies = read_movie(source, register=args.register)
+    print(describe_movies(movies, str(source) if isinstance(source, Path) else f"{len(source)} files"))
     return 0
 
 
@@ -86,9 +106,8 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- detect
 def _add_detect(p: argparse.ArgumentParser) -> None:
-    p.add_argument("movie", type=Path, help="a movie or image file in any readable format")
+    _add_movie_arguments(p, "the phase channel with --walls, else the first")
     p.add_argument("-o", "--output", type=Path, required=True, help="sites table to write (.csv or .parquet)")
-    p.add_argument("--channel", type=int, default=0, help="which channel of a multi-channel file (default 0)")
     p.add_argument(
         "--method",
         choices=("model", "peaks", "threshold"),
@@ -119,6 +138,12 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
                         "(default 1; 0 = threshold only)")
     p.add_argument("--wall-method", choices=["boundary", "canny"], default="boundary",
                    help="walls as the domain map's exact boundary (default) or Canny edges of it")
+    p.add_argument("--min-domain", type=float, default=None, metavar="NM2",
+                   help="with --walls on a calibrated wrapped phase: smallest domain kept, nm² (default 1000)")
+    p.add_argument("--level", choices=("median-diff", "median", "poly", "none"), default="median-diff",
+                   help="with --walls: scan-line levelling of the phase (default median-diff)")
+    p.add_argument("--no-clean", action="store_true",
+                   help="with --walls: skip the phase clean-up (wrapping, levelling, noise and stripe masks)")
     p.add_argument("--rings", action="store_true", help="add ring counts n5..n8 and ring-centre (hollow) sites")
     p.add_argument("--bond-length", type=float, default=None, help="bond length for --rings, pixels (default: data)")
     p.add_argument("--tracks", action="store_true", help="link atoms across frames into track_id")
@@ -134,13 +159,14 @@ def _run_detect(args: argparse.Namespace) -> int:
     from .detect import detect_atoms, find_rings, find_walls, link_tracks
     from .detect._checks import nearest_neighbour_distance
     from .detect.rings import with_hollows
-    from .io.movie import read_movie
+    from .io.movie import select_movie
     from .io.sites import write_sites
+    from .io.units import add_physical_columns
 
-    movies = read_movie(args.movie)
-    if not 0 <= args.channel < len(movies):
-        raise ValueError(f"--channel {args.channel}: {args.movie.name} has {len(movies)} channel(s)")
-    data = np.asarray(movies[args.channel].data, dtype=np.float32)
+    movie = select_movie(_movie_source(args.movie), args.channel, prefer="phase" if args.walls else None,
+                         register=args.register)
+    data = np.asarray(movie.data, dtype=np.float32)
+    print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px", flush=True)
     if args.walls and args.wall_channel is not None:
         from .detect import model_probabilities, wall_sites, walls_from_probabilities
 
@@ -151,9 +177,16 @@ def _run_detect(args: argparse.Namespace) -> int:
     elif args.walls:
         level = args.wall_threshold
         threshold = level if level == "otsu" else _number(level, "--wall-threshold")
-        sites = find_walls(data, threshold=threshold, n_per_frame=args.n_walls, min_spacing=args.wall_spacing,
-                           edge_margin=args.edge_margin, tip_sigma=args.tip_sigma if args.tip_sigma > 0 else None,
-                           method=args.wall_method)
+        clean = {"quality": not args.no_clean and "auto", "unit": movie.metadata.get("value_unit"),
+                 "pixel_size_nm": movie.pixel_size_nm, "level": None if args.level == "none" else args.level}
+        if args.min_domain is not None:
+            clean["min_domain_nm2"] = args.min_domain
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sites = find_walls(data, threshold=threshold, n_per_frame=args.n_walls, min_spacing=args.wall_spacing,
+                               edge_margin=args.edge_margin, tip_sigma=args.tip_sigma if args.tip_sigma > 0 else None,
+                               method=args.wall_method, **clean)
+        _print_frames(sites.attrs.get("frames"))
     else:
         method = args.method or ("model" if args.model else "peaks")
         sites = detect_atoms(
@@ -177,10 +210,25 @@ def _run_detect(args: argparse.Namespace) -> int:
         if len(sites) and args.rings:
             sites, hollows = find_rings(sites, bond_length=args.bond_length)
             sites = with_hollows(sites, hollows)
+    sites = add_physical_columns(sites, movie.pixel_size_nm)
     write_sites(sites, args.output)
     kinds = ", ".join(f"{n} {k}" for k, n in sites["kind"].value_counts().items()) if len(sites) else "no sites"
     print(f"{kinds} in {data.shape[0] if data.ndim == 3 else 1} frame(s) -> {args.output}")
     return 0
+
+
+def _print_frames(frames: dict | None) -> None:
+    """The per-frame PFM report: switched fraction on the reliable area, walls, what was masked."""
+    if not frames:
+        return
+    import pandas as pd
+
+    table = pd.DataFrame(frames)
+    for row in table.itertuples():
+        fraction = "no domain contrast" if not row.contrast else f"switched {row.switched_fraction:.3f}"
+        print(f"frame {row.frame}: {fraction}, walls {row.wall_fraction:.1%} of the frame, "
+              f"masked {row.masked_fraction:.1%} (noise {row.noise_fraction:.1%}, stripes {row.stripe_fraction:.1%})"
+              + (f" — {row.note}" if row.note else ""), flush=True)
 
 
 def _number(text: str, option: str) -> float:
@@ -192,6 +240,7 @@ def _number(text: str, option: str) -> float:
 def _add_train_segmenter(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path, help="frames: .npy or .tif, (Y, X) or (T, Y, X)")
     p.add_argument("labels", type=Path, help="painted labels, same shape: 0 unlabelled, 1 background, 2… classes")
+    p.add_argument("--channel", default=None, metavar="NAME|INDEX", help=_CHANNEL_HELP.format("the first"))
     p.add_argument("-o", "--output", type=Path, required=True, help="model folder to write (saved after every epoch)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--classes", type=int, default=None, help="number of label values incl. background (default: max label)")
@@ -258,10 +307,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ analyze
 def _add_analyze(p: argparse.ArgumentParser) -> None:
-    p.add_argument("movie", type=Path, help="a movie or image file in any readable format")
+    _add_movie_arguments(p, "the phase channel with --walls, else the first")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="project folder to write (sites.csv, model/, figures/, results.npz, run.json, project.json)")
-    p.add_argument("--channel", type=int, default=0, help="which channel of a multi-channel file (default 0)")
     p.add_argument("--sites", type=Path, help="use this sites table (CSV/Parquet) instead of detecting sites")
     p.add_argument("--walls", action="store_true",
                    help="PFM phase movie: windows centred on domain-wall pixels (boundaries of the fitted domain map)")
@@ -288,15 +336,17 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    import pandas as pd
+
     from .analysis.hysteresis import read_bias
-    from .io.movie import read_movie
+    from .io.movie import select_movie
     from .io.sites import read_sites
+    from .io.units import add_physical_columns
     from .pipeline import demo_settings, iter_pipeline, write_outputs
 
-    movies = read_movie(args.movie)
-    if not 0 <= args.channel < len(movies):
-        raise ValueError(f"--channel {args.channel}: the file has {len(movies)} channel(s) (0..{len(movies) - 1})")
-    movie = movies[args.channel]
+    source = _movie_source(args.movie)
+    movie = select_movie(source, args.channel, prefer="phase" if args.walls else None, register=args.register)
+    movie_path = Path(movie.metadata.get("files", [source])[0]) if not isinstance(source, Path) else source
     data = np.asarray(movie.data, dtype=np.float32)
     print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px", flush=True)
     sites = read_sites(args.sites) if args.sites else None
@@ -310,14 +360,18 @@ def _run_analyze(args: argparse.Namespace) -> int:
     if args.walls and sites is None:
         from .detect import find_walls
 
-        sites = find_walls(data, n_per_frame=args.walls_per_frame, min_spacing=2.0, edge_margin=args.window / 2,
-                           seed=args.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sites = find_walls(data, n_per_frame=args.walls_per_frame, min_spacing=2.0, edge_margin=args.window / 2,
+                               seed=args.seed, unit=movie.metadata.get("value_unit"),
+                               pixel_size_nm=movie.pixel_size_nm)
+        _print_frames(sites.attrs.get("frames"))
         print(f"walls: {len(sites)} wall sites", flush=True)
     bias = None
     bias_source = args.bias
-    if bias_source is None and args.movie.suffix.lower() == ".npz":
-        with np.load(args.movie, allow_pickle=False) as archive:
-            bias_source = args.movie if "bias" in archive.files else None
+    if bias_source is None and movie_path.suffix.lower() == ".npz":
+        with np.load(movie_path, allow_pickle=False) as archive:
+            bias_source = movie_path if "bias" in archive.files else None
     if bias_source is not None:
         bias = read_bias(bias_source, frames=range(data.shape[0]))
     settings = demo_settings(detect_method=args.detect_method, window=args.window, arch=args.arch, latent=args.latent,
@@ -340,8 +394,16 @@ def _run_analyze(args: argparse.Namespace) -> int:
                   flush=True)
     if bias is not None and len(bias) != data.shape[0]:
         raise ValueError(f"bias: {len(bias)} values for {data.shape[0]} frames")
-    written = write_outputs(result, args.output, movie=data, movie_path=args.movie.resolve(), bias=bias,
-                            n_clusters=args.clusters, extra={"command": "analyze", "movie": str(args.movie)})
+    extra = {"command": "analyze", "movie": [str(p) for p in args.movie] if len(args.movie) > 1 else str(movie_path),
+             "channel": movie.channel, "pixel_size_nm": movie.pixel_size_nm,
+             "drift_shifts": movie.metadata.get("drift_shifts")}
+    if isinstance(sites, pd.DataFrame) and sites.attrs.get("frames"):
+        extra["pfm_frames"] = sites.attrs["frames"]
+    result_sites = getattr(result, "sites", None)
+    if isinstance(result_sites, pd.DataFrame):
+        result.sites = add_physical_columns(result_sites, movie.pixel_size_nm)
+    written = write_outputs(result, args.output, movie=data, movie_path=movie_path.resolve(), bias=bias,
+                            n_clusters=args.clusters, extra=extra)
     figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
     print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
     print(f"  sites.csv, model/, results.npz, run.json, project.json; figures/: {len(figures)} PNG")
@@ -372,7 +434,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------ registry / main
 # (name, help, add-arguments function, run function)
 COMMANDS = [
-    ("info", "print shape, dtype, pixel size, frames and value range of a movie file", _add_info, _run_info),
+    ("info", "list a movie's channels, frames and calibration (pixel size, field, where it came from)", _add_info, _run_info),
     ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample),
     ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect),
     ("train-segmenter", "train or fine-tune a U-Net segmenter from painted labels", _add_train_segmenter,

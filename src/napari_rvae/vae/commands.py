@@ -34,14 +34,15 @@ def _radii(text: str) -> tuple:
     return values
 
 
-def read_movie_array(path: Path) -> np.ndarray:
-    """A movie file (any format ``io.movie`` reads, first channel) as a ``(T, Y, X)`` float32 array."""
-    from ..io.movie import read_movie
+def read_movie_array(path: Path, channel: str | int | None = None) -> np.ndarray:
+    """A movie file (any format ``io.movie`` reads; ``channel`` by name or index, default the
+    first) as a ``(T, Y, X)`` float32 array."""
+    from ..io.movie import select_movie
 
-    return np.asarray(read_movie(path)[0].data, dtype=np.float32)
+    return np.asarray(select_movie(path, channel).data, dtype=np.float32)
 
 
-def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3):
+def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3, channel=None):
     """Return ``(windows, sites table or None, cut report or None, normalisation dict)``."""
     from ..io.sites import read_sites
     from ..patches import BOND_ANGLE, cut_windows, normalise, with_orientation
@@ -60,7 +61,7 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
         return windows, None, None, norm
     if window is None:
         raise ValueError("--window is needed to cut windows from a movie")
-    movie = read_movie_array(path)
+    movie = read_movie_array(path, channel)
     recipe = {"orientation": options.get("orientation"), "bond_symmetry": bond_symmetry}
     sites = with_orientation(read_sites(sites_path), recipe)
     cut = cut_windows(movie, sites, window, **options)
@@ -74,6 +75,8 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
 # --------------------------------------------------------------------- train
 def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="an (N, w, w) .npy of windows, or a movie (with --sites)")
+    p.add_argument("--channel", default=None, metavar="NAME|INDEX",
+                   help="channel of a multi-channel movie, by name (e.g. Phase) or index (default the first)")
     p.add_argument("-o", "--output", type=Path, required=True, help="model folder to write (model.safetensors + model.json)")
     p.add_argument("--sites", type=Path, help="sites table (CSV) whose windows are cut from the movie")
     p.add_argument("--arch", default="rvae", choices=["vae", "rvae", "skip-rvae", "shift-vae"])
@@ -155,7 +158,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.sites is not None:
         options.update(classes=args.classes, per_frame=args.per_frame, seed=args.seed)
     window = args.window or (model.config.window[0] if model is not None else None)
-    windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry)
+    windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry,
+                                                    channel=args.channel)
     if cut is not None:
         print(f"windows: {cut.report.summary()}")
     if model is None:
@@ -189,6 +193,8 @@ def run_train(args: argparse.Namespace) -> int:
 def add_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="model folder")
     p.add_argument("input", type=Path, help="windows .npy, or a movie (with --sites)")
+    p.add_argument("--channel", default=None, metavar="NAME|INDEX",
+                   help="channel of a multi-channel movie, by name (e.g. Phase) or index (default the first)")
     p.add_argument("-o", "--output", type=Path, required=True, help="latents table (CSV)")
     p.add_argument("--sites", type=Path, help="sites table: cut windows there with the model's window size")
 
@@ -206,7 +212,7 @@ def run_encode(args: argparse.Namespace) -> int:
     if args.sites is not None:
         if not args.input.exists():
             raise ValueError(f"{args.input}: file not found")
-        table, report = encode_sites(model, read_movie_array(args.input), read_sites(args.sites))
+        table, report = encode_sites(model, read_movie_array(args.input, args.channel), read_sites(args.sites))
         print(f"windows: {report.summary()}")
     else:
         windows, _, _, _ = _load_windows_or_movie(args.input, None, None, recipe_options(norm))
