@@ -90,9 +90,14 @@ def test_failed_fit_keeps_the_start_and_says_so():
     image = rng.normal(0, 1e-3, (40, 40))  # no atom anywhere
     image[10, 10] = 1.0  # one hot pixel: a "spot" narrower than any atom
     start = np.array([[20.0, 20.0], [10.0, 10.0]])
-    fit = refine_positions(image, start, half_box=3)
+    fit = refine_positions(image, start, half_box=3, fallback=False)
     assert not fit["refined"][1]
     np.testing.assert_array_equal(np.stack([fit["y"], fit["x"]], 1)[~fit["refined"]], start[~fit["refined"]])
+    assert set(fit["position_from"][~fit["refined"]]) == {"start"}
+    # with the fallback, a failed fit takes the smoothed frame's maximum, which stays on the spot
+    fit = refine_positions(image, start, half_box=3)
+    assert not fit["refined"][1] and fit["position_from"][1] == "smoothed peak"
+    assert np.hypot(fit["y"][1] - 10, fit["x"][1] - 10) < 0.1
 
 
 def test_refine_input_validation():

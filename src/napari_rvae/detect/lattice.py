@@ -32,6 +32,7 @@ from ._checks import as_movie, frame_is_usable
 KINDS = ("honeycomb", "hexagonal", "square", "unknown")
 # Atoms per nn-spacing² for each lattice kind (honeycomb 4/(3√3), triangular 2/√3, square 1).
 DENSITY = {"honeycomb": 4 / (3 * np.sqrt(3)), "hexagonal": 2 / np.sqrt(3), "square": 1.0}
+CANONICAL_SPACING = 10.0  # pixels: the spacing the shipped atom finder sees (frames are rescaled to it)
 MIN_SPACING = 3.0  # pixels; closer atoms are not resolved by any detector here
 CENTRED = 0.05  # peak height between the ring's directions, relative to the ring's, that shows atoms there
 MIN_PROMINENCE = 0.05  # strongest off-origin autocorrelation peak, as a fraction of the origin's correlated signal
@@ -517,3 +518,21 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
     note = f"spacing varies by {100 * spread:.0f} % between frames" if spread > 0.1 else ""
     return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=float(np.median([r.prominence for r in good])),
                    found=True, frames=spacings, note=note)
+
+
+def scale_defaults(spacing: float) -> dict:
+    """Every scale-dependent default of the pipeline, from the nearest-neighbour spacing (pixels).
+
+    ``sigma``: peak-finding smoothing (about an atom's σ); ``min_distance``: smallest
+    peak separation; ``intensity_radius``: disc of the integrated intensity;
+    ``rescale``: the segmenter's input rescale to its training scale; ``window``:
+    window side for the VAE (even, three spacings: an atom and its neighbours' shell,
+    16–64 px); ``bond_length``: for rings.
+    """
+    d = float(spacing)
+    if not (np.isfinite(d) and d > 0):
+        raise ValueError(f"spacing: must be a positive number of pixels, got {spacing}")
+    window = int(np.clip(2 * round(1.5 * d), 16, 64))
+    return {"spacing": round(d, 3), "sigma": round(max(0.7, 0.2 * d), 3), "min_distance": round(max(2.0, 0.55 * d), 3),
+            "intensity_radius": round(max(1.5, 0.3 * d), 3), "rescale": round(CANONICAL_SPACING / d, 4),
+            "window": window, "bond_length": round(d, 3)}
