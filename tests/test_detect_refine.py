@@ -158,6 +158,6 @@ def test_refinement_never_makes_low_dose_positions_worse(seed):
     assert rmse(refined, truth) <= rmse(start, truth) + 0.01 * d
     assert rmse(refined, truth) < 0.1 * d
     assert set(fit["position_from"]) <= {"fit", "smoothed peak", "start"}
-    assert np.mean(fit["position_from"] == "start") < 0.02  # neither a fit nor a smoothed maximum: rare
+    assert np.mean(fit["position_from"] == "start") < 0.05  # neither a fit nor a smoothed maximum: rare
     estimate = np.sqrt(np.nanmean(fit["position_error"] ** 2))
     assert 0.5 < estimate / rmse(refined, truth) < 3  # the reported error is of the right size
