@@ -37,7 +37,7 @@ def setup(w: Path) -> None:
     rng = np.random.default_rng(0)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cli = [sys.executable, "-m", "napari_rvae.cli"]
-    subprocess.run(cli + ["sample", "graphene-movie", "-o", str(w / "g.npz"), "--frames", "2", "--size", "96"],
+    subprocess.run(cli + ["sample", "graphene-movie", "-o", str(w / "g.npz"), "--frames", "2", "--size", "128"],
                    check=True, env=env, capture_output=True)
     with np.load(w / "g.npz") as sample:
         np.save(w / "movie.npy", sample["data"].astype(np.float32))

@@ -138,11 +138,10 @@ def test_wrong_input_raises_clear_value_error(bad):
         detect_atoms(bad)
 
 
-def test_nan_and_constant_frames_give_empty_result_with_warning(scenes):
-    with pytest.warns(UserWarning, match="no atoms"):
-        assert len(detect_atoms(np.full((2, 32, 32), np.nan))) == 0
-    with pytest.warns(UserWarning, match="no atoms"):
-        assert len(detect_atoms(np.ones((32, 32)))) == 0
+def test_movies_without_a_lattice_are_refused_and_bad_frames_skipped(scenes):
+    for bad in (np.full((2, 32, 32), np.nan), np.ones((32, 32)), np.random.default_rng(0).normal(size=(128, 128))):
+        with pytest.raises(ValueError, match="no atomic lattice found.*--spacing"):
+            detect_atoms(bad)
     # a bad frame among good ones: the good frame still gives atoms
     movie = np.stack([scenes[0]["image"], np.full(SHAPE, np.nan)])
     sites = detect_atoms(movie)
@@ -170,7 +169,7 @@ def test_model_seam_calls_the_segment_package(monkeypatch, scenes):
     maps = probability_maps(SHAPE, sc["yx"], np.zeros(len(sc["yx"]), int), n_classes=1)[None]
     calls = []
     fake = types.ModuleType("napari_rvae.segment")
-    fake.load_default_atom_model = lambda: calls.append("default") or "net"
+    fake.load_default_atom_model = lambda with_config=False: (calls.append("default") or ("net", {}))
     fake.load_segmenter = lambda folder: (calls.append(str(folder)) or "net", {})
     fake.predict = lambda net, movie, rescale=1.0, precision="float32": (
         calls.append((net, movie.shape, rescale, precision)) or maps)
@@ -183,7 +182,7 @@ def test_model_seam_calls_the_segment_package(monkeypatch, scenes):
     assert sites["class"].sum() >= sc["is_si"].sum()  # one atom channel: Si/C from intensity
     calls.clear()
     detect_atoms(sc["image"], method="model", model="some/folder", precision="int8")
-    assert calls[0] == "some/folder" and calls[1][3] == "int8"
+    assert calls[0] == "some/folder" and calls[-1][3] == "int8"
 
 
 @pytest.mark.slow

@@ -22,8 +22,11 @@ FAST = ["--threads", "1", "--encoder-widths", "32", "--decoder-widths", "16,16"]
 
 @pytest.fixture
 def work(tmp_path):
+    from napari_rvae.synth import make_sample
+
     rng = np.random.default_rng(0)
-    np.save(tmp_path / "movie.npy", rng.uniform(0, 5, (2, 48, 48)).astype(np.float32))
+    movie = make_sample("graphene-movie", seed=0, frames=2, size=128)["data"]
+    np.save(tmp_path / "movie.npy", movie.astype(np.float32))
     np.save(tmp_path / "w.npy", rng.uniform(0, 1, (120, 10, 10)).astype(np.float32))
     pd.DataFrame({"frame": [0, 0, 1], "y": [20.0, 24.0, 30.0], "x": [20.0, 26.0, 15.0]}).to_csv(
         tmp_path / "sites.csv", index=False)

@@ -194,7 +194,7 @@ def test_models_with_nan_weights_are_refused_by_encode(data, capsys):
 def test_analyze_keeps_sites_and_model_when_training_diverges(tmp_path, capsys, monkeypatch):
     from napari_rvae.synth import make_sample
 
-    sample = make_sample("graphene-movie", seed=0, frames=2, size=96)
+    sample = make_sample("graphene-movie", seed=0, frames=2, size=128)
     np.save(tmp_path / "movie.npy", sample["data"].astype(np.float32))
     _poison_after(monkeypatch, calls=1)
     out = tmp_path / "project"

@@ -13,32 +13,43 @@ import numpy as np
 import pandas as pd
 
 from .io.formats import READERS
-from .io.movie import read_movie
+from .io.movie import find_channel, read_movie
 from .io.sites import write_sites as _write_sites_table
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
-    """Return :func:`read_layers` for a file napari-rvae reads, else ``None``."""
-    if isinstance(path, list):
-        if len(path) != 1:
-            return None
-        path = path[0]
-    if Path(path).suffix.lower() not in READERS:
+    """Return :func:`read_layers` for a file napari-rvae reads, several such files (one movie,
+    one frame per file) or a folder of them; else ``None``."""
+    paths = path if isinstance(path, list) else [path]
+    if not paths:
         return None
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            if (p / "project.json").is_file() or not any(c.suffix.lower() in READERS for c in p.iterdir()):
+                return None
+        elif p.suffix.lower() not in READERS:
+            return None
     return read_layers
 
 
 def read_layers(path: str | list[str]) -> list[tuple]:
-    """Read a movie file as one Image layer per channel.
+    """Read a movie as one Image layer per channel, named after the channel.
 
-    Raises ``ValueError`` with one clear line for an empty, corrupt or
+    Several files or a folder open as one movie (one frame per file, natural order). The
+    phase channel of a PFM file is shown, the others are added hidden; all share the file's
+    calibration. Raises ``ValueError`` with one clear line for an empty, corrupt or
     unsupported file; napari shows it as a notification and stays up.
     """
+    source: Any = path
     if isinstance(path, list):
-        path = path[0]
+        source = path[0] if len(path) == 1 else [str(p) for p in path]
+    movies = read_movie(source)
+    shown = find_channel(movies, None, prefer="phase")
     layers = []
-    for movie in read_movie(path):
+    for index, movie in enumerate(movies):
         kwargs = movie.layer_kwargs()
+        kwargs["visible"] = index == shown
         data = movie.data
         if not movie.lazy:
             finite = np.isfinite(data)

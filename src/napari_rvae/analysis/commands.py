@@ -119,6 +119,8 @@ def _keep_stage(stage: Path, output: Path) -> str:
 # -------------------------------------------------------------- beta-search
 def add_beta_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path, help="an image or movie file (one frame is used)")
+    p.add_argument("--channel", default=None, metavar="NAME|INDEX",
+                   help="channel of a multi-channel file, by name or index (default the first)")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="folder: beta_search.json, best_model/, scores.png, best_z*.png")
     p.add_argument("--frame", type=int, default=0, help="frame of a movie (default 0)")
@@ -143,9 +145,9 @@ def run_beta_search(args: argparse.Namespace) -> int:
     from .plots import plot_image
 
     from ..io.folders import replaced_folder
-    from ..io.movie import read_movie
+    from ..io.movie import select_movie
 
-    data = np.asarray(read_movie(args.image)[0].data, dtype=np.float32)
+    data = np.asarray(select_movie(args.image, args.channel).data, dtype=np.float32)
     if data.ndim == 3:
         if not 0 <= args.frame < len(data):
             raise ValueError(f"--frame: {args.frame} is not a frame of the {len(data)}-frame movie")

@@ -86,17 +86,20 @@ def switching_degree(windows, threshold: float | None = None) -> np.ndarray:
     return np.where(total > 0, (above - below) / np.maximum(total, 1), np.nan)
 
 
-def switching_degree_per_frame(phase, *, threshold: float | str = "otsu", smooth: float = 1.0) -> np.ndarray:
+def switching_degree_per_frame(phase, *, threshold: float | str = "otsu", smooth: float = 1.0,
+                               unit: str | None = None, pixel_size_nm: tuple[float, float] | None = None) -> np.ndarray:
     """``D_s`` of every whole frame: ``(T,)``, ``2·f − 1`` with ``f`` the switched fraction.
 
-    The domain split is :func:`napari_rvae.detect.domain_map` (one Otsu
-    threshold for the movie by default, after ``smooth`` pixels of Gaussian
-    smoothing): a movie-wide median would split the noise of frames that are
-    mostly one domain.
+    The domain split is :func:`napari_rvae.detect.analyse_walls` (one Otsu threshold for
+    the movie by default, after ``smooth`` pixels of Gaussian smoothing: a movie-wide median
+    would split the noise of frames that are mostly one domain). A wrapped phase (degrees or
+    radians) is first cleaned up and ``f`` counts its reliable area only; a frame without
+    domain contrast gives NaN.
     """
-    from ..detect import domain_map, switched_fraction
+    from ..detect.walls import analyse_walls
 
-    return 2.0 * switched_fraction(domain_map(phase, threshold=threshold, smooth=smooth)) - 1.0
+    result = analyse_walls(phase, threshold=threshold, smooth=smooth, unit=unit, pixel_size_nm=pixel_size_nm)
+    return 2.0 * result.report["switched_fraction"].to_numpy() - 1.0
 
 
 # ------------------------------------------------------------- curvature
@@ -167,7 +170,7 @@ def wall_curvature(window, contour, threshold: float) -> float:
 
 
 def wall_metrics(windows, threshold: float | None = None, *, smooth: float = 0.0,
-                 min_length: float | None = None) -> pd.DataFrame:
+                 min_length: float | None = None, pixel_size_nm: float | None = None) -> pd.DataFrame:
     """Switching degree, wall count and curvature of each window.
 
     Parameters
@@ -180,11 +183,13 @@ def wall_metrics(windows, threshold: float | None = None, *, smooth: float = 0.0
         Gaussian smoothing (pixels) before contouring (noisy data).
     min_length : float, optional
         Shortest wall (contour length, pixels); default ``w / 4``.
+    pixel_size_nm : float, optional
+        Pixel size of a calibrated movie: adds ``curvature_per_nm`` beside ``curvature``.
 
     Returns
     -------
     DataFrame with ``switching_degree``, ``wall_count``, ``curvature``
-    (1/pixels; NaN with no wall, 0 with ≥ 3 walls).
+    (1/pixels; NaN with no wall, 0 with ≥ 3 walls) and, when calibrated, ``curvature_per_nm``.
     """
     w = np.asarray(windows, dtype=np.float64)
     if w.ndim == 2:
@@ -201,7 +206,12 @@ def wall_metrics(windows, threshold: float | None = None, *, smooth: float = 0.0
             curvature[k] = 0.0
         elif walls:
             curvature[k] = float(np.nanmean([wall_curvature(win, c, t) for c in walls]))
-    return pd.DataFrame({"switching_degree": switching_degree(w, t), "wall_count": counts, "curvature": curvature})
+    table = pd.DataFrame({"switching_degree": switching_degree(w, t), "wall_count": counts, "curvature": curvature})
+    if pixel_size_nm is not None:
+        if not pixel_size_nm > 0:
+            raise ValueError(f"pixel_size_nm: must be > 0, got {pixel_size_nm}")
+        table["curvature_per_nm"] = curvature / float(pixel_size_nm)
+    return table
 
 
 def curvature_vs_frame(curvature, frames) -> pd.DataFrame:

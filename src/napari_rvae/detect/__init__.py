@@ -9,9 +9,14 @@ from .find import detect_atoms, model_probabilities
 from .refine import fit_gaussians, refine_positions, refine_sites
 from .rings import bond_graph, bond_orientation, find_rings, find_rings_in_frame, ring_counts_at, rings_at
 from .tracks import link_tracks, tracks_layer_data
-from .walls import domain_map, find_walls, switched_fraction, wall_mask, wall_sites, walls_from_probabilities
+from .phase_quality import assess_phase, level_lines
+from .walls import (analyse_walls, domain_map, find_walls, switched_fraction, wall_mask, wall_sites,
+                    walls_from_probabilities)
 
 __all__ = [
+    "analyse_walls",
+    "assess_phase",
+    "level_lines",
     "atoms_from_image",
     "atoms_from_probabilities",
     "bond_graph",

@@ -149,10 +149,11 @@ def atoms_from_probabilities(
     threshold: float = 0.5,
     method: str = "threshold",
     min_area: int = 2,
-    min_distance: int = 2,
+    min_distance: float = 2,
     edge_margin: float = 0.0,
     image=None,
     intensity_radius: float | None = None,
+    smooth: float = 0.0,
 ) -> pd.DataFrame:
     """Atoms from segmenter probability maps.
 
@@ -164,11 +165,11 @@ def atoms_from_probabilities(
         Foreground probability ``1 - p[0]`` above which a pixel belongs to an atom.
     method : {"threshold", "peaks"}
         ``"threshold"``: connected components of the foreground, centroid weighted
-        by probability. ``"peaks"``: local maxima of the foreground
-        (``skimage.feature.peak_local_max``) — separates touching atoms.
+        by probability. ``"peaks"``: local maxima of the foreground at least
+        ``min_distance`` apart (:func:`round_peaks`) — separates touching atoms.
     min_area : int
         Smallest component (pixels) kept by ``"threshold"``.
-    min_distance : int
+    min_distance : float
         Minimum peak separation (pixels) for ``"peaks"``.
     edge_margin : float
         Drop atoms closer than this (pixels) to the frame border.
@@ -177,6 +178,9 @@ def atoms_from_probabilities(
     intensity_radius : float, optional
         Disc radius (pixels) for the intensity; default 0.3 × the median
         nearest-neighbour distance of the frame's atoms (at least 1.5).
+    smooth : float
+        Gaussian smoothing (pixels) of the foreground before ``"peaks"`` (evens out
+        the noise of a low-dose map's plateau; 0 = none).
 
     Returns
     -------
@@ -188,6 +192,7 @@ def atoms_from_probabilities(
         raise ValueError(f"threshold: must lie between 0 and 1, got {threshold}")
     if method not in ("threshold", "peaks"):
         raise ValueError(f"method: expected 'threshold' or 'peaks', got {method!r}")
+    smooth_sigma = float(smooth)
     raw = None if image is None else as_movie(image, "image")
     if raw is not None and raw.shape != (probs.shape[0],) + probs.shape[2:]:
         raise ValueError(f"image: shape {raw.shape} does not match the probability maps {probs.shape}")
@@ -198,11 +203,8 @@ def atoms_from_probabilities(
         if method == "threshold":
             yx = component_centroids(foreground, threshold, int(min_area))
         else:
-            from skimage.feature import peak_local_max
-
-            yx = peak_local_max(
-                foreground, min_distance=max(1, int(min_distance)), threshold_abs=threshold, exclude_border=False
-            ).astype(np.float64)
+            surface = ndimage.gaussian_filter(foreground, smooth_sigma) if smooth_sigma > 0 else foreground
+            yx = round_peaks(surface, max(1.0, float(min_distance)), threshold).astype(np.float64)
         yx = yx[_keep_inside(yx, foreground.shape, edge_margin)]
         if len(yx) == 0:
             continue
@@ -233,6 +235,22 @@ def _finish(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------ from raw image
+def round_peaks(image: np.ndarray, min_distance: float, threshold_abs: float | None = None) -> np.ndarray:
+    """Local maxima ``(M, 2)`` (integer pixels) of ``image``, at least ``min_distance`` apart (Euclidean).
+
+    A peak must be the maximum of a round neighbourhood of radius 0.7 × ``min_distance``
+    (not skimage's square of ± ``min_distance``: its corners reach the tail of a bright
+    neighbour, e.g. Si next to C, and hide the weaker atom).
+    """
+    from skimage.feature import peak_local_max
+
+    radius = max(1, int(round(0.7 * min_distance)))
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    footprint = yy**2 + xx**2 <= radius**2
+    return peak_local_max(image, min_distance=max(1, int(round(min_distance))), footprint=footprint, p_norm=2,
+                          threshold_abs=threshold_abs, exclude_border=False)
+
+
 def _peaks_one_frame(frame, sigma, min_distance, threshold, threshold_abs, background_sigma):
     from skimage.feature import peak_local_max
 
@@ -249,15 +267,7 @@ def _peaks_one_frame(frame, sigma, min_distance, threshold, threshold_abs, backg
         strong = cand[h > 0.5 * np.median(h)]
         nn = nearest_neighbour_distance(strong)
         min_distance = max(1, int(0.5 * nn)) if np.isfinite(nn) else 1
-    # A round footprint of 0.7 × min_distance (not skimage's square of ± min_distance): the
-    # square's corners reach the tail of a bright neighbour (Si next to C) and hide the C.
-    # Peaks are then kept at least min_distance apart (Euclidean).
-    radius = max(1, int(round(0.7 * min_distance)))
-    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    footprint = yy**2 + xx**2 <= radius**2
-    peaks = peak_local_max(
-        smooth, min_distance=int(min_distance), footprint=footprint, p_norm=2, exclude_border=False
-    )
+    peaks = round_peaks(smooth, min_distance)
     if len(peaks) == 0:
         return np.zeros((0, 2))
     h = smooth[peaks[:, 0], peaks[:, 1]] - base
@@ -269,7 +279,7 @@ def atoms_from_image(
     movie,
     *,
     sigma: float = 1.0,
-    min_distance: int | None = None,
+    min_distance: float | None = None,
     threshold: float = 0.5,
     threshold_abs: float | None = None,
     background_sigma: float | None = None,
@@ -283,9 +293,10 @@ def atoms_from_image(
         Raw frames, bright atoms on a dark background (HAADF-like; invert BF first).
     sigma : float
         Gaussian smoothing (pixels) before peak finding; about the atom's σ.
-    min_distance : int, optional
+    min_distance : float, optional
         Minimum peak separation in pixels. Default: half the median
-        nearest-neighbour distance of the strong peaks, found per frame.
+        nearest-neighbour distance of the strong peaks, found per frame
+        (:func:`~napari_rvae.detect.detect_atoms` passes 0.55 × the lattice spacing).
     threshold : float
         A peak is kept if its height above the background (2nd percentile of the
         smoothed frame) exceeds ``threshold`` × the median peak height. Removes

@@ -1,14 +1,22 @@
 """``detect_atoms``: one call from a movie (or probability maps) to the atom sites table.
 
-Composes :mod:`.atoms` (finding, intensity, classes) and :mod:`.refine`
-(sub-pixel positions). The segmenter is reached only through
-:func:`model_probabilities`, which imports :mod:`napari_rvae.segment` lazily,
-so detection works without torch when ``method="peaks"`` or probability maps
-are given.
+The lattice is estimated from the frames first (:mod:`.lattice`); its spacing
+sets every scale-dependent default (smoothing, minimum distance, the segmenter's
+input rescale, refinement box, intensity disc) and its contrast says whether the
+atoms are dark (ABF/BF), in which case the frames are inverted for detection.
+Atoms are then found by the shipped segmenter or by peak finding, refined
+(:mod:`.refine`), measured and classified (:mod:`.atoms`), and checked against the
+lattice (:mod:`.plausibility`). What was estimated, used and found is in
+``sites.attrs["detection"]``.
+
+The segmenter is reached only through :func:`atom_map` / :func:`model_probabilities`,
+which import :mod:`napari_rvae.segment` lazily, so detection works without torch
+when ``method="peaks"`` or probability maps are given.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 
@@ -24,149 +32,283 @@ from .atoms import (
     classify_by_intensity,
     site_intensity,
 )
+from .lattice import Lattice, estimate_lattice, scale_defaults
+from .plausibility import check_sites, confirms, decorated
 from .refine import refine_sites
 
 CLASSIFY = ("auto", "channel", "intensity", "none")
+CONTRASTS = ("auto", "bright", "dark")
+AUTO_METHOD = "model"  # what method="auto" runs (docs/detection.md shows the evidence)
 
 
-def model_probabilities(movie, model="default", *, rescale: float = 1.0, precision: str = "float32") -> np.ndarray:
+def model_probabilities(movie, model="default", *, rescale: float | None = 1.0, precision: str = "float32",
+                        spacing: float | None = None) -> np.ndarray:
     """Probability maps ``(T, C, Y, X)`` from a segmenter, imported lazily.
 
     Parameters
     ----------
     movie : (T, Y, X) array
+        Frames with bright atoms. Frames with no finite pixel or no contrast get
+        background everywhere (with a warning) instead of stopping the movie.
     model : "default", path or callable
         ``"default"``: the shipped atom finder
         (``napari_rvae.segment.load_default_atom_model``); a path: a segmenter
         folder (``napari_rvae.segment.load_segmenter``); a callable:
         ``movie -> (T, C, Y, X)`` probabilities (channel 0 = background).
-    rescale : float
-        Passed to ``napari_rvae.segment.predict``: predict at a resized scale
-        (e.g. ``12 / spacing_in_pixels`` for the default model on very
-        different atom spacings) and map back.
+    rescale : float, optional
+        Passed to ``napari_rvae.segment.predict``: predict at a resized scale and
+        map back. ``None``: the model's training spacing (``canonical_spacing_px``
+        in its ``model.json``) over ``spacing``, or 1 without either.
     precision : {"float32", "int8"}
         Network arithmetic (``napari_rvae.segment.Predictor``): ``"int8"`` is
         about 2× faster per frame, calibrated on this movie, and falls back to
         float32 with a warning if the model cannot be quantised. Ignored for a
         callable ``model``.
+    spacing : float, optional
+        Nearest-neighbour atom spacing (pixels) for ``rescale=None``.
     """
+    from ._checks import frame_is_usable
+
     if precision not in ("float32", "int8"):
         raise ValueError(f"precision: expected 'float32' or 'int8', got {precision!r}")
+    data = as_movie(movie)
     if callable(model):
-        return as_probabilities(model(movie), "model output")
+        return as_probabilities(model(data), "model output")
+    net, config = _load_model(model)
+    if rescale is None:
+        rescale = training_rescale(config, spacing)
+    usable = [t for t in range(len(data)) if not frame_is_usable(data[t])]
+    for t in sorted(set(range(len(data))) - set(usable)):
+        warnings.warn(f"frame {t}: {frame_is_usable(data[t])}; no atoms detected there", stacklevel=2)
+    from .. import segment
+
+    n_classes = net.config.n_classes if hasattr(net, "config") else None
+    if not usable:
+        raise ValueError("no frame has contrast to segment (all NaN or constant)")
+    maps = as_probabilities(segment.predict(net, data[usable], rescale=rescale, precision=precision), "model output")
+    if len(usable) == len(data):
+        return maps
+    out = np.zeros((len(data), n_classes or maps.shape[1]) + data.shape[1:], dtype=maps.dtype)
+    out[:, 0] = 1.0
+    out[usable] = maps
+    return out
+
+
+def training_rescale(config: dict, spacing: float | None) -> float:
+    """Input rescale that shows a model atoms at its training spacing (``canonical_spacing_px`` in
+    its ``model.json``); 1 for a model without one or an unknown ``spacing``."""
+    canonical = config.get("canonical_spacing_px")
+    if not canonical or spacing is None or not np.isfinite(spacing):
+        return 1.0
+    return float(np.clip(canonical / spacing, 0.05, 20.0))
+
+
+def _load_model(model):
+    """``(UNet, config)`` for ``"default"`` or a model folder."""
     try:
         from .. import segment
     except ImportError as err:
         raise ValueError(f"the segmentation package is not available ({err}); use method='peaks' instead") from None
     if isinstance(model, str) and model == "default":
-        net = segment.load_default_atom_model()
-    elif isinstance(model, (str, os.PathLike)):
-        net, _config = segment.load_segmenter(model)
-    else:
-        raise ValueError(f"model: expected 'default', a model folder or a callable, got {type(model).__name__}")
-    return as_probabilities(segment.predict(net, movie, rescale=rescale, precision=precision), "model output")
+        return segment.load_default_atom_model(with_config=True)
+    if isinstance(model, (str, os.PathLike)):
+        return segment.load_segmenter(model)
+    raise ValueError(f"model: expected 'default', a model folder or a callable, got {type(model).__name__}")
+
+
+def atom_map(movie, *, lattice: Lattice | None = None, spacing: float | None = None, model="default",
+             precision: str = "float32") -> np.ndarray:
+    """The segmenter's per-class probability map ``(T, C, Y, X)`` of a movie, at the movie's pixels.
+
+    Frames are rescaled to the model's training spacing first (the spacing is
+    ``spacing``, or ``lattice.spacing``, or estimated), and inverted when the
+    lattice has dark atoms (ABF/BF). Channel 0 is background, channel 1 atoms
+    for the shipped model. This is what the papers cut windows from.
+    """
+    data = as_movie(movie)
+    if lattice is None:
+        lattice = movie_lattice(data, spacing=spacing)
+    d = spacing if spacing is not None else (lattice.spacing if lattice.found or lattice.candidate else None)
+    work = _for_detection(data, lattice.contrast)
+    return model_probabilities(work, model, rescale=None, spacing=d, precision=precision)
+
+
+def movie_lattice(movie, *, spacing: float | None = None, contrast: str = "auto") -> Lattice:
+    """The movie's estimated lattice (:func:`~.lattice.estimate_lattice`), with the user's spacing and
+    contrast where given."""
+    data = as_movie(movie)
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast: expected one of {', '.join(CONTRASTS)}, got {contrast!r}")
+    if spacing is not None and not (np.isfinite(spacing) and 1.0 <= spacing <= min(data.shape[1:])):
+        raise ValueError(f"spacing: must be between 1 pixel and the frame size, got {spacing}")
+    lattice = estimate_lattice(data)
+    if spacing is not None:
+        note = f"spacing given ({spacing:g} px)" + (f"; estimated {lattice.spacing:.2f} px" if lattice.found else "")
+        lattice = dataclasses.replace(lattice, spacing=float(spacing), found=True, note=note)
+    if contrast != "auto":
+        lattice = dataclasses.replace(lattice, contrast=contrast)
+    return lattice
+
+
+def _for_detection(data: np.ndarray, contrast: str) -> np.ndarray:
+    """The frames with atoms bright: inverted (each frame about its own maximum) for dark atoms."""
+    if contrast != "dark":
+        return data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frames stay NaN
+        top = np.nanmax(data, axis=(1, 2), keepdims=True)
+    return (top - data).astype(data.dtype, copy=False)
 
 
 def detect_atoms(
     movie,
     *,
-    method: str = "peaks",
+    method: str = "auto",
     model="default",
     probabilities=None,
     threshold: float | None = None,
-    sigma: float = 1.0,
-    min_distance: int | None = None,
+    spacing: float | None = None,
+    sigma: float | None = None,
+    min_distance: float | None = None,
     edge_margin: float = 2.0,
     refine: bool = True,
     half_box: int | None = None,
     classify: str = "auto",
     intensity_radius: float | None = None,
-    rescale: float = 1.0,
+    rescale: float | None = None,
     precision: str = "float32",
+    contrast: str = "auto",
+    lattice: Lattice | None = None,
 ) -> pd.DataFrame:
-    """Atom sites of every frame: find, refine, measure intensity, classify.
+    """Atom sites of every frame: estimate the lattice, find, refine, measure, classify, check.
 
     Parameters
     ----------
     movie : (T, Y, X) or (Y, X) array
-        Raw frames (bright atoms, HAADF-like).
-    method : {"peaks", "threshold", "model"}
-        ``"peaks"``: peak finding on the smoothed raw image. ``"threshold"``:
-        threshold + connected components + centroid of the normalised raw image
-        (or of ``probabilities`` when given). ``"model"``: the segmenter's
-        probability maps (``probabilities`` if given, else ``model``), then
-        threshold + components.
+        Raw frames (HAADF-like bright atoms, or ABF/BF dark atoms: detected and inverted).
+    method : {"auto", "model", "peaks", "threshold"}
+        ``"auto"`` (default): the shipped segmenter at the lattice's scale (see
+        docs/detection.md for why). ``"model"``: the segmenter's probability
+        maps (``probabilities`` if given, else ``model``), peaks of the atom
+        probability. ``"peaks"``: peak finding on the smoothed frame.
+        ``"threshold"``: threshold + connected components + centroid of the
+        normalised frame (or of ``probabilities``).
     model : "default", path or callable
-        Segmenter for ``method="model"`` (see :func:`model_probabilities`).
+        Segmenter for ``"model"`` (see :func:`model_probabilities`).
     probabilities : (T, C, Y, X) array, optional
-        Precomputed segmenter output (channel 0 = background); used by
-        ``"model"`` and ``"threshold"``.
+        Precomputed segmenter output (channel 0 = background).
     threshold : float, optional
         Probability threshold for maps (default 0.5), or the relative peak
         height for ``"peaks"`` (default 0.5, see :func:`atoms_from_image`).
-    sigma : float
-        Smoothing (pixels) for ``"peaks"`` / ``"threshold"`` on the raw image.
-    min_distance : int, optional
-        Minimum peak separation (pixels) for ``"peaks"``.
+    spacing : float, optional
+        Nearest-neighbour atom spacing in pixels; default: estimated from the
+        frames (:func:`~.lattice.estimate_lattice`). Every scale-dependent
+        default below follows from it (:func:`~.lattice.scale_defaults`).
+    sigma : float, optional
+        Smoothing (pixels) for ``"peaks"`` (default 0.2 × spacing, about an atom's σ)
+        and ``"threshold"`` (default 0.1 × spacing).
+    min_distance : float, optional
+        Minimum atom separation (pixels); default 0.55 × spacing.
     edge_margin : float
         Drop atoms closer than this (pixels) to the border.
     refine : bool
-        Sub-pixel 2D Gaussian refinement of all atoms (adds ``fit_sigma``, ``refined``).
+        Sub-pixel refinement (Gaussian fit, centroid where the fit is poor;
+        adds ``fit_sigma``, ``refined``, ``position_from``).
     half_box : int, optional
-        Refinement box half-size (pixels); default ¼ of the nearest-neighbour distance.
+        Refinement box half-size (pixels); default from the atoms' spacing and width.
     classify : {"auto", "channel", "intensity", "none"}
         Class from the segmenter channel (``"channel"``, the default for maps
-        with more than one class) or from clustering the integrated intensity
-        over the whole movie (``"intensity"``, the default otherwise).
+        with more than one atom class) or from clustering the integrated
+        intensity over the whole movie (``"intensity"``, the default otherwise).
     intensity_radius : float, optional
-        Disc radius (pixels) of the integrated intensity; default 0.3 × the
-        median nearest-neighbour distance (at least 1.5).
-    rescale : float
-        Segmenter input rescale for ``method="model"`` (see :func:`model_probabilities`).
+        Disc radius (pixels) of the integrated intensity; default 0.3 × spacing.
+    rescale : float, optional
+        Segmenter input rescale; default: the model's training spacing / spacing.
     precision : {"float32", "int8"}
-        Segmenter arithmetic for ``method="model"`` (see :func:`model_probabilities`).
+        Segmenter arithmetic (see :func:`model_probabilities`).
+    contrast : {"auto", "bright", "dark"}
+        Atom contrast; ``"auto"`` reads it from the frames.
+    lattice : Lattice, optional
+        An estimate already made (:func:`movie_lattice`), to skip estimating again.
 
     Returns
     -------
     sites : DataFrame
-        ``frame, y, x, kind="atom", class, intensity`` (+ ``fit_sigma, refined``).
-        Empty (with a warning) when no atom is found.
+        ``frame, y, x, kind="atom", class, intensity`` (+ ``fit_sigma, refined,
+        position_from``). ``sites.attrs["detection"]`` records the lattice
+        (estimated or given), the method and every parameter used, and the
+        plausibility findings (each also issued as a warning).
+
+    Raises
+    ------
+    ValueError
+        Bad input, or no frame shows an atomic lattice and no ``spacing`` (or
+        explicit ``sigma`` / ``min_distance`` / ``rescale``) was given.
     """
     data = as_movie(movie)
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if method not in METHODS + ("auto",):
+        raise ValueError(f"method: expected auto or one of {', '.join(METHODS)}, got {method!r}")
     if classify not in CLASSIFY:
         raise ValueError(f"classify: expected one of {', '.join(CLASSIFY)}, got {classify!r}")
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast: expected one of {', '.join(CONTRASTS)}, got {contrast!r}")
+    chosen = AUTO_METHOD if method == "auto" else method
+    if probabilities is not None and method == "auto":
+        chosen = "model"
+    if lattice is None:
+        lattice = movie_lattice(data, spacing=spacing, contrast=contrast)
+    else:
+        if spacing is not None:
+            lattice = dataclasses.replace(lattice, spacing=float(spacing), found=True)
+        if contrast != "auto":
+            lattice = dataclasses.replace(lattice, contrast=contrast)
+    scale_free = probabilities is not None or (chosen == "peaks" and sigma is not None and min_distance is not None) \
+        or (chosen == "model" and rescale is not None)
+    if not lattice.found and not lattice.candidate and not scale_free:
+        raise ValueError(f"no atomic lattice found in the frames ({lattice.note}); if they do hold atoms, give their "
+                         "spacing in pixels (spacing= / --spacing)")
+    measured = lattice.spacing if lattice.found or lattice.candidate else None
+    scale = scale_defaults(measured) if measured else {}
+    if sigma is None:  # threshold + components merges atoms that the matched smoothing would join
+        sigma = scale.get("sigma", 1.0) if chosen != "threshold" else 0.5 * scale.get("sigma", 2.0)
+    sigma = float(sigma)
+    min_distance = scale.get("min_distance", 2.0) if min_distance is None else float(min_distance)
+    work = _for_detection(data, lattice.contrast)
     maps = None
     if probabilities is not None:
         maps = as_probabilities(probabilities)
-    elif method == "model":
-        maps = model_probabilities(data, model, rescale=rescale, precision=precision)
+    elif chosen == "model":
+        if rescale is None and not callable(model):
+            rescale = training_rescale(_load_model(model)[1], measured)
+        maps = model_probabilities(work, model, rescale=1.0 if rescale is None else rescale, precision=precision)
     if maps is not None and (maps.shape[0], maps.shape[2], maps.shape[3]) != data.shape:
         raise ValueError(f"probabilities: shape {maps.shape} does not match the movie {data.shape}")
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # one warning below instead of one per step
-        if maps is not None and method in ("model", "threshold"):
-            sites = atoms_from_probabilities(
-                maps, threshold=0.5 if threshold is None else threshold, edge_margin=edge_margin
-            )
-        elif method == "threshold":
-            sites = _threshold_image(data, 0.5 if threshold is None else threshold, sigma, edge_margin)
+        if maps is not None and chosen == "model":
+            sites = atoms_from_probabilities(maps, threshold=0.5 if threshold is None else threshold, method="peaks",
+                                             min_distance=min_distance, edge_margin=edge_margin,
+                                             smooth=0.1 * measured if measured else 0.0)
+        elif maps is not None:
+            sites = atoms_from_probabilities(maps, threshold=0.5 if threshold is None else threshold,
+                                             edge_margin=edge_margin)
+        elif chosen == "threshold":
+            sites = _threshold_image(work, 0.5 if threshold is None else threshold, sigma, edge_margin)
         else:
-            sites = atoms_from_image(
-                data,
-                sigma=sigma,
-                min_distance=min_distance,
-                threshold=0.5 if threshold is None else threshold,
-                edge_margin=edge_margin,
-            )
+            sites = atoms_from_image(work, sigma=sigma, min_distance=min_distance,
+                                     threshold=0.5 if threshold is None else threshold, edge_margin=edge_margin)
+    record = {"method": chosen, "lattice": lattice.to_dict(), "inverted": lattice.contrast == "dark",
+              "parameters": {"sigma": sigma, "min_distance": min_distance, "threshold": threshold,
+                             "rescale": rescale, "edge_margin": edge_margin, "refine": refine,
+                             "precision": precision if chosen == "model" else None}, "findings": []}
     if len(sites) == 0:
         warnings.warn("no atoms found in any frame; returning an empty sites table", stacklevel=2)
+        sites.attrs["detection"] = record
         return sites
     if refine:
-        sites = refine_sites(data, sites, half_box=half_box)
-    sites["intensity"] = _intensities(data, sites, intensity_radius)
+        sites = refine_sites(work, sites, half_box=half_box)
+    radius = intensity_radius if intensity_radius is not None else scale.get("intensity_radius")
+    sites["intensity"] = _intensities(work, sites, radius)
     use_channel = classify == "channel" or (classify == "auto" and maps is not None and maps.shape[1] > 2)
     if classify == "channel" and maps is None:
         raise ValueError("classify='channel' needs probability maps (method='model' or probabilities=...)")
@@ -174,6 +316,23 @@ def detect_atoms(
         sites["class"] = classify_by_intensity(sites["intensity"].to_numpy())
     elif classify == "none":
         sites["class"] = 0
+    seen = decorated(sites, lattice)
+    if (lattice.candidate or lattice.kind == "unknown") and spacing is None:
+        # the autocorrelation alone was not conclusive (no periodicity, or no regular ring of
+        # directions): the atoms found must sit at the spacing along a lattice's star of bonds
+        if not confirms(sites, seen):
+            raise ValueError(f"no atomic lattice found in the frames ({lattice.note}; the maxima at the candidate "
+                             f"spacing {lattice.spacing:.1f} px are not arranged as atoms); if they do hold atoms, "
+                             "give their spacing in pixels (spacing= / --spacing)")
+        if lattice.candidate:
+            seen = dataclasses.replace(seen, found=True, note="the autocorrelation was not conclusive (contamination, "
+                                       "grains or few periods); the detected atoms confirm the spacing")
+    if seen is not lattice:
+        record["lattice"] = seen.to_dict()
+    record["findings"] = check_sites(sites, seen, data.shape, method=chosen)
+    for finding in record["findings"]:
+        warnings.warn(finding, stacklevel=2)
+    sites.attrs["detection"] = record
     return sites
 
 

@@ -7,6 +7,7 @@ Also walls from a segmenter's wall class, and the per-frame switched fraction
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from scipy import ndimage
 
 from ..io.sites import empty_sites, make_sites
 from ._checks import as_movie, as_probabilities, frame_is_usable
+from .phase_quality import MIN_DOMAIN_NM2
 
 
 def domain_map(phase, *, threshold: float | str = "otsu", smooth: float = 0.5, per_frame: bool = False,
@@ -217,6 +219,99 @@ def wall_sites(
     return pd.concat(tables, ignore_index=True)
 
 
+@dataclass
+class WallAnalysis:
+    """Domains, walls and the per-frame report of :func:`analyse_walls` (arrays ``(T, Y, X)``)."""
+
+    domains: np.ndarray
+    walls: np.ndarray
+    reliable: np.ndarray
+    report: pd.DataFrame
+    quality: object | None = None
+
+
+def analyse_walls(
+    phase,
+    *,
+    threshold: float | str = "otsu",
+    smooth: float = 0.5,
+    tip_sigma: float | None = 1.0,
+    min_size: int = 0,
+    method: str = "boundary",
+    sigma: float = 1.0,
+    quality: bool | str = "auto",
+    unit: str | None = None,
+    pixel_size_nm: tuple[float, float] | None = None,
+    min_domain_nm2: float = MIN_DOMAIN_NM2,
+    level: str | None = "median-diff",
+) -> WallAnalysis:
+    """Domain map, walls and a per-frame report, on the reliable area of the phase only.
+
+    With ``quality`` (``"auto"``: whenever the phase is a wrapped angle — degrees or
+    radians, from ``unit`` or its range), the phase is first re-wrapped, levelled per scan
+    line and checked for noise, stripes and streaks
+    (:func:`~napari_rvae.detect.phase_quality.assess_phase`); the domain split is then the
+    midpoint between the two domain phases, domains smaller than ``min_domain_nm2`` (with
+    ``pixel_size_nm``; else ``min_size``, at least 4 px) are absorbed by their surroundings,
+    the *switched* domain is the minority of the first frame, and walls, switched fraction and
+    wall fraction count the reliable area only. A frame without domain contrast gets no walls.
+
+    Returns
+    -------
+    :class:`WallAnalysis`; ``report`` has per frame ``switched_fraction``, ``wall_fraction``,
+    ``reliable_fraction``, ``masked_fraction``, ``noise_fraction``, ``stripe_fraction``,
+    ``contrast`` and ``note``.
+    """
+    from .phase_quality import assess_phase, circular_smooth, domain_levels, min_domain_area_px, phase_period
+
+    data = as_movie(phase, "phase")
+    use_quality = quality is True or (quality == "auto" and phase_period(data, unit) is not None)
+    if not use_quality:
+        domains = domain_map(data, threshold=threshold, smooth=smooth, tip_sigma=tip_sigma, min_size=min_size)
+        walls = wall_mask(domains, method=method, sigma=sigma)
+        reliable = np.isfinite(data)
+        report = _report(domains, walls, reliable, None)
+        return WallAnalysis(domains, walls, reliable, report)
+    min_px = max(min_size, min_domain_area_px(pixel_size_nm, min_domain_nm2))
+    q = assess_phase(data, unit=unit, pixel_size_nm=pixel_size_nm, level=level, min_domain_nm2=min_domain_nm2)
+    if threshold == "otsu" and q.period is not None:
+        low, high = domain_levels(np.where(q.reliable, q.phase, np.nan), q.period)
+        threshold = (low + high) / 2 if high > low else "otsu"
+    clean = np.where(q.reliable, q.phase, np.nan)
+    if q.period is not None and smooth > 0:  # average noisy phase as directions, not as numbers
+        clean, smooth = circular_smooth(clean, q.period, sigma=2 * smooth), 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        domains = domain_map(clean, threshold=threshold, smooth=smooth, tip_sigma=tip_sigma, min_size=min_px)
+    if q.period is not None and domains[0][q.reliable[0]].mean() > 0.5:
+        domains = ~domains  # the switched domain is the first frame's minority
+    interior = ndimage.binary_erosion(q.reliable, structure=np.ones((1, 3, 3), bool), border_value=1)
+    walls = wall_mask(domains, method=method, sigma=sigma) & interior
+    for t, ok in enumerate(q.report["contrast"]):
+        if not ok:
+            walls[t] = False
+    report = _report(domains, walls, q.reliable, q.report)
+    return WallAnalysis(domains & q.reliable, walls, q.reliable, report, q)
+
+
+def _report(domains: np.ndarray, walls: np.ndarray, reliable: np.ndarray, quality: pd.DataFrame | None) -> pd.DataFrame:
+    area = np.maximum(reliable.sum(axis=(1, 2)), 1)
+    table = pd.DataFrame({
+        "frame": np.arange(len(domains)),
+        "switched_fraction": (domains & reliable).sum(axis=(1, 2)) / area,
+        "wall_fraction": walls.mean(axis=(1, 2)),
+        "reliable_fraction": reliable.mean(axis=(1, 2)),
+    })
+    table["masked_fraction"] = 1.0 - table["reliable_fraction"]
+    if quality is not None:
+        for column in ("coherence", "noise_fraction", "stripe_fraction", "contrast", "note"):
+            table[column] = quality[column].to_numpy()
+        table.loc[~table["contrast"], "switched_fraction"] = np.nan
+    else:
+        table["noise_fraction"], table["stripe_fraction"], table["contrast"], table["note"] = 0.0, 0.0, True, ""
+    return table
+
+
 def find_walls(
     phase,
     *,
@@ -230,24 +325,40 @@ def find_walls(
     min_spacing: float = 0.0,
     edge_margin: float = 0.0,
     seed: int = 0,
+    quality: bool | str = "auto",
+    unit: str | None = None,
+    pixel_size_nm: tuple[float, float] | None = None,
+    min_domain_nm2: float = MIN_DOMAIN_NM2,
+    level: str | None = "median-diff",
 ) -> pd.DataFrame:
-    """PFM phase movie → wall sites in one call (:func:`domain_map`, :func:`wall_mask`, :func:`wall_sites`).
+    """PFM phase movie → wall sites in one call (:func:`analyse_walls`, then :func:`wall_sites`).
 
     ``threshold``, ``smooth``, ``tip_sigma`` and ``min_size`` go to :func:`domain_map`,
-    ``method`` and ``sigma`` (Canny only) to :func:`wall_mask`. The sites table gets a
-    ``switched_fraction`` column (the frame's value) so the switching degree travels
-    with the sites. Frames that are NaN or constant give no walls (with a warning).
+    ``method`` and ``sigma`` (Canny only) to :func:`wall_mask`; ``quality``, ``unit``,
+    ``pixel_size_nm``, ``min_domain_nm2`` and ``level`` to the phase clean-up (see
+    :func:`analyse_walls`). The sites table gets ``switched_fraction`` and
+    ``reliable_fraction`` columns (the frame's values) so the switching degree travels with
+    the sites; ``sites.attrs["frames"]`` holds the per-frame report. Frames that are NaN,
+    constant or without domain contrast give no walls (with a warning).
     """
     data = as_movie(phase, "phase")
     for t, frame in enumerate(data):
         why = frame_is_usable(frame)
         if why:
             warnings.warn(f"frame {t}: {why}; no walls there", stacklevel=2)
-    domains = domain_map(data, threshold=threshold, smooth=smooth, tip_sigma=tip_sigma, min_size=min_size)
-    walls = wall_mask(domains, method=method, sigma=sigma)
-    sites = wall_sites(walls, n_per_frame=n_per_frame, min_spacing=min_spacing, edge_margin=edge_margin, seed=seed)
+    result = analyse_walls(data, threshold=threshold, smooth=smooth, tip_sigma=tip_sigma, min_size=min_size,
+                           method=method, sigma=sigma, quality=quality, unit=unit, pixel_size_nm=pixel_size_nm,
+                           min_domain_nm2=min_domain_nm2, level=level)
+    for row in result.report.itertuples():
+        if row.note:
+            warnings.warn(f"frame {row.frame}: {row.note}", stacklevel=2)
+    sites = wall_sites(result.walls, n_per_frame=n_per_frame, min_spacing=min_spacing, edge_margin=edge_margin,
+                       seed=seed)
     if len(sites) == 0:
         warnings.warn("no domain walls found; returning an empty sites table", stacklevel=2)
-    fraction = switched_fraction(domains)
-    sites["switched_fraction"] = fraction[sites["frame"].to_numpy()] if len(sites) else np.zeros(0)
+    frames = sites["frame"].to_numpy()
+    for column in ("switched_fraction", "reliable_fraction"):
+        values = result.report[column].to_numpy()
+        sites[column] = values[frames] if len(sites) else np.zeros(0)
+    sites.attrs["frames"] = result.report.to_dict("list")
     return sites

@@ -11,10 +11,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .calibration import parse_note, pixel_size_from_metadata
 from . import limits
-from .movie import LAZY_BYTES, Movie, UnreadableFile, lazy_array, make_movies
+from .movie import LAZY_BYTES, Movie, UnreadableFile, lazy_array, make_movies, split_channels
+from .units import nm_per
 
-_PIXEL_SIZE_KEYS = ("pixel_size", "pixelsize", "px_size", "scale", "pixel_scale")
 
 
 def _is_large(path: Path) -> bool:
@@ -23,37 +24,49 @@ def _is_large(path: Path) -> bool:
 
 # ---------------------------------------------------------------- numpy
 def read_npy(path: Path) -> list[Movie]:
+    """``(Y, X)``, ``(T, Y, X)``, singleton axes anywhere, or a short trailing channel axis."""
     limits.check_npy(path)
     array = np.load(path, allow_pickle=False, mmap_mode="r" if _is_large(path) else None)
     if isinstance(array, np.memmap):
         array = lazy_array(array)
-    return make_movies([(None, array)], path, fmt="npy")
+    channels, notes = split_channels(array, where=path.name)
+    return make_movies(channels, path, fmt="npy", notes=notes)
 
 
 def read_npz(path: Path) -> list[Movie]:
-    """``data`` (with optional ``scale`` / ``units``) as written by ``napari-rvae sample``;
-    otherwise every image-like array in the archive, one channel each."""
+    """``data`` (with optional ``scale`` / ``units`` and ``channels`` names), as written by
+    ``napari-rvae sample``; otherwise every image-like array in the archive, one channel each."""
     limits.check_npz(path)
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.keys())
+        notes: list[str] = []
+        names = None
+        if "channels" in keys:
+            names = [str(n) for n in np.atleast_1d(archive["channels"]).ravel()]
         if "data" in keys:
-            chosen = ["data"]
+            channels, notes = split_channels(np.asarray(archive["data"]), names, where=path.name)
         else:
             chosen = [k for k in keys if archive[k].ndim >= 2 and min(archive[k].shape[-2:]) >= 4]
-        if not chosen:
-            raise UnreadableFile(f"{path.name}: no image array in the archive (keys: {', '.join(keys) or 'none'})")
-        arrays = [(None if len(chosen) == 1 else k, np.asarray(archive[k])) for k in chosen]
-        pixel_size, unit = None, None
+            if not chosen:
+                raise UnreadableFile(f"{path.name}: no image array in the archive (keys: {', '.join(keys) or 'none'})")
+            channels = [(None if len(chosen) == 1 else k, np.asarray(archive[k])) for k in chosen]
+        pixel_size, unit, interval, frame_unit = None, None, None, ""
         if "scale" in keys:
             scale = np.atleast_1d(archive["scale"]).astype(float)
             if scale.size >= 2:
                 pixel_size = tuple(scale[-2:])
+            if scale.size >= 3 and scale[0] > 0:
+                interval = float(scale[0])
         if "units" in keys:
-            units = np.atleast_1d(archive["units"])
-            unit = str(units[-1]) if units.size else None
+            units = [str(u) for u in np.atleast_1d(archive["units"])]
+            unit = units[-1] if units else None
+            frame_unit = units[0] if len(units) >= 3 else ""
         elif pixel_size is not None:
             unit = "pixel"
-    return make_movies(arrays, path, fmt="npz", pixel_size=pixel_size, pixel_unit=unit)
+    if frame_unit not in ("s", "ms"):
+        interval, frame_unit = None, ""
+    return make_movies(channels, path, fmt="npz", pixel_size=pixel_size, pixel_unit=unit, notes=notes,
+                       frame_interval=interval, frame_unit=frame_unit, calibration="the archive's 'scale' and 'units'")
 
 
 # ---------------------------------------------------------------- TIFF
@@ -81,6 +94,7 @@ def read_tiff(path: Path) -> list[Movie]:
             array = series.asarray()
     rgb = "S" in axes and axes.endswith("S")
     channels: list[tuple[str | None, Any]]
+    notes: list[str] = []
     if "C" in axes and not rgb:
         c_axis = axes.index("C")
         names = list(ij.get("Labels", [])) if isinstance(ij.get("Labels"), list) else []
@@ -88,12 +102,14 @@ def read_tiff(path: Path) -> list[Movie]:
         for c in range(array.shape[c_axis]):
             name = str(names[c]) if c < len(names) else f"channel {c}"
             channels.append((name, np.take(array, c, axis=c_axis)))
-    else:
+    elif rgb:
         channels = [(None, array)]
+    else:
+        channels, notes = split_channels(array, where=path.name)
     return make_movies(
         channels, path, fmt="tiff", pixel_size=pixel_size, pixel_unit=unit,
         frame_interval=interval, frame_unit="s" if interval else "", rgb=rgb,
-        metadata={"axes": axes},
+        metadata={"axes": axes}, notes=notes, calibration="the TIFF resolution tags",
     )
 
 
@@ -155,45 +171,64 @@ def _attr_text(value: Any) -> str:
     return str(value)
 
 
+def _h5_metadata(f: Any) -> dict:
+    """Every attribute and small text/number dataset of the file, by its own name (JSON strings
+    such as a ``metadata`` dataset are expanded by :func:`~.calibration.flatten`)."""
+    meta: dict[str, Any] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        meta.update({k: v for k, v in obj.attrs.items()})
+        if hasattr(obj, "shape") and (obj.dtype.kind in "SOU" or obj.shape in ((), (1,), (2,))) and obj.size <= 4:
+            meta[name.rsplit("/", 1)[-1]] = obj[()]
+
+    meta.update(dict(f.attrs))
+    f.visititems(visit)
+    return meta
+
+
 def _read_plain_h5(path: Path, f: Any) -> list[Movie]:
     images = [d for d in _datasets(f) if _image_like(d)]
     if not images:
         raise UnreadableFile(f"{path.name}: no image dataset in the HDF5 file")
     limits.check_h5(path, images)
-    pixel_size, unit = None, None
-    for d in _datasets(f):
-        key = d.name.rsplit("/", 1)[-1].lower()
-        if d.shape in ((), (1,)) and d.dtype.kind in "if" and key.split("(")[0] in _PIXEL_SIZE_KEYS:
-            value = float(np.asarray(d[()]).ravel()[0])
-            pixel_size = (value, value)
-            if "(" in key and key.endswith(")"):
-                unit = key[key.index("(") + 1 : -1]
-        elif key.startswith("unit") and d.dtype.kind in "SOU":
-            unit = _attr_text(d[()])
+    pixel_size, unit, source = None, None, None
     for d in images:
-        for k in _PIXEL_SIZE_KEYS:
+        for k in ("pixel_size", "pixelsize", "px_size", "scale", "pixel_scale"):
             if k in d.attrs:
                 value = np.atleast_1d(d.attrs[k]).astype(float)
                 pixel_size = (float(value[-2]), float(value[-1])) if value.size >= 2 else (float(value[0]),) * 2
                 unit = _attr_text(d.attrs.get("units", d.attrs.get("unit", unit)))
+                source = f"the '{k}' attribute of {d.name}"
+    if pixel_size is None:
+        found = pixel_size_from_metadata(_h5_metadata(f), tuple(images[0].shape[-2:]))
+        if found is not None:
+            pixel_size, unit, source = found
     large = _is_large(path)
-    channels = [
-        (d.name.strip("/") if len(images) > 1 else None, lazy_array(d) if large else d[()]) for d in images
-    ]
+    channels = [(d.name.strip("/") if len(images) > 1 else None, lazy_array(d) if large else d[()]) for d in images]
     if large:  # keep the file open for the lazy arrays
         import h5py
 
         f2 = h5py.File(path, "r")
         channels = [(name, lazy_array(f2[d.name])) for (name, _), d in zip(channels, images)]
-    return make_movies(channels, path, fmt="hdf5", pixel_size=pixel_size, pixel_unit=unit)
+    elif len(channels) == 1:
+        channels, notes = split_channels(channels[0][1], where=path.name)
+        return make_movies(channels, path, fmt="hdf5", pixel_size=pixel_size, pixel_unit=unit, calibration=source,
+                           notes=notes)
+    return make_movies(channels, path, fmt="hdf5", pixel_size=pixel_size, pixel_unit=unit, calibration=source)
 
 
 def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
-    movies: list[Movie] = []
-    limits.check_h5(path, [d for d in datasets if _image_like(d)])
-    for d in datasets:
-        if not _image_like(d):
-            continue
+    """pyNSID / sidpy: one channel per main dataset, named by its ``quantity``; the pixel
+    size from its spatial dimension scales (or, where those carry no length unit, from
+    another channel's or the scan size in ``original_metadata``)."""
+    images = [d for d in datasets if _image_like(d)]
+    if not images:
+        raise UnreadableFile(f"{path.name}: the pyNSID datasets hold no image")
+    limits.check_h5(path, images)
+    channels, value_units, calibrations = [], [], []
+    for d in images:
+        labels = [_attr_text(x).strip().lower() for x in np.atleast_1d(d.attrs.get("DIMENSION_LABELS", []))]
+        data = d[()]
         scales, units = [], []
         for dim in d.dims:
             if len(dim):
@@ -203,13 +238,29 @@ def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
             else:
                 scales.append(1.0)
                 units.append("")
-        name = _attr_text(d.attrs.get("title", d.name.rsplit("/", 1)[-1]))
-        movies += make_movies(
-            [(name if len(datasets) > 1 else None, d[()])], path, fmt="hdf5 (pyNSID)",
-            pixel_size=(scales[-2], scales[-1]), pixel_unit=units[-1] or None,
-            metadata={"quantity": _attr_text(d.attrs["quantity"]), "data_type": _attr_text(d.attrs["data_type"])},
-        )
-    return movies
+        if len(labels) >= 2 and labels[-2:] == ["x", "y"]:  # stored (x, y) as Igor does: rows must be y
+            data = np.swapaxes(data, -1, -2)
+            scales[-2:], units[-2:] = scales[-2:][::-1], units[-2:][::-1]
+        if nm_per(units[-1]) is not None and nm_per(units[-2]) is not None:
+            calibrations.append(((scales[-2], scales[-1]), units[-1], "pyNSID dimension scales"))
+        else:
+            meta = {k: v for k, v in (d.parent["original_metadata"].attrs.items() if "original_metadata" in d.parent else [])}
+            found = pixel_size_from_metadata(meta, tuple(data.shape[-2:])) if meta else None
+            calibrations.append(found and (found[0], found[1], "the scan size in original_metadata"))
+        name = _attr_text(d.attrs.get("quantity") or d.attrs.get("title") or d.name.rsplit("/", 1)[-1])
+        channels.append((name, data))
+        value_units.append(_attr_text(d.attrs.get("units", "")) or None)
+    known = [c for c in calibrations if c]
+    pixel_size, unit, source = known[0] if known else (None, None, None)
+    names = [n for n, _ in channels]
+    if len(set(names)) < len(names):  # two channels of one quantity: keep them apart
+        channels = [(f"{n} {i}" if names.count(n) > 1 else n, a) for i, (n, a) in enumerate(channels)]
+    if len(channels) == 1:
+        channels = [(None, channels[0][1])]
+    return make_movies(channels, path, fmt="hdf5 (pyNSID)", pixel_size=pixel_size, pixel_unit=unit,
+                       value_units=value_units, calibration=source,
+                       metadata={"data_type": _attr_text(images[0].attrs["data_type"]),
+                                 "quantity": _attr_text(images[0].attrs["quantity"])} if len(images) == 1 else None)
 
 
 def _read_hspy(path: Path) -> list[Movie]:
@@ -233,9 +284,19 @@ def _rsciio_reader(module: str, fmt: str) -> Callable[[Path], list[Movie]]:
 
 
 def _from_rsciio(path: Path, signals: list[dict], fmt: str) -> list[Movie]:
-    movies: list[Movie] = []
+    """rosettasciio signals → channels named by their titles (EMD detectors: HAADF, BF …),
+    calibrated from their signal axes. Signals of another frame size are left out with a note."""
     images = [s for s in signals if np.ndim(s["data"]) >= 2]
-    for s in images:
+    if not images:
+        return []
+    movies: list[Movie] = []
+    titles = []
+    for k, s in enumerate(images):
+        title = str((s.get("metadata", {}).get("General", {}) or {}).get("title") or "").strip()
+        titles.append(title or f"signal {k}")
+    if len(set(titles)) < len(titles):
+        titles = [f"{t} {k}" if titles.count(t) > 1 else t for k, t in enumerate(titles)]
+    for s, title in zip(images, titles):
         axes = s.get("axes", [])
         signal_axes = [a for a in axes if not a.get("navigate", False)] or axes
         pixel_size, unit = None, None
@@ -246,43 +307,90 @@ def _from_rsciio(path: Path, signals: list[dict], fmt: str) -> list[Movie]:
         interval, frame_unit = None, ""
         if len(nav) == 1 and str(nav[0].get("units", "")).strip() in ("s", "ms"):
             interval, frame_unit = float(nav[0].get("scale", 1.0)), str(nav[0]["units"]).strip()
-        title = (s.get("metadata", {}).get("General", {}) or {}).get("title") or None
+        value_unit = (s.get("metadata", {}).get("Signal", {}) or {}).get("quantity")
         movies += make_movies(
             [(title if len(images) > 1 else None, s["data"])], path, fmt=fmt,
             pixel_size=pixel_size, pixel_unit=unit, frame_interval=interval, frame_unit=frame_unit,
+            calibration=f"the {fmt} signal axes", value_units=[value_unit],
         )
-    return movies
+    # all channels of one file share one calibration and frame size
+    first = movies[0]
+    kept = [m for m in movies if m.data.shape[1:] == first.data.shape[1:]]
+    for m in kept[1:]:
+        if m.units[1:] == ("pixel", "pixel") and first.units[1] != "pixel":
+            m.scale, m.units = (m.scale[0],) + first.scale[1:], (m.units[0],) + first.units[1:]
+    if len(kept) < len(movies):
+        skipped = [m.channel or m.name for m in movies if m not in kept]
+        first.metadata.setdefault("notes", []).append(f"left out signals of another frame size: {', '.join(skipped)}")
+    return kept
 
 
 # ---------------------------------------------------------------- Igor
 def read_ibw(path: Path) -> list[Movie]:
-    """Igor binary waves (e.g. Asylum PFM): one movie per layer of the third axis,
-    named after its label (height, amplitude, phase …)."""
+    """Igor binary waves (e.g. Asylum PFM): one movie per layer of the third axis, named
+    after its dimension label (HeightRetrace, PhaseRetrace …); the pixel size from the
+    wave scaling (``sfA``) in metres, or from the note's ``ScanSize``."""
     from igor2 import binarywave
 
     limits.check_ibw(path)
-    wave = binarywave.load(str(path))["wave"]
+    loaded = binarywave.load(str(path))
+    wave = loaded["wave"]
     data = np.asarray(wave["wData"])
     if data.ndim < 2:
         raise UnreadableFile(f"{path.name}: the wave is {data.ndim}-D, not an image")
     header = wave["wave_header"]
     sf = np.asarray(header.get("sfA", [1.0, 1.0]), dtype=float)
-    units = header.get("dimUnits")
-    unit = None
-    if units is not None:
-        first = np.asarray(units).ravel()[:4]
-        unit = b"".join(x if isinstance(x, bytes) else bytes(x) for x in first).decode("latin-1").strip("\x00 ") or None
-    labels = wave.get("labels") or []
-    chan_labels = [lab.decode("latin-1") if isinstance(lab, bytes) else str(lab) for lab in (labels[2] if len(labels) > 2 else [])]
-    chan_labels = [lab for lab in chan_labels if lab]
+    unit = _igor_dim_unit(header)
+    note_bytes = wave.get("note") or b""
+    note = parse_note(note_bytes.decode("latin-1", "replace") if isinstance(note_bytes, bytes) else str(note_bytes))
+    labels = _igor_layer_labels(path, loaded) if data.ndim > 2 else []
     # Igor stores images column-major: axis 0 runs along x, axis 1 along y.
+    frame_shape = (data.shape[1], data.shape[0])
+    pixel_size, source = (sf[1], sf[0]), "the wave scaling"
+    if nm_per(unit or "") is None:
+        found = pixel_size_from_metadata(note, frame_shape)
+        pixel_size, unit, source = (found if found else (pixel_size, unit, None))
+        if found:
+            source = "the note's scan size"
     if data.ndim == 2:
         channels = [(None, data.T)]
     else:
-        channels = [
-            (chan_labels[c] if c < len(chan_labels) else f"channel {c}", data[:, :, c].T) for c in range(data.shape[2])
-        ]
-    return make_movies(channels, path, fmt="ibw", pixel_size=(sf[1], sf[0]), pixel_unit=unit)
+        channels = [(labels[c] if c < len(labels) and labels[c] else f"channel {c}", np.swapaxes(data[:, :, c, ...], 0, 1))
+                    for c in range(data.shape[2])]
+    value_units = [("deg" if "phase" in (n or "").lower() else None) for n, _ in channels]
+    meta = {k: note[k] for k in ("ScanSize", "ScanAngle", "ScanRate", "Date", "ImageNote") if k in note}
+    return make_movies(channels, path, fmt="ibw", pixel_size=pixel_size, pixel_unit=unit, calibration=source,
+                       value_units=value_units, metadata={"instrument": meta} if meta else None)
+
+
+def _igor_dim_unit(header: dict) -> str | None:
+    units = header.get("dimUnits")
+    if units is None:
+        return None
+    first = np.asarray(units).ravel()[:4]
+    text = b"".join(x if isinstance(x, bytes) else bytes(x) for x in first).decode("latin-1").strip("\x00 ")
+    return text or None
+
+
+def _igor_layer_labels(path: Path, loaded: dict) -> list[str]:
+    """Labels of the third axis' layers. igor2 joins each 32-byte label field without cutting
+    it at its terminating NUL, so stale bytes leak in ("PhaseRetracerace"); read the fields
+    from the file and cut them properly (wave version 5), else clean igor2's labels."""
+    wave = loaded["wave"]
+    bin_header = wave.get("bin_header", {})
+    sizes = list(np.asarray(bin_header.get("dimLabelsSize", [0, 0, 0, 0])).ravel())
+    if loaded.get("version") == 5 and len(sizes) >= 3 and sizes[2] > 0:
+        offset = (64 + int(bin_header["wfmSize"]) + int(bin_header.get("formulaSize", 0)) + int(bin_header.get("noteSize", 0))
+                  + int(bin_header.get("dataEUnitsSize", 0)) + int(np.sum(bin_header.get("dimEUnitsSize", [0]))) + int(sum(sizes[:2])))
+        with open(path, "rb") as f:
+            f.seek(offset)
+            block = f.read(int(sizes[2]))
+        if len(block) == sizes[2]:
+            fields = [block[i:i + 32].split(b"\x00")[0].decode("latin-1").strip() for i in range(0, len(block), 32)]
+            return fields[1:]  # the first label names the axis as a whole
+    labels = wave.get("labels") or []
+    layer = labels[2] if len(labels) > 2 else []
+    return [(lab.decode("latin-1") if isinstance(lab, bytes) else str(lab)).strip("\x00 ") for lab in layer][1:]
 
 
 READERS: dict[str, Callable[[Path], list[Movie]]] = {

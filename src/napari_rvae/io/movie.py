@@ -1,13 +1,15 @@
 """Movies: what every reader returns, and the one entry point ``read_movie``.
 
 A movie is a ``(T, Y, X)`` float32 array (numpy, or dask for files larger than
-:data:`LAZY_BYTES`) with its pixel size. A single image becomes ``T = 1``.
-Multi-channel files (e.g. PFM height / amplitude / phase) become one movie per
-channel, named after the channel.
+:data:`LAZY_BYTES`) with its calibration. A single image becomes ``T = 1``.
+Channels (PFM height / amplitude / phase, ADF / ABF) are never frames: a file with
+several channels becomes one movie per channel, named after the channel's own name in
+the file. All channels of one file share one calibration, shown in nm (µm for fields of
+1 µm or more, see :mod:`.units`).
 
-RGB rule: an RGB(A) render (last axis of length 3 or 4 with an 8- or 16-bit
-integer type, or a TIFF marked RGB) is converted to grey with the ITU-R BT.601
-luma weights ``0.299 R + 0.587 G + 0.114 B``; alpha is dropped.
+RGB renders (last axis of length 3 or 4 with an 8- or 16-bit integer type, or a TIFF
+marked RGB) become intensity: grey renders as their grey, false-colour renders by
+inverting their colormap, others by luma (:mod:`.colour`); a note says which.
 """
 
 from __future__ import annotations
@@ -19,42 +21,24 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .colour import LUMA_WEIGHTS, luma, rgb_to_intensity
+from .units import display_calibration, normalise_unit, pixel_size_nm
+
 #: files larger than this open lazily (memory map or dask)
 LAZY_BYTES = 1 << 30
 
 AXIS_LABELS = ("t", "y", "x")
 
+__all__ = ["AXIS_LABELS", "LAZY_BYTES", "LUMA_WEIGHTS", "Movie", "UnreadableFile", "normalise_unit", "read_movie"]
+
 
 class UnreadableFile(ValueError):
     """A file napari-rvae cannot turn into a movie; the message is one line for the user."""
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-
-_UNIT_ALIASES = {
-    "a": "angstrom",
-    "å": "angstrom",
-    "Å": "angstrom",
-    "ang": "angstrom",
-    "angstrom": "angstrom",
-    "nm": "nm",
-    "um": "µm",
-    "µm": "µm",
-    "micron": "µm",
-    "mm": "mm",
-    "m": "m",
-    "pm": "pm",
-    "px": "pixel",
-    "pixel": "pixel",
-    "pixels": "pixel",
-    "s": "s",
-    "ms": "ms",
-    "sec": "s",
-}
-
 
 @dataclass
 class Movie:
-    """A ``(T, Y, X)`` float32 movie with its calibration.
+    """A ``(T, Y, X)`` float32 movie of one channel with its calibration.
 
     Attributes
     ----------
@@ -64,10 +48,13 @@ class Movie:
     scale : (3,) tuple of float
         Frame interval (1 when unknown) and pixel size along y and x.
     units : (3,) tuple of str
-        Units of ``scale`` ("" for frames of unknown interval, "pixel" when the
-        file carries no pixel size).
+        Units of ``scale`` ("" for frames of unknown interval; "nm" or "µm" for calibrated
+        pixels, "pixel" when the file carries no pixel size).
     metadata : dict
-        What the file says about itself (source, format, original units, notes).
+        What the file says about itself: ``source``, ``format``, ``channel``,
+        ``value_unit`` (e.g. "deg" for a phase), ``calibration`` (where the pixel size came
+        from), ``notes`` (what the reader changed), and for sequences ``files`` and
+        ``drift_shifts``.
     """
 
     data: Any
@@ -86,6 +73,16 @@ class Movie:
     def lazy(self) -> bool:
         return not isinstance(self.data, np.ndarray)
 
+    @property
+    def channel(self) -> str | None:
+        """The channel's name in the file (``None`` for a single-channel file)."""
+        return self.metadata.get("channel")
+
+    @property
+    def pixel_size_nm(self) -> tuple[float, float] | None:
+        """``(y, x)`` pixel size in nm, or ``None`` when the file gives no length calibration."""
+        return pixel_size_nm(self.scale, self.units)
+
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` as an in-memory float32 ``(Y, X)`` array."""
         return np.asarray(self.data[t], dtype=np.float32)
@@ -101,31 +98,9 @@ class Movie:
         }
 
 
-def normalise_unit(unit: Any) -> str:
-    """Map a file's unit string to one napari (pint) understands; unknown → ``"pixel"``."""
-    if unit is None:
-        return "pixel"
-    text = str(unit).strip()
-    if not text or text.startswith("<") or text.lower() in ("none", "undefined", "t.b.d."):
-        return "pixel"
-    return _UNIT_ALIASES.get(text, _UNIT_ALIASES.get(text.lower(), text if _is_pint_unit(text) else "pixel"))
-
-
-def _is_pint_unit(text: str) -> bool:
-    try:
-        import pint
-
-        unit = pint.get_application_registry().parse_units(text)
-    except Exception:
-        return False
-    return unit.dimensionality == pint.get_application_registry().parse_units("m").dimensionality
-
-
 def rgb_to_grey(data: np.ndarray) -> np.ndarray:
     """``(..., 3|4)`` RGB(A) → ``(...)`` grey by the BT.601 luma rule (alpha dropped)."""
-    rgb = np.asarray(data)[..., :3].astype(np.float32)
-    w = np.asarray(LUMA_WEIGHTS, dtype=np.float32)
-    return rgb @ w
+    return luma(data)
 
 
 def looks_rgb(data: Any) -> bool:
@@ -133,27 +108,71 @@ def looks_rgb(data: Any) -> bool:
     return data.ndim >= 3 and data.shape[-1] in (3, 4) and np.dtype(data.dtype).kind in "ui" and data.itemsize <= 2
 
 
-def split_channels_last(channels: Sequence[tuple[str | None, Any]], rgb: bool | None) -> list[tuple[str | None, Any]]:
-    """A ``(Y, X, C)`` array with ``C`` of 2–4 that is not an integer RGB render is ``C``
-    channels, not ``Y`` frames only ``C`` pixels wide (e.g. a float RGBA or stacked PFM channels)."""
-    out: list[tuple[str | None, Any]] = []
-    for name, array in channels:
-        shape = tuple(getattr(array, "shape", ()))
-        if (len(shape) == 3 and 2 <= shape[-1] <= 4 and min(shape[:2]) >= 16 and not rgb
-                and not (rgb is None and looks_rgb(array))):
-            prefix = f"{name} " if name else ""
-            out += [(f"{prefix}channel {c}", array[..., c]) for c in range(shape[-1])]
-        else:
-            out.append((name, array))
-    return out
+def squeeze_singletons(data: Any, notes: list[str]) -> Any:
+    """Drop axes of length 1 (keeping two image axes), with a note: ``(1, H, W, 1)`` → ``(H, W)``."""
+    shape = tuple(int(s) for s in data.shape)
+    if data.ndim <= 2 or 1 not in shape:
+        return data
+    keep = [i for i, s in enumerate(shape) if s != 1]
+    while len(keep) < 2:  # a (1, 1, N) line keeps its trailing axes and is refused later
+        keep = sorted(set(keep) | {max(set(range(data.ndim)) - set(keep))})
+    index = tuple(slice(None) if i in keep else 0 for i in range(data.ndim))
+    squeezed = data[index]
+    if squeezed.ndim == 2 and data.ndim == 3 and shape[0] == 1:
+        return data  # a plain (1, Y, X) movie of one frame needs no note
+    notes.append(f"singleton axes squeezed: {shape} → {tuple(int(s) for s in squeezed.shape)}")
+    return squeezed
+
+
+def channel_axis(shape: tuple[int, ...], n_names: int | None = None) -> int | None:
+    """The axis holding channels, or ``None``.
+
+    With ``n_names`` (the file names its channels): the axis of that length (last, first or
+    second). Without: a short last axis (≤ 8, at most a quarter of the image axes) of a 3-D or
+    4-D float array, as ``(Y, X, C)`` and ``(T, Y, X, C)`` files store channels.
+    """
+    if n_names:
+        for axis in (len(shape) - 1, 0, 1):
+            if 0 <= axis < len(shape) and shape[axis] == n_names and len(shape) >= 3:
+                return axis
+        return None
+    if len(shape) in (3, 4) and shape[-1] <= 8 and shape[-1] * 4 <= min(shape[-3], shape[-2]):
+        return len(shape) - 1
+    return None
+
+
+def split_channels(data: Any, names: Sequence[str] | None = None, *, where: str = "") -> tuple[list[tuple[str | None, Any]], list[str]]:
+    """Split an array into named channels: ``([(name, array), …], notes)``.
+
+    ``names`` (from the file) pick the channel axis by length; without names a short
+    trailing axis of a non-RGB array is read as channels (named ``channel 0`` …). An array
+    with no channel axis is one unnamed channel.
+    """
+    notes: list[str] = []
+    data = squeeze_singletons(data, notes)
+    names = [str(n) for n in names] if names is not None else None
+    rgb = looks_rgb(data)
+    axis = channel_axis(tuple(data.shape), len(names) if names else None)
+    if axis is None and not rgb and names is None:
+        axis = channel_axis(tuple(data.shape))
+        if axis is not None:
+            notes.append(f"the last axis ({data.shape[-1]}) read as channels")
+    if axis is None:
+        if names and len(names) > 1:
+            raise UnreadableFile(f"{where}: {len(names)} channel names but no axis of that length in shape "
+                                 f"{tuple(int(s) for s in data.shape)}")
+        return [(names[0] if names else None, data)], notes
+    labels = names or [f"channel {c}" for c in range(data.shape[axis])]
+    channels = [(labels[c], np.take(data, c, axis=axis)) for c in range(data.shape[axis])]
+    return channels, notes
 
 
 def as_movie_array(data: Any, *, where: str, rgb: bool | None = None) -> tuple[Any, list[str]]:
     """Bring an array to ``(T, Y, X)`` float32; return it with notes on what changed.
 
     Accepts ``(Y, X)``, ``(T, Y, X)``, RGB(A) renders ``(Y, X, 3|4)`` /
-    ``(T, Y, X, 3|4)``, and leading singleton axes. Raises ``ValueError`` for
-    empty, non-numeric or higher-dimensional data.
+    ``(T, Y, X, 3|4)`` (see :mod:`.colour`), and singleton axes anywhere (squeezed with a
+    note). Raises ``ValueError`` for empty, non-numeric or higher-dimensional data.
     """
     notes: list[str] = []
     dtype = np.dtype(data.dtype)
@@ -164,10 +183,9 @@ def as_movie_array(data: Any, *, where: str, rgb: bool | None = None) -> tuple[A
     if rgb is None:
         rgb = looks_rgb(data)
     if rgb:
-        data = rgb_to_grey(np.asarray(data))
-        notes.append("RGB converted to grey (0.299 R + 0.587 G + 0.114 B)")
-    while data.ndim > 3 and data.shape[0] == 1:
-        data = data[0]
+        data, note = rgb_to_intensity(np.asarray(data))
+        notes.append(note)
+    data = squeeze_singletons(data, notes)
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:
@@ -207,31 +225,40 @@ def make_movies(
     frame_unit: str = "",
     metadata: dict | None = None,
     rgb: bool | None = None,
+    value_units: Sequence[str | None] | None = None,
+    calibration: str | None = None,
+    notes: Sequence[str] = (),
 ) -> list[Movie]:
-    """Build one :class:`Movie` per ``(channel name, array)`` with shared calibration."""
+    """Build one :class:`Movie` per ``(channel name, array)`` with one shared calibration.
+
+    ``pixel_size`` ``(y, x)`` in ``pixel_unit`` is converted to nm or µm
+    (:func:`~.units.display_calibration`); ``calibration`` says where it came from (shown by
+    ``info``); ``value_units`` gives each channel's value unit (e.g. "deg" for a phase).
+    """
     movies = []
     unit = normalise_unit(pixel_unit)
-    extra_notes = []
+    extra_notes = list(notes)
     if pixel_size is not None and unit == "pixel" and any(float(s) != 1.0 for s in pixel_size):
-        extra_notes.append(f"the file gives a pixel size {tuple(float(s) for s in pixel_size)} without a unit; shown in pixels")
-    if pixel_size is None or unit == "pixel":
-        py = px = 1.0
-        unit = "pixel"
-    else:
-        py, px = (float(abs(s)) or 1.0 for s in pixel_size)
-    split = split_channels_last(channels, rgb)
-    if len(split) > len(channels):
-        extra_notes.append("the last axis was read as channels (an image of a few channels, not frames a few pixels wide)")
-    channels = split
-    for channel, array in channels:
+        extra_notes.append(f"the file gives a pixel size {tuple(float(s) for s in pixel_size)} without a length unit "
+                           f"({pixel_unit!r}); shown in pixels")
+    for index, (channel, array) in enumerate(channels):
         where = f"{path.name}" + (f" [{channel}]" if channel else "")
-        data, notes = as_movie_array(array, where=where, rgb=rgb)
-        notes += extra_notes
-        meta = {"source": str(path), "format": fmt, "original_unit": str(pixel_unit) if pixel_unit else None}
+        data, array_notes = as_movie_array(array, where=where, rgb=rgb)
+        if pixel_size is None or unit == "pixel":
+            (py, px), shown = (1.0, 1.0), "pixel"
+        else:
+            (py, px), shown = display_calibration(pixel_size, unit, data.shape[1:])
+        meta: dict[str, Any] = {"source": str(path), "format": fmt,
+                                "original_unit": str(pixel_unit) if pixel_unit else None}
+        if shown != "pixel":
+            meta["calibration"] = calibration or "the file's pixel size"
         if channel:
-            meta["channel"] = channel
-        if notes:
-            meta["notes"] = notes
+            meta["channel"] = str(channel)
+        if value_units is not None and index < len(value_units) and value_units[index]:
+            meta["value_unit"] = str(value_units[index])
+        all_notes = array_notes + extra_notes
+        if all_notes:
+            meta["notes"] = all_notes
         meta.update(metadata or {})
         name = path.stem + (f" {channel}" if channel else "")
         dt = float(frame_interval) if frame_interval else 1.0
@@ -240,25 +267,38 @@ def make_movies(
                 data=data,
                 name=name,
                 scale=(dt, py, px),
-                units=(frame_unit if frame_interval else "", unit, unit),
+                units=(frame_unit if frame_interval else "", shown, shown),
                 metadata=meta,
             )
         )
     return movies
 
 
-def read_movie(path: str | os.PathLike) -> list[Movie]:
-    """Read a movie / image file into one :class:`Movie` per channel.
+def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike], *, register: bool = False) -> list[Movie]:
+    """Read a movie file, or a sequence of files, into one :class:`Movie` per channel.
 
     Formats: ``.npy``, ``.npz``, ``.tif/.tiff``, ``.h5/.hdf5/.hspy`` (plain
     datasets, HyperSpy, pyNSID/sidpy), ``.dm3/.dm4/.emd/.ser/.mrc`` (via
     rosettasciio, the ``io`` extra) and ``.ibw`` (via igor2).
+
+    ``path`` may also be a folder, a glob pattern (``scans/PZT*.h5``) or a list of
+    files: they open as one movie, one frame per file, in natural order
+    (:func:`~.sequence.read_sequence`; ``register=True`` removes drift between them).
 
     Raises
     ------
     ValueError
         One clear line for a missing, empty, corrupt or unsupported file.
     """
+    from .sequence import is_sequence, read_sequence
+
+    if is_sequence(path):
+        return read_sequence(path, register=register)
+    return read_file(path)
+
+
+def read_file(path: str | os.PathLike) -> list[Movie]:
+    """Read one movie file into one :class:`Movie` per channel (see :func:`read_movie`)."""
     from .formats import READERS
 
     path = Path(path)
@@ -290,39 +330,5 @@ def read_movie(path: str | os.PathLike) -> list[Movie]:
     return movies
 
 
-def describe_movie(movie: Movie) -> str:
-    """A few lines: shape, dtype, pixel size, frames, value range."""
-    data = movie.data
-    if movie.lazy:
-        sample = movie.frame(0)
-        rng_note = " (frame 0; the file is opened lazily)"
-    else:
-        sample = data
-        rng_note = ""
-    finite = np.isfinite(sample)
-    if finite.any():
-        lo, hi = float(np.min(sample[finite])), float(np.max(sample[finite]))
-        value_range = f"{lo:.6g} … {hi:.6g}{rng_note}"
-    else:
-        value_range = "no finite values"
-    nan_count = int(sample.size - finite.sum())
-    t, y, x = movie.scale
-    tu, yu, xu = movie.units
-    lines = [
-        f"{movie.name}",
-        f"  shape (t, y, x): {tuple(int(s) for s in data.shape)}   dtype: {data.dtype}",
-        f"  frames: {movie.n_frames}   frame interval: {t:g} {tu or 'frame'}",
-        f"  pixel size: {y:g} × {x:g} {yu}" + ("" if xu == yu else f" / {xu}"),
-        f"  value range: {value_range}" + (f"   NaN pixels: {nan_count}" if nan_count else ""),
-    ]
-    for note in movie.metadata.get("notes", []):
-        lines.append(f"  note: {note}")
-    return "\n".join(lines)
-
-
-def describe_file(path: str | os.PathLike) -> str:
-    """Describe every channel of a file (used by ``napari-rvae info``)."""
-    path = Path(path)
-    movies = read_movie(path)
-    head = f"{path} ({movies[0].metadata.get('format', path.suffix)}, {len(movies)} channel(s))"
-    return "\n".join([head] + [describe_movie(m) for m in movies])
+# channel choice and descriptions live in .channels; re-exported here for existing imports
+from .channels import describe_file, describe_movie, describe_movies, find_channel, select_movie  # noqa: E402,F401

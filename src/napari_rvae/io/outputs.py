@@ -245,6 +245,28 @@ def write_or_rescue(write: Callable[[Path], Any], target: str | os.PathLike, wha
         raise OutputError(f"could not write {what} to {target} ({reason}), nor keep it anywhere else") from None
 
 
+def keep_results(output: str | os.PathLike, sites=None, model=None) -> str:
+    """Save what a failed run computed (a sites table, a model) in a rescue place next to
+    ``output`` (or in the temporary folder); return a phrase that says where, for the message."""
+    from .sites import write_sites
+
+    for place in rescue_places(Path(output)):
+        try:
+            place.mkdir(parents=True)
+            if sites is not None:
+                write_sites(sites, place / "sites.csv")
+            if model is not None:
+                from ..vae import save_model
+
+                save_model(model, place / "model")
+        except OSError:
+            continue
+        if sites is not None and model is not None:
+            return f"the sites and the model were kept in {place}"
+        return f"{'the sites were' if sites is not None else 'the model was'} kept in {place}"
+    return "what was computed could not be kept anywhere"
+
+
 def describe_os_error(err: OSError) -> str:
     """An ``OSError`` as one line: what failed and on which path."""
     if isinstance(err, OutputError):

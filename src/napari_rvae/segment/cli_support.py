@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 
-def read_array(path: Path, what: str) -> np.ndarray:
+def read_array(path: Path, what: str, channel: str | int | None = None) -> np.ndarray:
     """Read a ``.npy`` or ``.tif``/``.tiff`` array as stored (labels keep their integer type; never
     unpickles); other formats through ``io.movie``."""
     path = Path(path)
@@ -34,9 +34,9 @@ def read_array(path: Path, what: str) -> np.ndarray:
                 return tif.series[0].asarray()
         except (OSError, tifffile.TiffFileError) as err:
             raise ValueError(f"{what} file {path}: not a readable TIFF ({err})") from None
-    from ..io.movie import read_movie
+    from ..io.movie import select_movie
 
-    return np.asarray(read_movie(path)[0].data)
+    return np.asarray(select_movie(path, channel).data)
 
 
 def train_segmenter_command(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def train_segmenter_command(args: argparse.Namespace) -> int:
     from .train import SegmenterTrainer, TrainSettings, load_segmenter
     from .unet import UNetConfig
 
-    images = read_array(args.image, "image")
+    images = read_array(args.image, "image", getattr(args, "channel", None))
     labels = read_array(args.labels, "labels")
     if labels.shape != images.shape:
         raise ValueError(f"labels shape {labels.shape} does not match image shape {images.shape}")

@@ -34,11 +34,59 @@ def _radii(text: str) -> tuple:
     return values
 
 
-def read_movie_array(path: Path) -> np.ndarray:
-    """A movie file (any format ``io.movie`` reads, first channel) as a ``(T, Y, X)`` float32 array."""
-    from ..io.movie import read_movie
+def read_movie_array(path: Path, channel: str | int | None = None) -> np.ndarray:
+    """A movie file (any format ``io.movie`` reads; ``channel`` by name or index, default the
+    first) as a ``(T, Y, X)`` float32 array."""
+    from ..io.movie import select_movie
 
-    return np.asarray(read_movie(path)[0].data, dtype=np.float32)
+    return np.asarray(select_movie(path, channel).data, dtype=np.float32)
+
+
+def window_images(movie: np.ndarray, sites, source: str, sites_path: Path | None = None,
+                  map_path: Path | None = None) -> tuple[np.ndarray, str]:
+    """The ``(T, Y, X)`` images windows are cut from and which they are (``"map"`` or ``"image"``).
+
+    ``source``: ``"image"``; ``"map"`` (the atom probability: ``map_path``, else the
+    ``SITES_map.npz`` that ``detect --save-map`` wrote beside the sites table, else
+    computed now by the shipped atom finder); ``"auto"``: the map for atom sites when
+    one was given or saved beside the sites, the image otherwise.
+    """
+    from ..pipeline import atom_probability
+
+    if source not in ("auto", "map", "image"):
+        raise ValueError(f"windows from: expected auto, map or image, got {source!r}")
+    if map_path is None and sites_path is not None:
+        beside = Path(sites_path).with_name(Path(sites_path).stem + "_map.npz")
+        map_path = beside if beside.exists() else None
+    atoms = sites is None or "kind" not in sites or bool((sites["kind"] == "atom").all())
+    if source == "image" or (source == "auto" and (map_path is None or not atoms)):
+        return movie, "image"
+    if map_path is not None:
+        from ..io.maps import read_atom_probability
+
+        image = read_atom_probability(map_path)
+        if image.shape != movie.shape:
+            raise ValueError(f"{map_path}: map of shape {image.shape} does not match the movie {movie.shape}")
+        return image, "map"
+    from ..detect.find import atom_map
+
+    print("windows from the atom probability map: running the shipped atom finder on the movie", flush=True)
+    return atom_probability(atom_map(movie)), "map"
+
+
+def default_window(sites) -> int:
+    """Two atom spacings (the sites' median nearest-neighbour distance in their first frame), as
+    :func:`napari_rvae.detect.lattice.scale_defaults` gives; one clear error for other sites."""
+    from ..detect._checks import nearest_neighbour_distance
+    from ..detect.lattice import scale_defaults
+
+    atoms = sites[sites["kind"] == "atom"] if "kind" in sites else sites
+    first = atoms[atoms["frame"] == atoms["frame"].min()] if len(atoms) else atoms
+    spacing = nearest_neighbour_distance(first[["y", "x"]].to_numpy()) if len(first) >= 2 else float("nan")
+    if not np.isfinite(spacing):
+        raise ValueError("give the window size with --window (the sites are not atoms, or too few to measure "
+                         "their spacing)")
+    return int(scale_defaults(spacing)["window"])
 
 
 def load_windows_npy(path: Path) -> np.ndarray:
@@ -63,7 +111,8 @@ def load_windows_npy(path: Path) -> np.ndarray:
     return windows
 
 
-def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3):
+def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3, channel=None,
+                           source: str = "auto", map_path: Path | None = None):
     """Return ``(windows, sites table or None, cut report or None, normalisation dict)``."""
     from ..io.sites import read_sites
     from ..patches import BOND_ANGLE, cut_windows, normalise, with_orientation
@@ -76,25 +125,41 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
         windows = load_windows_npy(path)
         windows, norm = normalise(windows, options.get("normalisation", "none"), options.get("lo"), options.get("hi"))
         return windows, None, None, norm
-    if window is None:
-        raise ValueError("--window is needed to cut windows from a movie")
-    movie = read_movie_array(path)
+    movie = read_movie_array(path, channel)
     recipe = {"orientation": options.get("orientation"), "bond_symmetry": bond_symmetry}
     sites = with_orientation(read_sites(sites_path), recipe)
-    cut = cut_windows(movie, sites, window, **options)
+    if window is None:
+        window = default_window(sites)
+    images, used = window_images(movie, sites, source, sites_path, map_path)
+    cut = cut_windows(images, sites, window, **options)
     if len(cut) == 0:
         raise ValueError(f"no windows could be cut: {cut.report.summary()}")
+    cut.normalisation["source"] = used
     if options.get("orientation") == BOND_ANGLE:
         cut.normalisation["bond_symmetry"] = int(bond_symmetry)
     return cut.windows, sites, cut, cut.normalisation
+
+
+# ------------------------------------------------------- shared by train
+def _add_window_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--windows-from", choices=("auto", "map", "image"), default="auto",
+                   help="cut windows from the atom probability map (as the papers do for atoms) or the image; "
+                        "default: the map when one is given (--map) or saved beside the sites (detect --save-map)")
+    p.add_argument("--map", type=Path, default=None, metavar="MAP",
+                   help="atom probability map (SITES_map.npz from detect --save-map)")
 
 
 # -------------------------------------------------------------------- encode
 def add_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="model folder")
     p.add_argument("input", type=Path, help="windows .npy, or a movie (with --sites)")
+    p.add_argument("--channel", default=None, metavar="NAME|INDEX",
+                   help="channel of a multi-channel movie, by name (e.g. Phase) or index (default the first)")
     p.add_argument("-o", "--output", type=Path, required=True, help="latents table (CSV)")
     p.add_argument("--sites", type=Path, help="sites table: cut windows there with the model's window size")
+    p.add_argument("--map", type=Path, default=None, metavar="MAP",
+                   help="atom probability map for a model trained on map windows (default: SITES_map.npz beside "
+                        "the sites, else the shipped atom finder is run)")
 
 
 def run_encode(args: argparse.Namespace) -> int:
@@ -111,7 +176,10 @@ def run_encode(args: argparse.Namespace) -> int:
     if args.sites is not None:
         if not args.input.exists():
             raise ValueError(f"{args.input}: file not found")
-        table, report = encode_sites(model, read_movie_array(args.input), read_sites(args.sites))
+        sites = read_sites(args.sites)
+        images, _ = window_images(read_movie_array(args.input, args.channel), sites,
+                                  (norm or {}).get("source", "image"), args.sites, args.map)
+        table, report = encode_sites(model, images, sites)
         print(f"windows: {report.summary()}")
     else:
         windows, _, _, _ = _load_windows_or_movie(args.input, None, None, recipe_options(norm))

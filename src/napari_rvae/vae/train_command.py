@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .commands import _load_windows_or_movie, _radii, _widths
+from .commands import _add_window_source, _load_windows_or_movie, _radii, _widths
 
 #: defaults of the options that define a model; left unset on the command line so that
 #: ``--resume`` can tell a flag the user gave (refused when it differs) from a default
@@ -28,13 +28,17 @@ TRAINING_DEFAULTS = {"lr": 1e-3, "batch": 100, "seed": 0, "test_fraction": 0.15,
 
 def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="an (N, w, w) .npy of windows, or a movie (with --sites)")
+    p.add_argument("--channel", default=None, metavar="NAME|INDEX",
+                   help="channel of a multi-channel movie, by name (e.g. Phase) or index (default the first)")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="model folder to write (model.safetensors + model.json + training.safetensors); an existing "
                         "model is refused unless --resume (continue it) or --overwrite (replace it)")
     p.add_argument("--sites", type=Path, help="sites table (CSV) whose windows are cut from the movie")
+    _add_window_source(p)
     p.add_argument("--arch", choices=["vae", "rvae", "skip-rvae", "shift-vae"], help="model (default rvae)")
     p.add_argument("--latent", type=int, help="content latents (default 2)")
-    p.add_argument("--window", type=int, help="window width in pixels (with a movie)")
+    p.add_argument("--window", type=int,
+                   help="window width in pixels (with a movie; default two atom spacings, from the sites)")
     p.add_argument("--classes", type=int, nargs="+", help="only sites of these classes")
     p.add_argument("--per-frame", type=int, help="random subset of at most this many sites per frame")
     p.add_argument("--normalisation", choices=["none", "global", "window"], help="window scaling (default global)")
@@ -186,9 +190,12 @@ def run_train(args: argparse.Namespace) -> int:
     if args.sites is not None:
         options.update(classes=args.classes, per_frame=args.per_frame, seed=train["seed"])
     window = args.window or (model.config.window[0] if model is not None else None)
-    windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry)
+    source = (model.normalisation or {}).get("source", "image") if model is not None else args.windows_from
+    windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry,
+                                                    channel=args.channel, source=source, map_path=args.map)
     if cut is not None:
-        print(f"windows: {cut.report.summary()}")
+        print(f"windows: {cut.report.summary()} (from the "
+              f"{'atom probability map' if norm.get('source') == 'map' else 'image'})")
     if model is None:
         a = {**ARCH_DEFAULTS, **{k: v for k, v in given.items() if k in ARCH_DEFAULTS}}
         beta = BetaSchedule(kind=a["beta_schedule"], start=a["beta"], end=a["beta"] if a["beta_end"] is None else a["beta_end"],
