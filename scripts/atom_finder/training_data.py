@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_rvae.detect.lattice import CANONICAL_SPACING  # the spacing the detector rescales frames to
-from napari_rvae.synth.render import render_spots
+from napari_rvae.synth.render import blobs as _blobs, render_spots
 KINDS = ("graphene", "tmd", "triangular", "square", "perovskite", "perovskite-abf", "rectangular")
 WEIGHTS = (0.3, 0.12, 0.1, 0.1, 0.2, 0.08, 0.1)
 
@@ -81,18 +81,6 @@ def lattice_points(kind: str, d: float, shape, rng, angle: float, origin) -> tup
     m = 2 * d
     keep = (yx[:, 0] > -m) & (yx[:, 0] < Y + m) & (yx[:, 1] > -m) & (yx[:, 1] < X + m)
     return yx[keep], amp[keep]
-
-
-def _blobs(shape, rng, n, radius_range) -> np.ndarray:
-    Y, X = shape
-    yy, xx = np.mgrid[0:Y, 0:X]
-    mask = np.zeros(shape, bool)
-    for _ in range(n):
-        cy, cx, r = rng.uniform(0, Y), rng.uniform(0, X), rng.uniform(*radius_range)
-        th = np.arctan2(yy - cy, xx - cx)
-        wobble = 1 + 0.25 * np.sin(3 * th + rng.uniform(0, 6.3)) + 0.15 * np.sin(5 * th + rng.uniform(0, 6.3))
-        mask |= np.hypot(yy - cy, xx - cx) < r * wobble
-    return mask
 
 
 def _spacing(rng) -> float:
