@@ -158,7 +158,7 @@ def test_detect_cli_precision_flag(tmp_path):
     from napari_rvae.cli import main
     from napari_rvae.io.sites import read_sites
 
-    sample = make_sample("graphene-movie", seed=21, frames=1, size=128)
+    sample = make_sample("graphene-movie", seed=21, frames=1, size=192)  # 16 lattice periods across
     movie = tmp_path / "movie.npy"
     np.save(movie, sample["data"].astype(np.float32))
     outs = {}

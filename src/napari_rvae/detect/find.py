@@ -252,6 +252,8 @@ def detect_atoms(
         raise ValueError(f"classify: expected one of {', '.join(CLASSIFY)}, got {classify!r}")
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast: expected one of {', '.join(CONTRASTS)}, got {contrast!r}")
+    if precision not in ("float32", "int8"):
+        raise ValueError(f"precision: expected 'float32' or 'int8', got {precision!r}")
     chosen = AUTO_METHOD if method == "auto" else method
     if probabilities is not None and method == "auto":
         chosen = "model"
@@ -320,13 +322,15 @@ def detect_atoms(
     if (lattice.candidate or lattice.kind == "unknown") and spacing is None:
         # the autocorrelation alone was not conclusive (no periodicity, or no regular ring of
         # directions): the atoms found must sit at the spacing along a lattice's star of bonds
-        if not confirms(sites, seen):
-            raise ValueError(f"no atomic lattice found in the frames ({lattice.note}; the maxima at the candidate "
-                             f"spacing {lattice.spacing:.1f} px are not arranged as atoms); if they do hold atoms, "
-                             "give their spacing in pixels (spacing= / --spacing)")
+        if not confirms(sites, seen, data.shape):
+            why = f"{lattice.note}; " if lattice.note else ""
+            raise ValueError(f"no atomic lattice found in the frames ({why}the maxima at the candidate spacing "
+                             f"{lattice.spacing:.1f} px are not arranged as atoms); if they do hold atoms, give "
+                             "their spacing in pixels (spacing= / --spacing)")
         if lattice.candidate:
-            seen = dataclasses.replace(seen, found=True, note="the autocorrelation was not conclusive (contamination, "
-                                       "grains or few periods); the detected atoms confirm the spacing")
+            note = "the autocorrelation was not conclusive (contamination, grains or few periods); the detected " \
+                   "atoms confirm the spacing" + (f"; {seen.note}" if seen.note != lattice.note else "")
+            seen = dataclasses.replace(seen, found=True, note=note)
     if seen is not lattice:
         record["lattice"] = seen.to_dict()
     record["findings"] = check_sites(sites, seen, data.shape, method=chosen)
