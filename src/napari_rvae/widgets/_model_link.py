@@ -1,36 +1,18 @@
-"""The trained model shared by the docks of one viewer (Train VAE → Latent explorer)."""
+"""The trained model shared by the docks of one viewer (Train VAE → Latent explorer), and its decoder."""
 
 from __future__ import annotations
 
-import weakref
 from typing import Callable
 
 import numpy as np
-from qtpy.QtCore import QObject, Signal
 
-_LINKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-class ModelLink(QObject):
-    """Holds the current model of a viewer; docks listen to ``model_changed``."""
-
-    model_changed = Signal(object)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.model = None
-
-    def set_model(self, model) -> None:
-        self.model = model
-        self.model_changed.emit(model)
+from ._state import workflow
 
 
-def model_link(viewer) -> ModelLink:
-    """The :class:`ModelLink` of ``viewer`` (created on first use)."""
-    link = _LINKS.get(viewer)
-    if link is None:
-        link = _LINKS[viewer] = ModelLink()
-    return link
+def model_link(viewer):
+    """The viewer's :class:`~._state.Workflow`, which holds its current model (``.model``,
+    ``model_changed``, ``set_model``)."""
+    return workflow(viewer)
 
 
 def model_decoder(model) -> Callable[[np.ndarray, float, float, float], np.ndarray]:

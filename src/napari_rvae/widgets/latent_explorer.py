@@ -35,20 +35,23 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QRadioButton,
-    QWidget,
 )
 from superqt import QLabeledDoubleSlider
 
 from ..io.sites import latent_columns
 from . import _colours as colours
-from ._common import LayerPicker, has_latents, button, collapsible, scroll_body, form_label, spin, tip
+from ._common import (LayerPicker, button, collapsible, form_label, geometry, has_latents, scroll_body,
+                      set_widget_values, spin, tip, widget_values)
+from ._dock import RvaeDock
 from ._latent_plot import LatentPlot
-from ._model_link import model_decoder, model_link
+from ._model_link import model_decoder
+from ._state import PRODUCT_KEY, in_viewer, unwrap
 from ._window_panel import WindowPanel
 from ._workers import call_safely
 
 Decoder = Callable[[np.ndarray, float, float, float], np.ndarray]
 DECODED_LAYER = "decoded window"
+SELECTION_LAYER = "selected sites"
 
 
 def _z_columns(table: pd.DataFrame) -> list[str]:
@@ -67,13 +70,16 @@ def crop_window(movie: np.ndarray, frame: int, y: float, x: float, size: int) ->
     return out
 
 
-class LatentExplorer(QWidget):
+class LatentExplorer(RvaeDock):
     """The dock. ``decode`` may be given now or later with :meth:`set_decoder`."""
 
+    dock_name = "explore"
+
     def __init__(self, napari_viewer: napari.Viewer, decode: Decoder | None = None) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.decode: Decoder | None = None
+        self.decoded_layer = None
+        self.selection_layer = None
         self.layer = None
         self.table = pd.DataFrame()
         self._frames = np.zeros(0, dtype=np.int64)
@@ -87,10 +93,9 @@ class LatentExplorer(QWidget):
         self._layer_timer.setInterval(0)
         self._layer_timer.timeout.connect(self._flush_decoded_layer)
         self.last_latent: tuple[float, float] | None = None
-        self.setMinimumSize(340, 560)
 
-        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer whose features hold the latents (angle, dx, dy, z0 …)", prefer=has_latents)
-        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Image layer the real windows are cut from (the movie the model was trained on)", allow_none=True)
+        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer whose features hold the latents (angle, dx, dy, z0 …)", prefer=has_latents, role="sites")
+        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Image layer the real windows are cut from (the movie the model was trained on)", allow_none=True, role="movie")
         self.x_combo = tip(QComboBox(), "Feature shown on the horizontal axis")
         self.y_combo = tip(QComboBox(), "Feature shown on the vertical axis")
         self.colour_combo = tip(QComboBox(), "Feature that colours the points (angle uses a cyclic colormap)")
@@ -109,8 +114,9 @@ class LatentExplorer(QWidget):
         self.mode_group.button(0).setChecked(True)
         self.mode_group.idToggled.connect(self._on_mode)
 
-        self.plot = LatentPlot()
+        self.plot = LatentPlot(viewer=self.viewer)
         self.panel = WindowPanel()
+        self.panel.setMaximumHeight(150)
         self.angle_slider = self._slider(-np.pi, np.pi, "Angle (radians) used when decoding an empty spot")
         self.dx_slider = self._slider(-8.0, 8.0, "Horizontal shift dx (pixels) used when decoding")
         self.dy_slider = self._slider(-8.0, 8.0, "Vertical shift dy (pixels) used when decoding")
@@ -122,8 +128,12 @@ class LatentExplorer(QWidget):
         self.hover_check.setChecked(True)
         self.frame_check = tip(QCheckBox("emphasise current frame"), "Draw the sites of the viewer's current frame larger")
         self.frame_check.setChecked(True)
-        self.layer_check = tip(QCheckBox("decoded window as a layer"), "Also show a clicked decoded window as an image layer")
+        self.layer_check = tip(QCheckBox("decoded window as a layer"), "Also show a clicked decoded window as an image "
+                               "layer, placed in the top-left corner of the current view")
         self.layer_check.setChecked(True)
+        self.highlight_check = tip(QCheckBox("highlight selected sites"), "Ring the selected sites in the viewer "
+                                   "(a 'selected sites' layer on top, visible whatever layer is active)")
+        self.highlight_check.setChecked(True)
         self.size_spin = spin(3, 1, 9, "Point size in screen pixels")
         self.window_spin = spin(32, 4, 256, "Window size (pixels) of real windows when no model is loaded")
         self.manifold_check = tip(QCheckBox("decoded manifold background"),
@@ -133,7 +143,7 @@ class LatentExplorer(QWidget):
         advanced, _ = collapsible("Advanced", [
             ("", self.manifold_check), (form_label("grid", self.manifold_grid.toolTip()), self.manifold_grid),
             ("", self.manifold_button),
-            ("", self.hover_check), ("", self.frame_check), ("", self.layer_check),
+            ("", self.hover_check), ("", self.frame_check), ("", self.layer_check), ("", self.highlight_check),
             (form_label("point size", "Point size in screen pixels"), self.size_spin),
             (form_label("window", "Window size (pixels) when no model is loaded"), self.window_spin),
         ])
@@ -184,14 +194,25 @@ class LatentExplorer(QWidget):
                                             else self.plot.set_background(None))
         self.frame_check.toggled.connect(lambda *_: self.show_current_frame())
         self.hover_check.toggled.connect(lambda on: setattr(self.plot, "hover_enabled", bool(on)))
-        napari_viewer.dims.events.current_step.connect(self.show_current_frame)
-        self.link = model_link(napari_viewer)
+        self.highlight_check.toggled.connect(lambda *_: self._update_selection_layer())
+        self.viewer.dims.events.current_step.connect(self.show_current_frame)
+        self.link = self.flow
         self.link.model_changed.connect(self._on_model)
         if decode is not None:
             self.set_decoder(decode)
         elif self.link.model is not None:
             self._on_model(self.link.model)
         self.set_layer(self.points_picker.layer())
+        self._inputs = {"x": self.x_combo, "y": self.y_combo, "colour": self.colour_combo,
+                        "hover": self.hover_check, "layer": self.layer_check, "highlight": self.highlight_check,
+                        "point_size": self.size_spin}
+        self.flow.register(self.dock_name, self)
+
+    def dock_state(self) -> dict:
+        return widget_values(self._inputs)
+
+    def restore_state(self, state: dict) -> None:
+        set_widget_values(self._inputs, state)
 
     # ------------------------------------------------------------- set-up
     def _slider(self, lo: float, hi: float, tooltip: str) -> QLabeledDoubleSlider:
@@ -243,6 +264,7 @@ class LatentExplorer(QWidget):
 
     def set_layer(self, layer) -> None:
         """Explore ``layer`` (a Points layer) — normally chosen with the picker."""
+        layer = unwrap(layer)
         if self.layer is not None:
             self._disconnect(self.layer)
         self.layer = layer
@@ -353,12 +375,22 @@ class LatentExplorer(QWidget):
     def _on_click(self, x: float, y: float, index: int) -> None:
         if index >= 0:
             call_safely("Showing the site", self.show_site, index)
+        elif self.layer is not None and len(self.table.columns) and not _z_columns(self.table):
+            self.status.setText(f"'{self.layer.name}' has no latents yet: train a model (Train VAE) and the "
+                                "plot shows them; click a site to see its window")
         else:
             call_safely("Decoding", self.decode_at, x, y, True)
 
     def _on_hover(self, x: float, y: float) -> None:
-        if self.decode is not None and self.hover_check.isChecked() and self.plot.box.mode == "pan":
+        if (self.decode is not None and self.hover_check.isChecked() and self.plot.box.mode == "pan"
+                and self._decodable()):
             call_safely("Decoding", self.decode_at, x, y, False)
+
+    def _decodable(self) -> bool:
+        """Whether both axes are model inputs (z…, angle, dx, dy)."""
+        names = (self.x_combo.currentText(), self.y_combo.currentText())
+        return bool(_z_columns(self.table)) and all(n in ("angle", "dx", "dy") or (n[:1] == "z" and n[1:].isdigit())
+                                                   for n in names)
 
     def _on_slider(self, *_args) -> None:
         if self.last_latent is not None:
@@ -401,15 +433,70 @@ class LatentExplorer(QWidget):
         if window is not None:
             call_safely("Showing the decoded window", self._show_decoded_layer, window)
 
+    def _view_corner(self, shape: tuple[int, int], scale: np.ndarray) -> np.ndarray:
+        """World (y, x) where a window of ``shape`` pixels sits just inside the view's top-left corner."""
+        camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
+        centre = np.asarray(camera.center, dtype=np.float64)[-2:]
+        zoom = float(camera.zoom) or 1.0
+        canvas = getattr(self.viewer, "canvas", None)
+        size = getattr(canvas, "size", None)  # (height, width) in screen pixels
+        height, width = (float(size[0]), float(size[1])) if size is not None and min(size) > 1 else (600.0, 800.0)
+        top_left = centre - np.array([height, width]) / (2 * zoom)
+        margin = 12.0 / zoom  # a few screen pixels in from the corner
+        return top_left + margin + 0.5 * scale  # napari places pixel centres at translate + index * scale
+
     def _show_decoded_layer(self, window: np.ndarray) -> None:
-        if DECODED_LAYER in self.viewer.layers:
-            self.viewer.layers[DECODED_LAYER].data = window
+        """The decoded window as an image layer in the top-left corner of the current view (at the
+        movie's pixel size), updated in place on later clicks."""
+        window = np.asarray(window, dtype=np.float32)
+        finite = window[np.isfinite(window)]
+        limits = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if limits[1] <= limits[0]:
+            limits = (limits[0], limits[0] + 1e-6)
+        source = self.image_picker.layer() or self.layer
+        place = geometry(source, 2) if source is not None else {}
+        scale = np.asarray(place.get("scale", (1.0, 1.0)), dtype=np.float64)
+        corner = self._view_corner(window.shape, scale)
+        layer = self.decoded_layer if in_viewer(self.viewer, self.decoded_layer) else None
+        if layer is not None and layer.data.shape == window.shape:
+            layer.data = window
+            layer.contrast_limits = limits
+            if np.abs(np.asarray(layer.translate[-2:]) - corner).max() > 0.25 * scale.max():
+                layer.translate = tuple(corner)
             return
-        scale = np.asarray(self.layer.scale[-2:]) if self.layer is not None else np.ones(2)
-        extent = np.asarray(self.layer.data)[:, -1].max() if self.layer is not None and len(self.layer.data) else 0.0
-        translate = (0.0, (extent + 10.0) * scale[1])  # beside the movie, top-aligned
-        extra = {"units": tuple(self.layer.units)[-2:]} if self.layer is not None and hasattr(self.layer, "units") else {}
-        self.viewer.add_image(window, name=DECODED_LAYER, scale=scale, translate=translate, colormap="gray", **extra)
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        name = DECODED_LAYER if DECODED_LAYER not in self.viewer.layers else f"{DECODED_LAYER} (explorer)"
+        active = self.viewer.layers.selection.active
+        place["translate"] = tuple(corner)
+        self.decoded_layer = self.viewer.add_image(window, name=name, colormap="gray", contrast_limits=limits,
+                                                   metadata={PRODUCT_KEY: "decoded"}, **place)
+        if active is not None:
+            self.viewer.layers.selection.active = active
+
+    def _update_selection_layer(self) -> None:
+        """Ring the selected sites (all frames; napari shows the current frame's) in a layer on top."""
+        layer = self.selection_layer if in_viewer(self.viewer, self.selection_layer) else None
+        chosen = np.flatnonzero(self.selection) if self.layer is not None and self.highlight_check.isChecked() \
+            else np.zeros(0, dtype=np.intp)
+        if self.layer is None or (not chosen.size and layer is None):
+            return
+        data = np.asarray(self.layer.data)
+        coords = data[chosen] if chosen.size else np.zeros((0, data.shape[1]))
+        size = float(np.median(self.layer.size)) if len(data) else 3.0
+        if layer is not None and layer.ndim == coords.shape[1]:
+            layer.data = coords
+            layer.size = 2.6 * size
+            return
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        active = self.viewer.layers.selection.active
+        self.selection_layer = self.viewer.add_points(
+            coords, name=SELECTION_LAYER if SELECTION_LAYER not in self.viewer.layers else f"{SELECTION_LAYER} (explorer)",
+            symbol="ring", size=2.6 * size, face_color="#ffe600", border_width=0, opacity=1.0,
+            metadata={PRODUCT_KEY: "selection"}, **geometry(self.layer))
+        if active is not None:
+            self.viewer.layers.selection.active = active
 
     def show_site(self, index: int) -> None:
         """Show site ``index``'s real window and reconstruction; jump the viewer to it."""
@@ -450,6 +537,7 @@ class LatentExplorer(QWidget):
         self._write_features(["selected"])
         self.plot.show_selection(indices)
         self._highlight_in_viewer(self.frame_sites(self.current_frame()))
+        self._update_selection_layer()
         self.status.setText(f"{indices.size} site(s) selected")
 
     def _highlight_in_viewer(self, in_frame: np.ndarray) -> None:
