@@ -100,7 +100,7 @@ def test_whole_workflow_from_the_plugins_menu(make_napari_viewer, qtbot, tmp_pat
     _wait(qtbot, train.job)
     assert {"angle", "z0", "z1"} <= set(sites.features.columns)
     assert train.model is flow.model and [h["epoch"] for h in flow.model.history] == [1, 2]
-    assert flow.model.training_settings["windows_from"] == "map"
+    assert flow.model.normalisation["source"] == "map"  # recorded as the CLI does
     # the model can always be saved, with its history (also from another dock's button)
     saved = train.save_model_to(tmp_path / "model")
     from napari_rvae.vae import load_model

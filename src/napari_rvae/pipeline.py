@@ -71,6 +71,8 @@ class PipelineResult:
     window_report: str = ""
     history: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    lattice: object = None  # detect.lattice.Lattice, when one was estimated
+    probability: np.ndarray | None = None  # the atom probability (T, Y, X) the windows were cut from
 
 
 def _check_movie(movie) -> np.ndarray:
@@ -173,7 +175,8 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     timings["total_s"] = time.perf_counter() - start
     yield ("stage", "encode", report.summary())
     return PipelineResult(sites=table, model=model, settings=settings, window_report=cut.report.summary(),
-                          history=list(trainer.state.history), timings=timings)
+                          history=list(trainer.state.history), timings=timings, lattice=lattice,
+                          probability=images if source == "map" else None)
 
 
 def atom_probability(maps: np.ndarray) -> np.ndarray:

@@ -54,8 +54,7 @@ def detect_job(movie, settings: dict):
     Yields stage names; returns ``dict(sites, hollows, tracks, maps, lattice, record)``.
     """
     from ..detect import detect_atoms, find_rings, find_walls, link_tracks, tracks_layer_data
-    from ..detect.find import AUTO_METHOD, atom_map
-    from ..detect.lattice import estimate_lattice
+    from ..detect.find import AUTO_METHOD, atom_map, movie_lattice
 
     out = {"sites": None, "hollows": None, "tracks": None, "maps": None, "lattice": None, "record": {}}
     if settings["method"] == "walls (PFM)":
@@ -68,19 +67,18 @@ def detect_job(movie, settings: dict):
         return out
     spacing = settings.get("spacing") or None
     yield "estimating the lattice"
-    lattice = estimate_lattice(movie)
+    lattice = movie_lattice(movie, spacing=spacing, contrast=settings.get("contrast", "auto"))
     out["lattice"] = lattice
-    if not lattice.found and spacing is None:
+    if not lattice.found and not lattice.candidate:
         raise ValueError(NO_LATTICE.format(note=lattice.note or "no periodic atom contrast"))
     chosen = AUTO_METHOD if settings["method"] == "auto" else settings["method"]
     if chosen == "model":
         yield "atom probability map"
-        out["maps"] = atom_map(movie, lattice=None if spacing else lattice, spacing=spacing,
-                               precision=settings.get("precision", "float32"))
+        out["maps"] = atom_map(movie, lattice=lattice, precision=settings.get("precision", "float32"))
     yield "detecting atoms"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the findings are shown from the record instead
-        sites = detect_atoms(movie, method=settings["method"], probabilities=out["maps"], spacing=spacing,
+        sites = detect_atoms(movie, method=settings["method"], probabilities=out["maps"], lattice=lattice,
                              threshold=settings["threshold"], sigma=settings.get("sigma") or None,
                              edge_margin=settings["edge_margin"], refine=settings["refine"],
                              precision=settings.get("precision", "float32"), contrast=settings.get("contrast", "auto"))

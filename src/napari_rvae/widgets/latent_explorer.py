@@ -517,6 +517,9 @@ class LatentExplorer(RvaeDock):
             reconstruction = np.asarray(self.decode(z, get("angle"), get("dx"), get("dy")), dtype=np.float32)
             size = reconstruction.shape[-1]
         image_layer = self.image_picker.layer()
+        source = (getattr(self.flow.model, "normalisation", None) or {}).get("source")
+        if source == "map" and self.flow.layer("map") is not None:  # compare like with like
+            image_layer = self.flow.layer("map")
         real = None
         if image_layer is not None:
             real = crop_window(np.asarray(image_layer.data), self._frames[index], coords[-2], coords[-1], size)

@@ -1,18 +1,14 @@
 """Run pipeline dock: one button from a movie to coloured atoms and a filled latent explorer.
 
-Detects the atoms the way the Detect dock does (lattice, the shipped atom finder's
-probability map, :func:`napari_rvae.detect.detect_atoms`), then runs
-:func:`napari_rvae.pipeline.iter_pipeline` on those sites (windows → rVAE → encode
-every site) in the background, with the windows cut from the atom probability map by
-default. The sites become a Points layer whose features hold ``angle, dx, dy, z0 …``
+Runs :func:`napari_rvae.pipeline.iter_pipeline` in the background: the lattice, the
+atoms (the shipped atom finder), windows (from the atom probability map by default,
+their size from the atom spacing), rVAE, every site encoded. The sites become a Points layer whose features hold ``angle, dx, dy, z0 …``
 (an existing layer is never replaced without asking), the model becomes the
 workflow's current model (so it can be saved, with its history), and the sites are
 coloured by angle.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import napari
 import numpy as np
@@ -26,38 +22,7 @@ from ._workers import BackgroundJob
 from .train_vae import LossPlot
 
 SITES_LAYER = "sites"
-SOURCES = {"atom probability": "map", "image": "image"}
-
-
-def pipeline_job(movie, settings, windows_from: str = "map"):
-    """Background job: lattice and atom map, detection, then the pipeline on those sites.
-
-    Yields what :func:`~napari_rvae.pipeline.iter_pipeline` yields (plus detection stages);
-    returns ``(PipelineResult, probability (T, Y, X) or None, lattice, detection record)``.
-    """
-    from ..detect import detect_atoms
-    from ..detect.find import atom_map
-    from ..detect.lattice import estimate_lattice, scale_defaults
-    from ..pipeline import iter_pipeline
-
-    yield ("stage", "detect", "estimating the lattice")
-    lattice = estimate_lattice(movie)
-    if not lattice.found:
-        raise ValueError(f"no atomic lattice found ({lattice.note}); use the Detect dock and give the atoms' spacing")
-    if settings.window == 0:  # "auto": about three atom spacings
-        settings.window = int(scale_defaults(lattice.spacing)["window"])
-    yield ("stage", "detect", f"{lattice.summary()}; atom probability map")
-    maps = atom_map(movie, lattice=lattice)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # findings are shown from the record
-        sites = detect_atoms(movie, method="model", probabilities=maps, refine=settings.refine)
-    record = dict(sites.attrs.get("detection") or {})
-    yield ("stage", "detect", f"{len(sites)} sites")
-    probability = np.ascontiguousarray(1.0 - maps[:, 0], dtype=np.float32)
-    source = probability if windows_from == "map" else movie
-    result = yield from iter_pipeline(source, settings, sites=sites)
-    result.windows_from = windows_from
-    return result, probability, lattice, record
+SOURCES = {"atom probability": "map", "image": "image"}  # -> PipelineSettings.windows_from
 
 
 class RunPipeline(RvaeDock):
@@ -121,13 +86,14 @@ class RunPipeline(RvaeDock):
     def settings(self):
         from ..pipeline import demo_settings
 
-        settings = demo_settings(window=24, epochs=self.epochs_spin.value(), arch=self.arch_combo.currentText(),
-                                 leave_core_for_gui=True)
-        settings.window = self.window_spin.value()  # 0 = from the lattice, set in the job
-        return settings
+        return demo_settings(window=self.window_spin.value() or None, epochs=self.epochs_spin.value(),
+                             arch=self.arch_combo.currentText(), windows_from=SOURCES[self.source_combo.currentText()],
+                             leave_core_for_gui=True)
 
     def run(self):
         """Start the pipeline on the chosen movie; returns the worker."""
+        from ..pipeline import iter_pipeline
+
         layer = self.image_picker.layer()
         if layer is None:
             raise ValueError("open a movie first (File > Open Sample > napari-rvae > Graphene movie)")
@@ -136,9 +102,7 @@ class RunPipeline(RvaeDock):
         self.trainer = None
         self.loss_plot.set_history([])
         settings = self.settings()
-        self._windows_from = SOURCES[self.source_combo.currentText()]
-        worker = self.job.start(pipeline_job, movie, settings, self._windows_from, stop=self._request_stop,
-                                total=settings.epochs + 8)
+        worker = self.job.start(iter_pipeline, movie, settings, stop=self._request_stop, total=settings.epochs + 9)
         self._set_buttons()
         return worker
 
@@ -157,21 +121,21 @@ class RunPipeline(RvaeDock):
             self.status.setText(f"{item[1]}: {item[2]}")
         elif kind == "trainer":
             self.trainer = item[1]
-            model = self.trainer.model
-            model.training_settings = {"windows_from": self._windows_from, "source": "Run pipeline"}
-            self.flow.set_model(model, history=self.trainer.state.history, origin="Run pipeline")
+            self.flow.set_model(self.trainer.model, history=self.trainer.state.history, origin="Run pipeline")
         elif kind == "epoch":
             stats = item[1]
             self.loss_plot.add(stats)
             self.status.setText(f"training: epoch {stats['epoch']}, loss {stats['train_loss']:.4g}")
 
-    def _on_return(self, returned) -> None:
+    def _on_return(self, result) -> None:
         from dataclasses import asdict
 
-        result, probability, lattice, record = returned
         self.result = result
         image = self._image
-        self.flow.set_lattice(lattice)
+        record = dict(result.sites.attrs.get("detection") or {})
+        if result.lattice is not None:
+            self.flow.set_lattice(result.lattice)
+        probability = result.probability
         if probability is not None:
             data = probability if image.ndim == 3 else probability[0]
             made = self.layers.add("map", "image", data, name=MAP_NAME, colormap="inferno", opacity=0.5,
@@ -187,7 +151,7 @@ class RunPipeline(RvaeDock):
                                 size=4, border_width=0, metadata={PRODUCT_KEY: "sites", "napari_rvae_role": "sites"},
                                 **geometry(image, data.shape[1]))
         model = result.model
-        model.training_settings = {**asdict(result.settings), "windows_from": self._windows_from}
+        model.training_settings = asdict(result.settings)
         self.flow.set_model(model, history=list(result.history), origin="Run pipeline")
         self.flow.note("run pipeline", {"settings": model.training_settings, "timings_s": result.timings,
                                         "detection": record, "n_sites": int(len(table))})

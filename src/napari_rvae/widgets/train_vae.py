@@ -23,7 +23,7 @@ from ._plots import Plot, pen
 from ._window_panel import WindowPanel
 from ._workers import BackgroundJob, call_safely
 
-#: where windows are cut from (the model's ``training_settings["windows_from"]``)
+#: where windows are cut from (recorded as the model's ``normalisation["source"]``, as the CLI does)
 SOURCES = {"atom probability": "map", "image": "image"}
 
 ARCH_HELP = {
@@ -36,6 +36,11 @@ ARCH_HELP = {
 
 ORIENTATIONS = {"none": 0, "bond frame, 3-fold (graphene)": 3, "bond frame, 4-fold (square)": 4,
                 "bond frame, 6-fold (hexagonal)": 6}
+
+
+def model_source(model) -> str | None:
+    """Where ``model``'s windows were cut from: ``"map"`` (atom probability) or ``"image"``."""
+    return (getattr(model, "normalisation", None) or {}).get("source")
 
 
 def cut_for_settings(movie, sites, settings: dict, **options):
@@ -53,6 +58,7 @@ def cut_for_settings(movie, sites, settings: dict, **options):
                       mask=(radius, max(radius, settings["window"] / 2)) if radius else None, **options)
     if symmetry:
         cut.normalisation["bond_symmetry"] = int(symmetry)
+    cut.normalisation["source"] = settings.get("windows_from", "image")
     return cut
 
 
@@ -419,8 +425,7 @@ class TrainVAE(RvaeDock):
     def encode(self):
         if self.model is None:
             raise ValueError("no model yet: train or load one")
-        windows_from = (getattr(self.model, "training_settings", None) or {}).get("windows_from")
-        movie, sites = self.inputs(windows_from)
+        movie, sites = self.inputs(model_source(self.model))
         self._sites_layer = self.points_picker.layer()
         worker = self.job.start(encode_job, self.model, movie, sites, total=0)
         self._set_buttons()
@@ -461,7 +466,7 @@ class TrainVAE(RvaeDock):
             self.window_spin.setValue(int(model.config.window[-1]))
             self.arch_combo.setCurrentText(model.config.arch)
             self.latent_spin.setValue(int(model.config.latent))
-            source = (getattr(model, "training_settings", None) or {}).get("windows_from")
+            source = model_source(model)
             if source in SOURCES.values():
                 self.source_combo.setCurrentText(next(k for k, v in SOURCES.items() if v == source))
         finally:
