@@ -97,7 +97,8 @@ class Plot(pg.GraphicsLayoutWidget):
         for name in ("addItem", "removeItem", "clear"):  # GraphicsLayoutWidget binds the layout's; ours act on the plot
             self.__dict__.pop(name, None)
         axes = {"bottom": PlainAxis("bottom", integer=integer_x), "left": PlainAxis("left", integer=integer_y)}
-        self.item = self.ci.addPlot(row=0, col=0, axisItems=axes)
+        # no right-click menu: building one per plot cost ~50 ms of the GUI thread each
+        self.item = self.ci.addPlot(row=0, col=0, axisItems=axes, enableMenu=False)
         self.legend = pg.LegendItem(colCount=3, labelTextSize="8pt")
         self.ci.addItem(self.legend, row=1, col=0)
         self.legend.setVisible(False)

@@ -259,10 +259,12 @@ _TORCH_LOCK = threading.Lock()
 
 
 def load_torch_in_background(on_ready: Callable[[], None] | None = None) -> None:
-    """Import torch and warm up its optimiser machinery in a background thread, once per process.
+    """Import torch (warming up its optimiser machinery) and the plugin's scientific modules in a
+    background thread, once per process.
 
-    The first ``import torch`` and ``torch.optim.Adam`` take 3–7 s on 2 cores; done in the
-    GUI thread they freeze napari. ``on_ready`` is called (in the GUI thread) when done.
+    The first ``import torch`` and ``torch.optim.Adam`` take 3–7 s on 2 cores, scipy.stats and
+    scikit-learn a few more; done in the GUI thread they freeze napari. ``on_ready`` is called
+    (in the GUI thread) when done.
     """
     with _TORCH_LOCK:
         if _TORCH["ready"]:
@@ -297,6 +299,15 @@ _PENDING: list = []
 
 
 def _warm_torch() -> None:
+    import gc
+
+    # importing creates ~600 000 long-lived objects (modules, classes, functions of torch, scipy,
+    # scikit-learn); full garbage collections meanwhile walk them all, 50–500 ms at a time with
+    # Python's lock held, in whatever thread triggers them — the GUI's longest stalls. So: no
+    # collection while importing, then the survivors are frozen out of the collector's sight
+    # (they live as long as the process anyway).
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
         import torch
 
@@ -305,9 +316,14 @@ def _warm_torch() -> None:
         layer(torch.zeros(1, 2)).sum().backward()
         optimiser.step()
         from .. import segment, vae  # noqa: F401  (their imports pull in the rest)
+        from .. import analysis, detect, patches  # noqa: F401  (scipy.signal / stats, sklearn: seconds)
     except Exception as err:  # torch missing or broken: the torch docks say so when used
         _TORCH["error"] = err
         return
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
     _TORCH["ready"] = True
 
 

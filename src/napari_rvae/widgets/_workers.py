@@ -17,6 +17,7 @@ again with the same state object.
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 from typing import Any, Callable
 
@@ -26,6 +27,25 @@ from qtpy.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from .._compute import set_torch_threads
 from ._state import load_torch_in_background, wait_for_torch
+
+
+STEP_MS = 15  # pause between the steps of showing a result: the event loop (and napari's paint) runs between
+SWITCH_INTERVAL_S = 0.001  # Python's thread switch interval while a job runs (default 0.005)
+_RUNNING_JOBS: set = set()
+_DEFAULT_SWITCH = sys.getswitchinterval()
+
+
+def _job_started(job) -> None:
+    """While any job runs, Python hands the lock between threads every 1 ms instead of 5: the GUI
+    thread, waiting for it behind a worker, gets it sooner (fewer 10–20 ms hiccups)."""
+    _RUNNING_JOBS.add(id(job))
+    sys.setswitchinterval(min(SWITCH_INTERVAL_S, _DEFAULT_SWITCH))
+
+
+def _job_ended(job) -> None:
+    _RUNNING_JOBS.discard(id(job))
+    if not _RUNNING_JOBS:
+        sys.setswitchinterval(_DEFAULT_SWITCH)
 
 
 def warm_up_torch() -> None:
@@ -164,13 +184,16 @@ class BackgroundJob(QObject):
             worker.yielded.connect(self._count)
         if self._on_yield is not None and hasattr(worker, "yielded"):
             worker.yielded.connect(self._guard(self._on_yield))
+        self._steps = None
+        self._worker_done = False
         if self._on_return is not None:
-            worker.returned.connect(self._guard(self._on_return))
+            worker.returned.connect(self._guard(self._returned))
         worker.errored.connect(self._report_error)
         worker.warned.connect(self._report_warning)
-        worker.finished.connect(self._finished)
+        worker.finished.connect(self._on_worker_finished)
         self.worker = worker
         self._active = True
+        _job_started(self)
         if self.parent() is not None:  # closing the dock stops its job
             self.parent().destroyed.connect(lambda *_: self._abandon(worker))
         worker.start()
@@ -229,8 +252,44 @@ class BackgroundJob(QObject):
         message = warning[0] if isinstance(warning, tuple) and warning else warning
         show_warning(f"{self.name}: {message}")
 
+    def _returned(self, value) -> None:
+        """Show the job's result. An ``on_return`` that is a generator function shows it in steps,
+        one per event-loop turn (each ``yield`` hands the GUI back, e.g. between two layers
+        added), and the job counts as finished after its last step."""
+        steps = self._on_return(value)
+        if inspect.isgenerator(steps):
+            self._steps = steps
+            QTimer.singleShot(STEP_MS, self._next_step)
+
+    def _next_step(self) -> None:
+        steps = self._steps
+        if steps is None:
+            return
+        try:
+            next(steps)
+        except StopIteration:
+            self._steps = None
+        except RuntimeError as err:  # the dock was closed while showing
+            self._steps = None
+            if "has been deleted" not in str(err):
+                self._report_error(err)
+        except Exception as err:
+            self._steps = None
+            self._report_error(err)
+        if self._steps is not None:
+            QTimer.singleShot(STEP_MS, self._next_step)
+        elif self._worker_done:
+            self._finished()
+
+    def _on_worker_finished(self) -> None:
+        self._worker_done = True
+        self.worker_done_at = time.perf_counter()  # the benchmark splits "running" from "showing results"
+        if self._steps is None:
+            self._finished()
+
     def _finished(self) -> None:
         self._active = False
+        _job_ended(self)
         try:
             if self._on_finish is not None:
                 self._on_finish()

@@ -271,30 +271,34 @@ class Detect(RvaeDock):
         return self.layers.add(key, "points", data, name=name, features=table.reset_index(drop=True),
                                border_width=0, metadata=metadata, **geometry(image, data.shape[1]), **kwargs)
 
-    def _on_return(self, result) -> None:
+    def _on_return(self, result):
+        """Show the result in steps (one layer per event-loop turn: the GUI never waits long)."""
         sites = result["sites"]
         kind = "walls" if self._settings["method"] == "walls (PFM)" else "sites"
         if result["maps"] is not None:
             self._add_map(result["maps"])
+            yield
         # wall sites are contiguous pixels: 1-px points draw the wall line instead of a 3-px band
-        layer = self._add_points(kind, sites, kind, role="sites", size=1 if kind == "walls" else 3,
-                                 face_color="#40c0ff")
+        colour = "#40c0ff"
+        if "class" in sites and sites["class"].nunique() > 1:
+            from . import _colours as colours
+
+            colour = colours.row_colours(sites, colours.colour_scale(sites, "class"))
+        layer = self._add_points(kind, sites, kind, role="sites", size=1 if kind == "walls" else 3, face_color=colour)
         if layer is None:
             self.status.setText("cancelled: nothing was replaced")
             return
         self.layer = layer
-        if "class" in sites and sites["class"].nunique() > 1:
-            from . import _colours as colours
-
-            layer.face_color = colours.row_colours(layer.features, colours.colour_scale(layer.features, "class"))
         self.flow.set_layer("sites", layer)
         message = f"{len(sites)} {kind} in {sites['frame'].nunique() if len(sites) else 0} frame(s)"
         if result["hollows"] is not None and len(result["hollows"]):
+            yield
             self._add_points("ring centres", result["hollows"], "ring centres", size=3, face_color="#ff40ff",
                              symbol="diamond")
             message += f"; {len(result['hollows'])} ring centres"
         tracks = result["tracks"]
         if tracks is not None and len(tracks):
+            yield
             self.layers.add("tracks", "tracks", tracks, name="tracks", metadata={PRODUCT_KEY: "tracks"},
                             **geometry(self._image, tracks.shape[1] - 1))
             message += f"; {len(np.unique(tracks[:, 0]))} tracks"
@@ -302,8 +306,7 @@ class Detect(RvaeDock):
         if result["lattice"] is not None:
             self.flow.set_lattice(result["lattice"])
             self.lattice_label.setText(f"lattice: {result['lattice'].summary()}")
-        findings = list(record.get("findings") or [])
-        self.show_findings(findings)
+        self.show_findings(list(record.get("findings") or []))
         self.viewer.layers.selection.active = layer
         self.flow.note("detect", {"settings": {k: v for k, v in self._settings.items() if k != "pixel_size_nm"},
                                   "movie": self._image.name, "n_sites": int(len(sites)), "detection": record})

@@ -127,7 +127,8 @@ class RunPipeline(RvaeDock):
             self.loss_plot.add(stats)
             self.status.setText(f"training: epoch {stats['epoch']}, loss {stats['train_loss']:.4g}")
 
-    def _on_return(self, result) -> None:
+    def _on_return(self, result):
+        """Show the result in steps (one layer per event-loop turn)."""
         from dataclasses import asdict
 
         self.result = result
@@ -143,6 +144,7 @@ class RunPipeline(RvaeDock):
                                    metadata={PRODUCT_KEY: "map", "napari_rvae_role": "map"}, **geometry(image))
             if made is not None:
                 self.flow.set_layer("map", made)
+            yield
         table = result.sites
         data = table[["frame", "y", "x"]].to_numpy(dtype=np.float64)
         if image.ndim == 2:
@@ -159,6 +161,7 @@ class RunPipeline(RvaeDock):
             self.status.setText("the new sites were not added (cancelled); the model is kept: Save model or project")
             return
         self.flow.set_layer("sites", layer)
+        yield
         self._colour_sites(layer)
         seconds = result.timings.get("total_s", float("nan"))
         findings = record.get("findings") or []

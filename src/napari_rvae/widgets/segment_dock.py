@@ -297,7 +297,8 @@ class SegmentLabel(RvaeDock):
         self._set_buttons()
         return worker
 
-    def _on_prediction(self, result: dict) -> None:
+    def _on_prediction(self, result: dict):
+        """Show the prediction in steps (one layer per event-loop turn)."""
         image = self.image_picker.layer()
         probs = result["probs"]
         if self._frames is not None:  # one frame: place it in a full-length stack
@@ -311,8 +312,10 @@ class SegmentLabel(RvaeDock):
             name = f"probability: {names[c] if c < len(names) else f'class {c + 1}'}"
             self._put(name, "image", np.ascontiguousarray(probs[:, c]), colormap="magma", contrast_limits=(0, 1),
                       blending="additive", **kwargs)
+            yield
         self._put("predicted labels", "labels", (np.argmax(probs, axis=1) + 1).astype(np.int32), opacity=0.4, **kwargs)
         if "entropy" in result:
+            yield
             self._put("uncertainty", "image", np.asarray(result["entropy"], dtype=np.float32), colormap="inferno",
                       visible=False, **kwargs)
         self.status.setText("prediction done" + (" (uncertainty layer: where to paint next)" if "entropy" in result else ""))

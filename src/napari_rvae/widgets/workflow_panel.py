@@ -10,7 +10,7 @@ produced. The same docks opened one by one from the Plugins menu join one tab st
 from __future__ import annotations
 
 import napari
-from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from ._common import ask, button
 from ._dock import RvaeDock
@@ -34,8 +34,6 @@ class WorkflowPanel(RvaeDock):
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(napari_viewer)
-        import importlib
-
         self.save_job = BackgroundJob("Saving the project", on_return=self._on_saved, parent=self)
         self.open_button = button("Open project…", "Reopen a project folder: the movie, sites with latents and "
                                   "clusters, map, painted labels, the model and these tabs' settings", self.open_dialog)
@@ -47,12 +45,15 @@ class WorkflowPanel(RvaeDock):
         self.tabs = QTabWidget()
         self.tabs.setUsesScrollButtons(True)
         self.docks = {}
+        self._slots = []  # (placeholder, module, class name) per tab: a step's dock is built when first shown
         for title, module, name, help_text in STEPS:
-            cls = getattr(importlib.import_module(f"{__package__}.{module}"), name)
-            dock = cls(self.viewer)
-            self.docks[cls.dock_name] = dock
-            index = self.tabs.addTab(dock, title)
+            holder = QWidget()
+            box = QVBoxLayout(holder)
+            box.setContentsMargins(0, 0, 0, 0)
+            self._slots.append((holder, module, name))
+            index = self.tabs.addTab(holder, title)
             self.tabs.setTabToolTip(index, help_text)
+        self.tabs.currentChanged.connect(self._build)
         row = QHBoxLayout()
         for b in (self.open_button, self.save_button, self.model_button):
             row.addWidget(b)
@@ -62,13 +63,37 @@ class WorkflowPanel(RvaeDock):
         layout.addWidget(self.status)
         layout.addWidget(self.tabs, 1)
         self.tabs.setCurrentIndex(2)  # Detect: the first step on a new movie
+        self._build(self.tabs.currentIndex())
         self.flow.model_changed.connect(self._set_buttons)
         self.save_job.finished.connect(self._set_buttons)
         self._set_buttons()
 
     def dock(self, name: str):
-        """The embedded dock of a step (``detect``, ``train``, ``explore`` …)."""
+        """The embedded dock of a step (``detect``, ``train``, ``explore`` …), built if not yet shown."""
+        if name not in self.docks:
+            for index, (_, module, cls_name) in enumerate(self._slots):
+                if self._class(module, cls_name).dock_name == name:
+                    self._build(index)
         return self.docks[name]
+
+    @staticmethod
+    def _class(module: str, name: str):
+        import importlib
+
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)
+
+    def _build(self, index: int) -> None:
+        """Build the dock of tab ``index`` the first time it is shown (opening the panel stays quick;
+        the scientific modules load in the background meanwhile)."""
+        if not 0 <= index < len(self._slots):
+            return
+        holder, module, name = self._slots[index]
+        if holder.layout().count():
+            return
+        cls = self._class(module, name)
+        dock = cls(self.viewer)
+        self.docks[cls.dock_name] = dock
+        holder.layout().addWidget(dock)
 
     def _set_buttons(self, *_args) -> None:
         self.model_button.setEnabled(self.flow.model is not None)
