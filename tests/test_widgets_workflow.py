@@ -126,8 +126,12 @@ def test_whole_workflow_from_the_plugins_menu(make_napari_viewer, qtbot, tmp_pat
     explorer.plot.box.sigPolygon.emit(lasso)
     chosen = int(sites.features["selected"].sum())
     assert 0 < chosen < len(sites.data)
-    ring = explorer.selection_layer
-    assert ring is not None and len(ring.data) == chosen and viewer.layers[-1] is ring  # on top
+    ring = explorer.selection_layer  # the selected sites of the frame on screen, ringed on top
+    frame = viewer.dims.current_step[0]
+    on_screen = int((sites.features["selected"] & (np.asarray(sites.data)[:, 0] == frame)).sum())
+    assert ring is not None and len(ring.data) == on_screen > 0 and viewer.layers[-1] is ring
+    viewer.dims.set_current_step(0, frame + 1)  # it follows the frame
+    assert len(ring.data) == int((sites.features["selected"] & (np.asarray(sites.data)[:, 0] == frame + 1)).sum())
     explorer.assign_button.click()
     assert (sites.features["cluster"] == 0).sum() == chosen
 

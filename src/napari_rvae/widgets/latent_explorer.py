@@ -361,6 +361,8 @@ class LatentExplorer(RvaeDock):
         self.plot.show_frame(in_frame if self.frame_check.isChecked() else np.zeros(0, dtype=np.intp))
         if self.selection.any():
             self._highlight_in_viewer(in_frame)
+        if self.selection.any() or self.selection_layer is not None:
+            self._update_selection_layer()
 
     def current_frame(self) -> int:
         """The frame (data index of the points layer) the viewer is showing."""
@@ -475,10 +477,13 @@ class LatentExplorer(RvaeDock):
             self.viewer.layers.selection.active = active
 
     def _update_selection_layer(self) -> None:
-        """Ring the selected sites (all frames; napari shows the current frame's) in a layer on top."""
+        """Ring the selected sites of the frame on screen in a layer on top (it follows the frame:
+        a few hundred points to update, not the whole movie's selection)."""
         layer = self.selection_layer if in_viewer(self.viewer, self.selection_layer) else None
-        chosen = np.flatnonzero(self.selection) if self.layer is not None and self.highlight_check.isChecked() \
-            else np.zeros(0, dtype=np.intp)
+        chosen = np.zeros(0, dtype=np.intp)
+        if self.layer is not None and self.highlight_check.isChecked() and self.selection.any():
+            in_frame = self.frame_sites(self.current_frame())
+            chosen = in_frame[self.selection[in_frame]]
         if self.layer is None or (not chosen.size and layer is None):
             return
         data = np.asarray(self.layer.data)
