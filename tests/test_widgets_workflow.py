@@ -164,6 +164,9 @@ def test_whole_workflow_from_the_plugins_menu(make_napari_viewer, qtbot, tmp_pat
     flow.set_layer("sites", sites)  # back to the hand-assigned clusters
     map_name = flow.layer("map").name
 
+    # every layer the plugin added shares the movie's units: napari finds them consistent
+    assert viewer.layers.extent.units is not None
+
     # Save the project from the Workflow panel, then reopen it in a new viewer
     panel = _open(viewer, "Workflow")
     train.window_spin.setValue(window_px + 2)  # a dock setting that must come back
@@ -190,6 +193,7 @@ def test_whole_workflow_from_the_plugins_menu(make_napari_viewer, qtbot, tmp_pat
     qtbot.waitUntil(lambda: reopened.dock("train").window_spin.value() == window_px + 2, timeout=5000)
     assert reopened.dock("explore").layer is sites2
     assert flow2.lattice is not None and flow2.lattice.spacing == pytest.approx(flow.lattice.spacing, abs=1e-3)
+    assert other.layers.extent.units is not None
 
 
 def _dock_widget(widget):

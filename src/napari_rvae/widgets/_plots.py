@@ -102,6 +102,7 @@ class Plot(pg.GraphicsLayoutWidget):
         self.legend = pg.LegendItem(colCount=3, labelTextSize="8pt")
         self.ci.addItem(self.legend, row=1, col=0)
         self.legend.setVisible(False)
+        self.ci.layout.setContentsMargins(2, 2, 14, 2)  # room for the last tick label on the right
         self.colours = theme_colours(viewer)
         self.setBackground(self.colours["background"])
         for name in ("bottom", "left"):

@@ -175,4 +175,4 @@ class PfmTab(QWidget):
         plot.set_integer_x(integer_x)
         plot.setLabel("bottom", x_name)
         plot.setLabel("left", LABELS[key][0] + unit)
-        plot.setTitle(f"{LABELS[key][0]} vs {x_name}" + ("" if integer_x else " (loops follow the sweep)"))
+        plot.setTitle(f"{LABELS[key][0]} vs {x_name}")

@@ -122,19 +122,19 @@ def run_stall_benchmarks(epochs: int = 3, interval_ms: int = 10) -> dict:
         flow = workflow(viewer)
 
         detect = panel.dock("detect")
-        panel.tabs.setCurrentWidget(detect)
+        panel.show_step(detect.dock_name)
         measure(lambda: flow.lattice is not None and not detect.lattice_job.running, timeout=120.0)
         result["detect"] = run_job(detect.job, detect.run)
 
         train = panel.dock("train")
-        panel.tabs.setCurrentWidget(train)
+        panel.show_step(train.dock_name)
         train.epochs_spin.setValue(epochs)
         result["vae_training"] = run_job(train.job, train.train)
         result["vae_training"]["windows_per_s"] = round(float(train.loss_plot.history[-1]["samples_per_s"]), 1) \
             if train.loss_plot.history else None
 
         segment = panel.dock("segment")
-        panel.tabs.setCurrentWidget(segment)
+        panel.show_step(segment.dock_name)
         truth = next(layer for layer in viewer.layers if layer.name.startswith("labels 1 bg"))
         painted = np.zeros_like(np.asarray(truth.data, dtype=np.int32))
         strokes = np.zeros(painted.shape[1:], bool)
@@ -150,7 +150,7 @@ def run_stall_benchmarks(epochs: int = 3, interval_ms: int = 10) -> dict:
         result["segmentation"] = {**seg, "predict": predict}
 
         analysis = panel.dock("analysis")
-        panel.tabs.setCurrentWidget(analysis)
+        panel.show_step(analysis.dock_name)
         flow.set_layer("sites", detect.layer)
         analysis.n_clusters.setValue(3)
         parts = [run_job(analysis.cluster_job, analysis.run_clusters)]

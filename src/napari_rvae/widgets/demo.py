@@ -36,9 +36,9 @@ def open_demo(viewer: napari.Viewer | None = None, run: bool = False) -> tuple[n
     viewer.window.add_dock_widget(panel, name="napari-rvae workflow", area="right")
     docks = {name: panel.dock(step) for name, step in DEMO_NAMES.items()}
     docks["panel"] = panel
-    panel.tabs.setCurrentWidget(docks["pipeline"])
+    panel.show_step("run pipeline")
     # when the pipeline is done, show the filled explorer
-    docks["pipeline"].job.finished.connect(lambda: panel.tabs.setCurrentWidget(docks["explorer"]))
+    docks["pipeline"].job.finished.connect(lambda: panel.show_step("explore"))
     if run:
         docks["pipeline"].run()
     return viewer, docks

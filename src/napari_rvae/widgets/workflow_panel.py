@@ -76,6 +76,14 @@ class WorkflowPanel(RvaeDock):
                     self._build(index)
         return self.docks[name]
 
+    def show_step(self, name: str):
+        """Bring the tab of a step (``detect``, ``train``, ``explore`` …) to the front; returns its dock."""
+        dock = self.dock(name)
+        for holder, _, _ in self._slots:
+            if holder.layout().count() and holder.layout().itemAt(0).widget() is dock:
+                self.tabs.setCurrentWidget(holder)
+        return dock
+
     @staticmethod
     def _class(module: str, name: str):
         import importlib
