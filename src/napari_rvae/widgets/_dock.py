@@ -107,11 +107,17 @@ def progress_bar(job) -> QProgressBar:
     bar = QProgressBar()
     bar.setMaximumHeight(14)
     bar.setTextVisible(True)
+    # hidden, it keeps its place: showing it then repaints the bar only, not the whole dock's layout
+    # (a re-layout of a dock with plots, in a window holding napari's OpenGL canvas, cost ~200 ms)
+    policy = bar.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    bar.setSizePolicy(policy)
     bar.setVisible(False)
 
     def update(done: int, total: int) -> None:
         try:
-            bar.setVisible(True)
+            if not bar.isVisible():
+                bar.setVisible(True)
             bar.setRange(0, max(total, done, 1))
             bar.setValue(done)
             bar.setFormat(f"{job.name}: %v / %m" if total else f"{job.name}: step %v")
