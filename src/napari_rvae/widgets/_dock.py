@@ -101,9 +101,9 @@ def join_tab_stack(dock: RvaeDock) -> None:
         return
 
 
-def progress_bar(job) -> QProgressBar:
-    """A determinate progress bar driven by ``job.progressed`` (no busy animation: it would
-    repaint the window many times a second), hidden while the job is idle."""
+def progress_bar(*jobs) -> QProgressBar:
+    """A determinate progress bar driven by the jobs' ``progressed`` (no busy animation: it would
+    repaint the window many times a second), hidden while they are idle."""
     bar = QProgressBar()
     bar.setMaximumHeight(14)
     bar.setTextVisible(True)
@@ -114,7 +114,7 @@ def progress_bar(job) -> QProgressBar:
     bar.setSizePolicy(policy)
     bar.setVisible(False)
 
-    def update(done: int, total: int) -> None:
+    def update(job, done: int, total: int) -> None:
         try:
             if not bar.isVisible():
                 bar.setVisible(True)
@@ -126,10 +126,12 @@ def progress_bar(job) -> QProgressBar:
 
     def hide() -> None:
         try:
-            bar.setVisible(False)
+            if not any(job.running for job in jobs):
+                bar.setVisible(False)
         except RuntimeError:
             pass
 
-    job.progressed.connect(update)
-    job.finished.connect(hide)
+    for job in jobs:
+        job.progressed.connect(lambda done, total, job=job: update(job, done, total))
+        job.finished.connect(hide)
     return bar

@@ -99,8 +99,8 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         self.link.model_changed.connect(self._on_model)
         self._on_model(self.link.model)
         self.dynamics_job = BackgroundJob("Density vs frame and NMF", on_return=self._on_dynamics, uses_torch=False, parent=self)
-        for job in (self.cluster_job, self.dynamics_job, self.chemistry_job, self.pfm.frames_job, self.pfm.regions_job):
-            layout.insertWidget(layout.count() - 1, progress_bar(job))
+        layout.insertWidget(layout.count() - 1, progress_bar(self.cluster_job, self.dynamics_job, self.chemistry_job,
+                                                             self.pfm.frames_job, self.pfm.regions_job))
         self.points_picker.layer_changed.connect(self._on_layer)
         self._on_layer(self.points_picker.layer())
         self._inputs = {"method": self.method_combo, "clusters": self.n_clusters, "seed": self.seed,

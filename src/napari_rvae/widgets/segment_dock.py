@@ -116,8 +116,7 @@ class SegmentLabel(RvaeDock):
             for b in row:
                 box.addWidget(b)
             layout.addLayout(box)
-        layout.addWidget(progress_bar(self.train_jobs))
-        layout.addWidget(progress_bar(self.predict_jobs))
+        layout.addWidget(progress_bar(self.train_jobs, self.predict_jobs, self.load_jobs))
         layout.addWidget(self.loss_plot, stretch=1)
         layout.addWidget(self.quality)
         for row in rows[3:]:

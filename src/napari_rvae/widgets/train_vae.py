@@ -211,7 +211,7 @@ class TrainVAE(RvaeDock):
         self.save_button = button("Save model…", "Save the current model (safetensors + model.json with its training "
                                   "history) into a folder", self.save_dialog)
         self.load_button = button("Load model…", "Load a saved model folder", self.load_dialog)
-        self.progress = progress_bar(self.job)
+        self.progress = progress_bar(self.job, *([self.load_job] if hasattr(self, "load_job") else []))
 
         form = QFormLayout()
         for label, widget in [("image", self.image_picker), ("sites", self.points_picker),
