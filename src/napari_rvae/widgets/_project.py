@@ -166,7 +166,7 @@ def adopt_project(flow, folder: str) -> None:
     gui = record.get(NAPARI_KEY) or {}
     flow.record = dict((record.get("parameters") or {}).get("workflow") or {})
     if gui.get("lattice"):
-        flow.set_lattice(_lattice(gui["lattice"]))
+        flow.set_lattice(lattice_from_dict(gui["lattice"]))
     flow.restore_docks(gui.get("docks") or {})
     model_folder = project.models.get("model") or next(iter(project.models.values()), None)
     if model_folder is None:
@@ -180,12 +180,14 @@ def adopt_project(flow, folder: str) -> None:
     job.start(load_vae_job, str(model_folder), total=0)
 
 
-def _lattice(values: dict):
+def lattice_from_dict(values: dict):
+    """A :class:`~napari_rvae.detect.lattice.Lattice` from its ``to_dict()`` (None if unreadable)."""
     try:
+        import dataclasses
+
         from ..detect.lattice import Lattice
 
-        fields = {k: values[k] for k in ("spacing", "kind", "contrast", "prominence", "found", "frames", "note")
-                  if k in values}
+        fields = {f.name: values[f.name] for f in dataclasses.fields(Lattice) if f.name in values}
         if fields.get("spacing") is None:
             fields["spacing"] = float("nan")
         fields["frames"] = [float("nan") if f is None else f for f in fields.get("frames", [])]

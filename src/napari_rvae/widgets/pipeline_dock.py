@@ -134,8 +134,10 @@ class RunPipeline(RvaeDock):
         self.result = result
         image = self._image
         record = dict(result.sites.attrs.get("detection") or {})
-        if result.lattice is not None:
-            self.flow.set_lattice(result.lattice)
+        if result.lattice:
+            from ._project import lattice_from_dict
+
+            self.flow.set_lattice(lattice_from_dict(result.lattice))
         probability = result.probability
         if probability is not None:
             data = probability if image.ndim == 3 else probability[0]
