@@ -65,7 +65,7 @@ def run_stall_benchmarks(epochs: int = 3, interval_ms: int = 10) -> dict:
     def measure(until, timeout: float = 900.0, job=None) -> dict:
         gaps.clear()
         stamps.clear()
-        last[0] = time.perf_counter()
+        last[0] = started = time.perf_counter()
         timer.start()
         end = time.perf_counter() + timeout
         while not until() and time.perf_counter() < end:
@@ -78,6 +78,10 @@ def run_stall_benchmarks(epochs: int = 3, interval_ms: int = 10) -> dict:
             split = int(np.searchsorted(np.asarray(stamps), done))
             out["running"] = _summary(gaps[:split])
             out["results"] = _summary([np.nan] + gaps[split:])
+            out["worker_s"] = round(done - started, 2)
+            if split > 1:  # when the longest gap while running ended, seconds after the start
+                worst = 1 + int(np.argmax(gaps[1:split]))
+                out["running"]["max_at_s"] = round(stamps[worst] - started, 2)
         return out
 
     def for_seconds(seconds: float):
