@@ -87,7 +87,7 @@ def write_sites(path: str, data: Any, attributes: dict) -> list[str]:
 
 def get_project_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
     """Return :func:`read_project` for a napari-rvae project folder or its ``project.json``."""
-    from .analysis.export import PROJECT_FILE
+    from .analysis.project import PROJECT_FILE
 
     if isinstance(path, list):
         if len(path) != 1:
@@ -105,7 +105,7 @@ def read_project(path: str | list[str]) -> list[tuple]:
     sites with every feature column, and the stored layers (atom probability map, painted
     labels), all with the movie's scale and units. Each layer's metadata names its workflow
     role and the project folder, so the docks pick them up (and the model) by themselves."""
-    from .analysis.export import load_project
+    from .analysis.project import load_project
 
     if isinstance(path, list):
         path = path[0]

@@ -34,14 +34,15 @@ def load_vae_job(folder):
     return load_model(folder)
 
 
-def save_current_model(flow, folder) -> str:
-    """Save the workflow's current model (with its training history) into ``folder``; returns the path."""
+def save_current_model(flow, folder, trainer=None) -> str:
+    """Save the workflow's current model (with its training history, and the optimizer's state
+    when its ``trainer`` is given) into ``folder``; returns the path."""
     from ..vae import save_model
 
     model = flow.model
     if model is None:
         raise ValueError("no model yet: train one (Train or Run all) or load one")
-    return str(save_model(model, folder, history=list(getattr(model, "history", []) or [])))
+    return str(save_model(model, folder, history=list(getattr(model, "history", []) or []), trainer=trainer))
 
 
 def movie_reference(layer) -> tuple[str | None, dict]:

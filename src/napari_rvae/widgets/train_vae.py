@@ -245,6 +245,7 @@ class TrainVAE(RvaeDock):
                         "per_frame": self.per_frame_spin, "model": self.arch_combo, "latents": self.latent_spin,
                         "epochs": self.epochs_spin, **{n: w for n, w in advanced_rows}}
 
+        self.job.errored.connect(self._on_error)
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(150)
@@ -435,7 +436,9 @@ class TrainVAE(RvaeDock):
         """Save the workflow's current model, with its training history, into ``folder``."""
         from ._project import save_current_model
 
-        path = save_current_model(self.flow, folder)
+        # trained here: the optimizer's state goes along, so training can resume exactly
+        trainer = self.trainer if self.trainer is not None and self.trainer.model is self.model else None
+        path = save_current_model(self.flow, folder, trainer=trainer)
         self.status.setText(f"model saved in {path} ({len(getattr(self.model, 'history', []) or [])} epochs of history)")
         return path
 
@@ -513,6 +516,11 @@ class TrainVAE(RvaeDock):
         self.flow.note("train", {"settings": settings, "sites": layer.name, "epochs": len(getattr(self.model, "history", []) or []),
                                  "windows": report.summary()})
         self.status.setText(f"{report.summary()}; latents written to '{layer.name}' ({', '.join(latent_columns(table))})")
+
+    def _on_error(self, err) -> None:
+        """Show why training stopped in the dock; after a divergence the model is the last good epoch's
+        (the trainer put it back), so Save model never writes NaN weights."""
+        self.status.setText(f"training stopped: {' '.join(str(err).split())}")
 
     def _on_finish(self) -> None:
         self._set_buttons()
