@@ -47,3 +47,13 @@ def test_iou_per_class_and_the_trust_note():
     assert "atom: nothing held out (only one stroke painted)" in report["note"]
     small = quality(np.array([[40, 0], [0, 5]]), ["background", "atom"])
     assert not small["trusted"] and "atom: 5 held-out pixels" in small["note"]
+
+
+def test_report_lines_name_every_class_and_the_note():
+    from napari_rvae.segment.validation import report_lines
+
+    report = quality(np.array([[40, 2], [3, 5]]), ["background", "atom"])
+    text = "\n".join(report_lines(report, ["background", "atom"]))
+    assert "background 42 px" in text and "atom 8 px" in text
+    assert "atom 0.50" in text  # IoU of atom: 5 / (8 + 7 − 5)
+    assert "too small to trust" in text

@@ -34,7 +34,7 @@ def _truth_layers(viewer):
 
 def test_whole_workflow_from_the_plugins_menu(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     from napari_rvae.detect.lattice import scale_defaults
-    from napari_rvae.widgets import _common
+    from napari_rvae.widgets import _layers
     from napari_rvae.widgets._state import workflow
 
     monkeypatch.setenv("NAPARI_RVAE_AUTOSAVE", str(tmp_path / "autosave"))
@@ -152,7 +152,7 @@ def test_whole_workflow_from_the_plugins_menu(make_napari_viewer, qtbot, tmp_pat
     assert set(np.unique(clusters[clusters >= 0])) == {0, 1}  # -1: sites too near the edge to encode
 
     # Run pipeline never deletes the sites layer without asking: "Keep both" keeps it
-    monkeypatch.setattr(_common, "ask", lambda *a, **k: "keep")
+    monkeypatch.setattr(_layers, "ask", lambda *a, **k: "keep")
     pipeline = docks["Run pipeline"]
     pipeline.epochs_spin.setValue(1)
     pipeline.run_button.click()

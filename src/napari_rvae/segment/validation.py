@@ -147,3 +147,20 @@ def tiles_with(labels: np.ndarray, size: int, limit: int = 64) -> list[tuple[int
         keep = np.linspace(0, len(out) - 1, limit).round().astype(int)
         out = [out[i] for i in keep]
     return out
+
+
+def report_lines(report: dict, names) -> list[str]:
+    """:func:`quality`'s report as text lines: held-out pixels, IoU per class, the confusion matrix, the note."""
+    names = list(names)
+    width = max(len(name) for name in names)
+    lines = ["held out: " + ", ".join(f"{name} {p} px" for name, p in zip(names, report["pixels"])),
+             "IoU: " + ", ".join(f"{name} {v:.2f}" if np.isfinite(v) else f"{name} —"
+                                 for name, v in zip(names, report["iou"]))
+             + (f"; accuracy {report['accuracy']:.2f}" if np.isfinite(report["accuracy"]) else ""),
+             "confusion (painted → predicted):",
+             " " * (width + 2) + " ".join(f"{name[:7]:>7}" for name in names)]
+    for name, row in zip(names, report["confusion"]):
+        lines.append(f"{name:>{width}}  " + " ".join(f"{v:>7d}" for v in row))
+    if report["note"]:
+        lines.append("⚠ " + report["note"])
+    return lines

@@ -192,3 +192,26 @@ def finite_range(values) -> tuple[float, float] | None:
     if not values.size:
         return None
     return float(values.min()), float(values.max())
+
+
+class LossPlot(Plot):
+    """Loss per epoch: train and test totals, reconstruction and KL (per window)."""
+
+    CURVES = {"train_loss": ("train", 0), "test_loss": ("test", 1), "train_recon": ("recon", 2),
+              "train_kl": ("KL", 3)}
+
+    def __init__(self, curves: dict | None = None, viewer=None) -> None:
+        super().__init__("", "epoch", "loss", integer_x=True, viewer=viewer, min_height=150)
+        if curves is not None:
+            self.CURVES = dict(curves)
+        self.curves = {k: self.plot([], [], pen=pen(c), name=n) for k, (n, c) in self.CURVES.items()}
+        self.history: list[dict] = []
+
+    def set_history(self, history: list[dict]) -> None:
+        self.history = list(history)
+        epochs = [h.get("epoch", i + 1) for i, h in enumerate(self.history)]
+        for key, curve in self.curves.items():
+            curve.setData(epochs, [h.get(key, np.nan) for h in self.history])
+
+    def add(self, stats: dict) -> None:
+        self.set_history(self.history + [stats])

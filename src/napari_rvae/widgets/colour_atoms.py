@@ -18,8 +18,9 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabe
 
 from ..analysis.latent_maps import METHODS, iter_latent_maps
 from . import _colours as colours
-from ._common import (LayerMaker, LayerPicker, button, collapsible, dspin, form_label, geometry, has_latents,
-                      scroll_body, set_widget_values, spin, tip, widget_values)
+from ._common import (LayerPicker, button, collapsible, dspin, form_label, has_latents, scroll_body,
+                      set_widget_values, spin, tip, widget_values)
+from ._layers import LayerMaker, geometry
 from ._dock import RvaeDock, progress_bar
 from ._state import PRODUCT_KEY
 from ._workers import BackgroundJob, call_safely

@@ -24,8 +24,9 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel
 
 from ..io.units import pixel_size_nm
-from ._common import (LayerMaker, LayerPicker, button, collapsible, dspin, form_label, geometry, scroll_body,
-                      set_widget_values, spin, tip, widget_values)
+from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
+                      tip, widget_values)
+from ._layers import LayerMaker, geometry
 from ._dock import RvaeDock, progress_bar
 from ._state import MAP_NAME, PRODUCT_KEY
 from ._workers import BackgroundJob, call_safely

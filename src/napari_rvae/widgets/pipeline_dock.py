@@ -14,12 +14,12 @@ import napari
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel
 
-from ._common import (LayerMaker, LayerPicker, button, form_label, geometry, scroll_body, set_widget_values, spin,
-                      tip, widget_values)
+from ._common import LayerPicker, button, form_label, scroll_body, set_widget_values, spin, tip, widget_values
+from ._layers import LayerMaker, geometry
 from ._dock import RvaeDock, progress_bar
 from ._state import MAP_NAME, PRODUCT_KEY
 from ._workers import BackgroundJob
-from .train_vae import LossPlot
+from ._plots import LossPlot
 
 SITES_LAYER = "sites"
 SOURCES = {"atom probability": "map", "image": "image"}  # -> PipelineSettings.windows_from

@@ -17,12 +17,13 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit
 
 from ..io.files import atomic_write
-from ._common import (LayerMaker, LayerPicker, button, collapsible, dspin, form_label, geometry, scroll_body,
-                      set_widget_values, spin, tip, widget_values)
+from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
+                      tip, widget_values)
+from ._layers import LayerMaker, geometry
 from ._dock import RvaeDock, progress_bar
 from ._state import PRODUCT_KEY
 from ._workers import BackgroundJob, call_safely
-from .train_vae import LossPlot
+from ._plots import LossPlot
 
 
 def autosave_folder() -> Path:
@@ -255,7 +256,7 @@ class SegmentLabel(RvaeDock):
 
     def show_quality(self, stats: dict) -> None:
         """IoU per class and the confusion matrix on the held-out strokes, and whether to trust them."""
-        from ..segment.validation import quality
+        from ..segment.validation import quality, report_lines
 
         matrix = stats.get("val_confusion")
         if not matrix:
@@ -266,17 +267,7 @@ class SegmentLabel(RvaeDock):
         held = getattr(self.trainer, "held_out", None)
         report = quality(np.asarray(matrix), names, held=held)
         self.validation = report
-        width = max(len(name) for name in names)
-        lines = ["held out: " + ", ".join(f"{name} {p} px" for name, p in zip(names, report["pixels"])),
-                 "IoU: " + ", ".join(f"{name} {v:.2f}" if np.isfinite(v) else f"{name} —"
-                                     for name, v in zip(names, report["iou"]))
-                 + (f"; accuracy {report['accuracy']:.2f}" if np.isfinite(report["accuracy"]) else ""),
-                 "confusion (painted → predicted):",
-                 " " * (width + 2) + " ".join(f"{name[:7]:>7}" for name in names)]
-        for name, row in zip(names, report["confusion"]):
-            lines.append(f"{name:>{width}}  " + " ".join(f"{v:>7d}" for v in row))
-        if report["note"]:
-            lines.append("⚠ " + report["note"])
+        lines = report_lines(report, names)
         self.quality.setText("\n".join(lines))
 
     # -------------------------------------------------------- prediction

@@ -12,7 +12,8 @@ from __future__ import annotations
 import napari
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
-from ._common import ask, button
+from ._common import button
+from ._layers import ask
 from ._dock import RvaeDock
 from ._project import check_target, gather_project, open_project, save_current_model, write_project
 from ._workers import BackgroundJob, call_safely
