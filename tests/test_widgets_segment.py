@@ -67,7 +67,8 @@ def test_paint_train_predict_accept(make_napari_viewer, qtbot, tmp_path, monkeyp
     assert np.array_equal(labels.data[0], painted[0])  # painted pixels are never overwritten
 
     folder = dock.save_to(tmp_path / "segmenter")
-    dock.load_from(folder)
+    with qtbot.waitSignal(dock.load_jobs.finished, timeout=60_000):  # loads in the background
+        dock.load_from(folder)
     assert dock.model is not None and dock.finetune_button.isEnabled()
 
 

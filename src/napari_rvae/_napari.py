@@ -100,23 +100,69 @@ def get_project_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | 
 
 
 def read_project(path: str | list[str]) -> list[tuple]:
-    """Reopen a project written by ``napari-rvae analyze`` / the demo: the movie (when it is
-    still where it was), the sites with every feature column, and any stored layers."""
-    from .analysis.project import load_project, project_layer_data
+    """Reopen a project written by ``napari-rvae analyze``, the demo or the GUI's Save project:
+    the movie (its file when it is still where it was, else the pixels the project kept), the
+    sites with every feature column, and the stored layers (atom probability map, painted
+    labels), all with the movie's scale and units. Each layer's metadata names its workflow
+    role and the project folder, so the docks pick them up (and the model) by themselves."""
+    from .analysis.project import load_project
 
     if isinstance(path, list):
         path = path[0]
     project = load_project(path)
+    folder = str(Path(project.folder).resolve())
+    gui = (project.record or {}).get("napari") or {}
+    roles = gui.get("layers") or {}
+    info = project.movie or {}
+    geometry = {}
+    if info.get("scale") and info.get("units") and len(info["scale"]) == len(info["units"]):
+        geometry = {"scale": tuple(float(s) for s in info["scale"]), "units": tuple(str(u) for u in info["units"])}
+
+    def tagged(kwargs: dict, role: str | None, name: str) -> dict:
+        display = roles.get(name) or {}
+        metadata = dict(kwargs.get("metadata") or {})
+        metadata["napari_rvae_project"] = folder
+        if role:
+            metadata["napari_rvae_role"] = role
+        if role == "map":
+            metadata["napari_rvae"] = "map"
+        if role == "labels" and display.get("classes"):
+            metadata["classes"] = {int(k): str(v) for k, v in display["classes"].items()}
+        out = {**kwargs, "metadata": metadata}
+        for key in ("visible", "opacity", "blending", "colormap", "contrast_limits", "size"):
+            if key in display:
+                out[key] = display[key]
+        return out
+
     layers: list[tuple] = []
-    scale = None
     if project.movie_path is not None:
         movie_layers = read_layers(str(project.movie_path))
-        layers += movie_layers[:1]
-        scale = movie_layers[0][1]["scale"] if movie_layers else None
-    for data, kwargs, kind in project_layer_data(project):
-        if scale is not None and kind == "points":
-            kwargs = {**kwargs, "scale": scale}
-        layers.append((data, kwargs, kind))
+        channel = info.get("channel")
+        pick = next((m for m in movie_layers if channel and (m[1].get("metadata") or {}).get("channel") == channel),
+                    movie_layers[0] if movie_layers else None)
+        if pick is not None:
+            data, kwargs, kind = pick
+            geometry = {"scale": kwargs["scale"], "units": kwargs["units"]}
+            layers.append((data, tagged({**kwargs, "visible": True}, "movie", kwargs.get("name", "")), kind))
+    for name, (data, kind) in project.layers.items():
+        role = (roles.get(name) or {}).get("role")
+        if role is None and kind == "image" and name == info.get("name"):
+            role = "movie"
+        if role == "movie" and any(layer[2] == "image" and layer[1]["metadata"].get("napari_rvae_role") == "movie"
+                                   for layer in layers):
+            continue  # the movie's own file was found: it wins over the stored copy
+        kwargs = {"name": name}
+        if geometry and np.ndim(data) == len(geometry["scale"]):
+            kwargs.update(geometry, axis_labels=("t", "y", "x")[-np.ndim(data):])
+        layers.append((data, tagged(kwargs, role, name), kind))
+    if project.sites is not None:
+        table = project.sites.reset_index(drop=True)
+        name = gui.get("sites_layer") or "sites"
+        coords = table[["frame", "y", "x"]].to_numpy(dtype=np.float64)
+        kwargs = {"name": name, "features": table, "size": 3, "border_width": 0}
+        if geometry and len(geometry["scale"]) == 3:
+            kwargs.update(geometry, axis_labels=("t", "y", "x"))
+        layers.append((coords, tagged(kwargs, "sites", name), "points"))
     if not layers:
         raise ValueError(f"{path}: the project holds no sites and its movie was not found")
     return layers

@@ -72,6 +72,7 @@ class PipelineResult:
     history: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     lattice: dict | None = None  # the lattice detection used (detect.lattice.Lattice.to_dict())
+    probability: np.ndarray | None = None  # the atom probability (T, Y, X) the windows were cut from
 
 
 def _check_movie(movie) -> np.ndarray:
@@ -180,7 +181,8 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     yield ("stage", "encode", report.summary())
     record = sites.attrs.get("detection", {}).get("lattice") or (lattice.to_dict() if lattice is not None else None)
     return PipelineResult(sites=table, model=model, settings=settings, window_report=cut.report.summary(),
-                          history=list(trainer.state.history), timings=timings, lattice=record)
+                          history=list(trainer.state.history), timings=timings, lattice=record,
+                          probability=images if source == "map" else None)
 
 
 def atom_probability(maps: np.ndarray) -> np.ndarray:

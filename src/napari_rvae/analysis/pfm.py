@@ -188,8 +188,9 @@ def wall_metrics(windows, threshold: float | None = None, *, smooth: float = 0.0
 
     Returns
     -------
-    DataFrame with ``switching_degree``, ``wall_count``, ``curvature``
-    (1/pixels; NaN with no wall, 0 with ≥ 3 walls) and, when calibrated, ``curvature_per_nm``.
+    DataFrame with ``switching_degree``, ``wall_count``, ``wall_length`` (pixels, all walls of
+    the window), ``curvature`` (1/pixels; NaN with no wall, 0 with ≥ 3 walls) and, when
+    calibrated, ``wall_length_nm`` and ``curvature_per_nm``.
     """
     w = np.asarray(windows, dtype=np.float64)
     if w.ndim == 2:
@@ -198,18 +199,22 @@ def wall_metrics(windows, threshold: float | None = None, *, smooth: float = 0.0
         raise ValueError(f"windows: expected a non-empty (N, h, w) stack, got shape {w.shape}")
     t = _threshold(w, threshold)
     counts = np.zeros(len(w), np.int64)
+    lengths = np.zeros(len(w))
     curvature = np.full(len(w), np.nan)
     for k, win in enumerate(w):
         walls = window_walls(win, t, smooth=smooth, min_length=min_length)
         counts[k] = len(walls)
+        lengths[k] = sum(float(np.hypot(*np.diff(c, axis=0).T).sum()) for c in walls)
         if len(walls) >= 3:
             curvature[k] = 0.0
         elif walls:
             curvature[k] = float(np.nanmean([wall_curvature(win, c, t) for c in walls]))
-    table = pd.DataFrame({"switching_degree": switching_degree(w, t), "wall_count": counts, "curvature": curvature})
+    table = pd.DataFrame({"switching_degree": switching_degree(w, t), "wall_count": counts, "wall_length": lengths,
+                          "curvature": curvature})
     if pixel_size_nm is not None:
         if not pixel_size_nm > 0:
             raise ValueError(f"pixel_size_nm: must be > 0, got {pixel_size_nm}")
+        table["wall_length_nm"] = lengths * float(pixel_size_nm)
         table["curvature_per_nm"] = curvature / float(pixel_size_nm)
     return table
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..io.files import load_model_files, save_model_files
 from .augment import Augment, labelled_pixels, normalise_frame, random_crops
 from .unet import UNet, UNetConfig
+from .validation import confusion, quality, split_strokes, tiles_with
 
 KIND = "segmenter"
 NORMALISATION = "per-frame: 1st/99th percentiles -> 0/1, NaN -> median (segment.augment.normalise_frame)"
@@ -42,7 +43,8 @@ class TrainSettings:
     epochs : epochs per call of :meth:`SegmenterTrainer.run`.
     crop : side of the square training crops (multiple of ``2**depth``).
     batch : crops per optimisation step; steps_per_epoch : steps per epoch.
-    lr : Adam learning rate. val_fraction : share of labelled blocks held out.
+    lr : Adam learning rate. val_fraction : share of each class's painted pixels held out for
+    validation, as whole strokes (see :mod:`.validation`).
     class_weighting : weight the loss by inverse class frequency (clipped to 10×).
     seed : random seed (crops, split, initial weights).
     """
@@ -114,30 +116,6 @@ def _as_stack(images, labels) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
-def split_blocks(labels: np.ndarray, block: int, fraction: float, rng: np.random.Generator):
-    """Split labelled pixels into train / validation by square spatial blocks.
-
-    Returns ``(train_labels, val_labels, val_blocks)`` where ``val_blocks`` is a
-    list of ``(t, y0, x0)`` block corners (at most 64).
-    """
-    T, Y, X = labels.shape
-    blocks = []
-    for t in range(T):
-        for y0 in range(0, Y, block):
-            for x0 in range(0, X, block):
-                if labels[t, y0 : y0 + block, x0 : x0 + block].any():
-                    blocks.append((t, y0, x0))
-    train, val = labels.copy(), np.zeros_like(labels)
-    if fraction <= 0 or len(blocks) < 2:
-        return train, val, []
-    n_val = min(64, max(1, int(round(fraction * len(blocks)))), len(blocks) - 1)
-    chosen = [blocks[i] for i in rng.choice(len(blocks), n_val, replace=False)]
-    for t, y0, x0 in chosen:
-        val[t, y0 : y0 + block, x0 : x0 + block] = labels[t, y0 : y0 + block, x0 : x0 + block]
-        train[t, y0 : y0 + block, x0 : x0 + block] = 0
-    return train, val, chosen
-
-
 class SegmenterTrainer:
     """Trains (or fine-tunes) a :class:`UNet` on frames with sparse labels.
 
@@ -175,9 +153,9 @@ class SegmenterTrainer:
         model.predict_tile = settings.crop  # predict on tiles like the ones it is trained on
         self.frames = np.stack([normalise_frame(f, i) for i, f in enumerate(images)]).astype(np.float32)
         self.rng = np.random.default_rng(settings.seed)
-        train_labels, self.val_labels, self.val_blocks = split_blocks(
-            labels, settings.crop, settings.val_fraction, self.rng
-        )
+        # whole painted strokes are held out (not squares next to training pixels): see segment.validation
+        train_labels, self.val_labels, self.held_out = split_strokes(labels, settings.val_fraction, self.rng)
+        self.val_blocks = tiles_with(self.val_labels, settings.crop)
         self.train_labels = train_labels
         self._pixels = labelled_pixels(train_labels)
         counts = np.bincount(train_labels[train_labels > 0] - 1, minlength=n_classes).astype(np.float64)
@@ -219,23 +197,25 @@ class SegmenterTrainer:
         self.state.stop_requested = True
 
     def validate(self) -> dict:
-        """Loss, pixel accuracy and mean IoU over classes on the held-out blocks (NaN when none)."""
+        """Scores on the held-out strokes: loss, pixel accuracy, mean IoU, and per class the IoU,
+        the confusion matrix and whether the held-out set is big enough to trust
+        (:func:`~napari_rvae.segment.validation.quality`)."""
+        n = self.model.config.n_classes
         if self._val_batch is None:
-            return {"val_loss": float("nan"), "val_accuracy": float("nan"), "val_iou": float("nan")}
+            report = quality(np.zeros((n, n)), held=self.held_out)
+            return {"val_loss": float("nan"), "val_accuracy": float("nan"), "val_iou": float("nan"),
+                    "val_iou_per_class": report["iou"], "val_confusion": report["confusion"],
+                    "val_pixels": report["pixels"], "val_trusted": False, "val_note": report["note"]}
         x, y = self._val_batch
         self.model.eval()
         with torch.inference_mode():
             logits = self.model(x)
             loss = float(sparse_cross_entropy(logits, y, self.class_weights))
         pred = logits.argmax(1).numpy() + 1
-        true = y.numpy()
-        m = true > 0
-        ious = []
-        for c in np.unique(true[m]):
-            inter = np.sum((pred == c) & (true == c) & m)
-            union = np.sum(((pred == c) | (true == c)) & m)
-            ious.append(inter / union if union else np.nan)
-        return {"val_loss": loss, "val_accuracy": float(np.mean(pred[m] == true[m])), "val_iou": float(np.nanmean(ious))}
+        report = quality(confusion(pred, y.numpy(), n), held=self.held_out)
+        return {"val_loss": loss, "val_accuracy": report["accuracy"], "val_iou": report["mean_iou"],
+                "val_iou_per_class": report["iou"], "val_confusion": report["confusion"],
+                "val_pixels": report["pixels"], "val_trusted": report["trusted"], "val_note": report["note"]}
 
     def run(self, epochs: int | None = None) -> Iterator[dict]:
         """Train ``epochs`` more epochs (default ``settings.epochs``), yielding one stats dict per epoch.

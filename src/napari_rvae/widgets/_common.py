@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from ..io.sites import validate_sites
+from ._state import fits_role, is_truth, same_layer, unwrap, workflow
 from ._workers import call_safely
 
 
@@ -130,92 +131,197 @@ def has_latents(layer) -> bool:
 
 
 class LayerPicker(QComboBox):
-    """A combo box listing the viewer's layers of some types, kept up to date.
+    """A combo box listing the viewer's layers of some types, kept up to date, bound to a workflow role.
 
-    It refreshes when layers are added, removed, reordered or renamed and
-    keeps the current choice when it still exists.
+    It refreshes when layers are added, removed, reordered or renamed and keeps the
+    current choice while it exists. With a ``role`` (``movie``, ``sites``, ``map``,
+    ``labels``) it shows the viewer's :class:`~._state.Workflow` layer of that role and
+    a choice made here becomes the workflow's, so every dock follows it. Without one
+    (or when the role is empty) the default is the newest *visible* layer that is not a
+    ground-truth reference; hidden and reference layers are listed but never chosen by
+    themselves.
 
     Parameters
     ----------
-    viewer : napari.Viewer
+    viewer : napari.Viewer (or napari's proxy of it)
     layer_types : tuple of napari layer classes
-        Which layers to list (e.g. ``(napari.layers.Points,)``).
     tooltip : str
         What the picked layer is used for.
     allow_none : bool
         Offer "(none)" as the first entry.
+    prefer : callable, optional
+        ``prefer(layer) -> bool``: among default candidates, such layers come first,
+        and a newly added such layer is chosen.
+    role : str, optional
+        The workflow role this picker shows and sets.
+    accept : callable, optional
+        ``accept(layer) -> bool``: which layers of the types to list (default: those that
+        fit the role, see :func:`~._state.fits_role`).
     """
 
     layer_changed = Signal(object)
 
     def __init__(self, viewer: napari.Viewer, layer_types: tuple, tooltip: str, allow_none: bool = False,
-                 prefer=None) -> None:
+                 prefer=None, role: str | None = None, accept=None) -> None:
         super().__init__()
-        self.viewer = viewer
-        self.prefer = prefer  # prefer(layer) -> bool: switch to such a layer when it is added
+        self.viewer = unwrap(viewer)
+        self.prefer = prefer
+        self.role = role
+        self.accept = accept if accept is not None else ((lambda layer: fits_role(role, layer)) if role else None)
         self.layer_types = tuple(layer_types)
         self.allow_none = allow_none
+        self.flow = workflow(self.viewer)
         self.setToolTip(tooltip)
         self.setMinimumWidth(140)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(12)
         self._layers: list = []
-        events = viewer.layers.events
+        events = self.viewer.layers.events
         events.inserted.connect(self._on_inserted)
         events.removed.connect(self.refresh)
         events.moved.connect(self.refresh)
-        for layer in viewer.layers:
+        for layer in self.viewer.layers:
             layer.events.name.connect(self.refresh)
         self.currentIndexChanged.connect(self._emit)
+        self.activated.connect(self._on_user_choice)
+        if role is not None:
+            self.flow.layer_changed.connect(self._on_role)
         self.refresh()
 
     def layer(self):
-        """The chosen layer, or ``None``."""
-        i = self.currentIndex()
+        """The chosen layer (the real layer, not a proxy), or ``None``."""
+        try:
+            i = self.currentIndex()
+        except RuntimeError:  # the Qt object is gone
+            return None
         if i < 0 or i >= len(self._layers):
             return None
         return self._layers[i]
 
     def set_layer(self, layer) -> None:
-        """Choose ``layer`` (it must be listed)."""
+        """Choose ``layer`` (a layer of this viewer, or napari's proxy of one)."""
         for i, candidate in enumerate(self._layers):
-            if candidate is layer:
+            if candidate is not None and same_layer(candidate, layer):
                 self.setCurrentIndex(i)
+                if self.role is not None:
+                    self.flow.set_layer(self.role, candidate)
                 return
         raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not a {self._kinds()} layer of this viewer")
+
+    def candidates(self) -> list:
+        """The layers listed (all of the types that ``accept`` takes), oldest first."""
+        out = []
+        for layer in self.viewer.layers:
+            if not isinstance(layer, self.layer_types):
+                continue
+            try:
+                if self.accept is not None and not self.accept(layer):
+                    continue
+            except Exception:
+                continue
+            out.append(layer)
+        return out
+
+    def default_layer(self, layers: list):
+        """The newest visible non-reference layer (preferred ones first), or None."""
+        eligible = [layer for layer in layers if layer is not None and layer.visible and not is_truth(layer)]
+        if self.prefer is not None:
+            liked = [layer for layer in eligible if _safe(self.prefer, layer)]
+            eligible = liked or eligible
+        return eligible[-1] if eligible else None
 
     def refresh(self, *_event) -> None:
         try:
             current = self.layer()
         except RuntimeError:  # the Qt object was deleted; nothing to refresh
             return
-        layers = [None] if self.allow_none else []
-        layers += [layer for layer in self.viewer.layers if isinstance(layer, self.layer_types)]
-        self.blockSignals(True)
-        self.clear()
-        self._layers = layers
-        for layer in layers:
-            self.addItem("(none)" if layer is None else layer.name)
-        index = next((i for i, layer in enumerate(layers) if layer is current and layer is not None), None)
-        if index is None:  # default: the newest matching layer
-            index = len(layers) - 1 if layers else -1
-        self.setCurrentIndex(index)
-        self.blockSignals(False)
-        if self.layer() is not current:
-            self.layer_changed.emit(self.layer())
+        layers = ([None] if self.allow_none else []) + self.candidates()
+        wanted = None
+        if current is not None and any(layer is current for layer in layers):
+            wanted = current
+        held = self.flow.layer(self.role) if self.role else None
+        if held is not None and any(layer is held for layer in layers):
+            wanted = held
+        if wanted is None:
+            wanted = self.default_layer(layers)
+        try:
+            self.blockSignals(True)
+            self.clear()
+            self._layers = layers
+            for layer in layers:
+                self.addItem("(none)" if layer is None else layer.name)
+            index = next((i for i, layer in enumerate(layers) if layer is wanted), 0 if self.allow_none else -1)
+            self.setCurrentIndex(index)
+        finally:
+            self.blockSignals(False)
+        chosen = self.layer()
+        if self.role is not None and chosen is not None and held is None:
+            self.flow.set_layer(self.role, chosen)  # the default becomes the workflow's choice
+        if chosen is not current:
+            self.layer_changed.emit(chosen)
+
+    def _on_role(self, role: str, layer) -> None:
+        if role == self.role:
+            self.refresh()
+
+    def _on_user_choice(self, index: int) -> None:
+        if self.role is not None and 0 <= index < len(self._layers) and self._layers[index] is not None:
+            self.flow.set_layer(self.role, self._layers[index])
 
     def _on_inserted(self, event) -> None:
-        layer = event.value
+        layer = unwrap(event.value)
         layer.events.name.connect(self.refresh)
         self.refresh()
-        if self.prefer is not None and isinstance(layer, self.layer_types) and self.layer() is not layer:
-            try:
-                wanted = bool(self.prefer(layer))
-            except Exception:
-                wanted = False
-            if wanted:
-                self.set_layer(layer)
+        if (self.prefer is not None and isinstance(layer, self.layer_types) and self.layer() is not layer
+                and not is_truth(layer) and _safe(self.prefer, layer) and any(c is layer for c in self._layers)):
+            self.set_layer(layer)
 
     def _emit(self, *_args) -> None:
         self.layer_changed.emit(self.layer())
 
     def _kinds(self) -> str:
         return "/".join(t.__name__ for t in self.layer_types)
+
+
+def _safe(predicate, layer) -> bool:
+    try:
+        return bool(predicate(layer))
+    except Exception:
+        return False
+
+
+# ---------------------------------------------------------------- dock settings for project files
+def widget_values(widgets: dict) -> dict:
+    """The values of named input widgets (spin boxes, combos, check boxes, line edits)."""
+    from qtpy.QtWidgets import QAbstractSpinBox, QCheckBox, QLineEdit
+
+    out = {}
+    for name, widget in widgets.items():
+        if isinstance(widget, QCheckBox):
+            out[name] = bool(widget.isChecked())
+        elif isinstance(widget, QComboBox):
+            out[name] = widget.currentText()
+        elif isinstance(widget, QAbstractSpinBox):
+            out[name] = widget.value()
+        elif isinstance(widget, QLineEdit):
+            out[name] = widget.text()
+    return out
+
+
+def set_widget_values(widgets: dict, values: dict) -> None:
+    """Set named input widgets from :func:`widget_values`' output (unknown names are skipped)."""
+    from qtpy.QtWidgets import QAbstractSpinBox, QCheckBox, QLineEdit
+
+    for name, value in (values or {}).items():
+        widget = widgets.get(name)
+        if widget is None:
+            continue
+        if isinstance(widget, QCheckBox):
+            widget.setChecked(bool(value))
+        elif isinstance(widget, QComboBox):
+            if widget.findText(str(value)) >= 0:
+                widget.setCurrentText(str(value))
+        elif isinstance(widget, QAbstractSpinBox) and isinstance(value, (int, float)):
+            widget.setValue(type(widget.value())(value))
+        elif isinstance(widget, QLineEdit):
+            widget.setText(str(value))

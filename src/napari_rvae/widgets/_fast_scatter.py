@@ -55,6 +55,9 @@ class FastScatterItem(pg.GraphicsObject):
         self.y = np.zeros(0, dtype=np.float32)
         self.colours = np.zeros(0, dtype=np.uint32)
         self._bounds = QRectF()
+        self._version = 0  # bumped by every change of points, colours or size
+        self._cache_key = None
+        self._cache_image = None
 
     def setData(self, x, y, colours) -> None:  # noqa: N802 - pyqtgraph naming
         """Points at ``(x, y)`` (plot coordinates) with ARGB colours (from :func:`pack_argb`, one or N)."""
@@ -71,6 +74,7 @@ class FastScatterItem(pg.GraphicsObject):
             self._bounds = QRectF(float(x0), float(y0), float(x1 - x0) or 1e-9, float(y1 - y0) or 1e-9)
         else:
             self._bounds = QRectF()
+        self._version += 1
         self.update()
 
     def clear(self) -> None:
@@ -81,10 +85,12 @@ class FastScatterItem(pg.GraphicsObject):
         if colours.shape != self.x.shape:
             raise ValueError(f"need one colour per point ({self.x.size}), got {colours.shape}")
         self.colours = colours
+        self._version += 1
         self.update()
 
     def setSize(self, size: int) -> None:  # noqa: N802
         self.size = int(size)
+        self._version += 1
         self.update()
 
     # ------------------------------------------------------ pyqtgraph hooks
@@ -114,6 +120,9 @@ class FastScatterItem(pg.GraphicsObject):
         return out
 
     def paint(self, painter, option, widget=None) -> None:
+        """Draw the points; the rasterised image is kept and reused while nothing changed, so a
+        repaint for an overlay (lasso path, hover marker) costs one image blit, not a pass over
+        every point."""
         if self.x.size == 0:
             return
         device = painter.device()
@@ -121,6 +130,17 @@ class FastScatterItem(pg.GraphicsObject):
         if w <= 0 or h <= 0:
             return
         t = painter.transform()
+        key = (t.m11(), t.m12(), t.m21(), t.m22(), t.m31(), t.m32(), w, h, self._version)
+        if key != self._cache_key or self._cache_image is None:
+            self._cache_image = self._rasterise(t, w, h)
+            self._cache_key = key
+        image, _buffer = self._cache_image
+        painter.save()
+        painter.setTransform(QTransform())
+        painter.drawImage(QRectF(0, 0, w, h), image)
+        painter.restore()
+
+    def _rasterise(self, t, w: int, h: int):
         px = (t.m11() * self.x + t.m21() * self.y + t.m31()).astype(np.float32)
         py = (t.m12() * self.x + t.m22() * self.y + t.m32()).astype(np.float32)
         margin = self.size // 2 + 2  # larger than any marker offset
@@ -144,8 +164,4 @@ class FastScatterItem(pg.GraphicsObject):
             fill[fill == -1] = lookup.size - 2
         image_buffer = np.ascontiguousarray(np.take(lookup, fill))
         image = QImage(image_buffer.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied)
-        painter.save()
-        painter.setTransform(QTransform())
-        painter.drawImage(QRectF(0, 0, w, h), image)
-        painter.restore()
-        self._last_image = image_buffer  # keep the memory alive while Qt may still read it
+        return image, image_buffer  # the buffer must live as long as the image

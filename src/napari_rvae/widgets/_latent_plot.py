@@ -15,6 +15,7 @@ from qtpy.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from skimage.measure import points_in_poly
 
 from ._fast_scatter import FastScatterItem, pack_argb
+from ._plots import PlainAxis, theme_colours
 
 HOVER_INTERVAL_MS = 30
 CLICK_RADIUS_PX = 6.0
@@ -152,11 +153,17 @@ class LatentPlot(pg.PlotWidget):
     hovered = Signal(float, float)
     polygon_selected = Signal(object)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, viewer=None) -> None:
         self.box = SelectViewBox()
-        super().__init__(parent=parent, viewBox=self.box)
-        self.setBackground("k")
-        self.setMinimumSize(280, 240)
+        super().__init__(parent=parent, viewBox=self.box,
+                         axisItems={"bottom": PlainAxis("bottom"), "left": PlainAxis("left")})
+        colours = theme_colours(viewer)
+        self.setBackground(colours["canvas"])
+        for name in ("bottom", "left"):
+            axis = self.getPlotItem().getAxis(name)
+            axis.setPen(pg.mkPen(colours["text"]))
+            axis.setTextPen(pg.mkPen(colours["text"]))
+        self.setMinimumSize(260, 220)
         self.x = np.zeros(0)
         self.y = np.zeros(0)
         self.point_size = 3

@@ -22,7 +22,7 @@ class WindowPanel(pg.GraphicsLayoutWidget):
         self.labels: dict[str, pg.LabelItem] = {}
         for col, title in enumerate(self.TITLES):
             self.labels[title] = self.addLabel(title, row=0, col=col, size="8pt")
-            view = self.addViewBox(row=1, col=col, lockAspect=True, enableMouse=False, invertY=True)
+            view = self.addViewBox(row=1, col=col, lockAspect=True, enableMouse=False, invertY=True, enableMenu=False)
             item = pg.ImageItem()
             view.addItem(item)
             self.views[title], self.items[title] = view, item

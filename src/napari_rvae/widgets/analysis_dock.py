@@ -32,43 +32,28 @@ from qtpy.QtWidgets import (
 )
 
 from ..analysis.angles import angle_histogram, find_angle_peaks
-from ..analysis.chemistry import chemistry_map
 from ..analysis.clusters import cluster_fractions, cluster_sites
 from ..analysis.dynamics import density_nmf, density_vs_frame
 from ..analysis.hysteresis import loop_area, read_bias
 from ..io.sites import latent_columns
 from . import _colours as colours
-from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, has_latents, sites_from_layer, spin, tip, write_columns
-from ._model_link import model_link
+from ._common import (LayerPicker, button, collapsible, dspin, form_label, has_latents, scroll_body,
+                      set_widget_values, sites_from_layer, spin, tip, widget_values, write_columns)
+from ._dock import RvaeDock, progress_bar
+from .analysis_chemistry import ChemistryTab
+from ._plots import PALETTE, Plot, pen as _pen
 from ._workers import BackgroundJob
 
 METHODS = {"GMM (full covariance)": ("gmm", "full"), "GMM (diagonal)": ("gmm", "diag"), "k-means": ("kmeans", "full")}
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-
-LEGEND = {"offset": (-5, 5), "brush": (255, 255, 255, 210), "pen": (180, 180, 180), "labelTextColor": "k"}
 
 
-def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
-    plot = pg.PlotWidget(background="w")
-    plot.setTitle(title, color="k", size="9pt")
-    plot.setLabel("bottom", x)
-    plot.setLabel("left", y)
-    plot.setMinimumHeight(170)
-    return plot
+class AnalysisDock(ChemistryTab, RvaeDock):
+    """Cluster the sites, follow populations through the movie, find angle variants, PFM wall metrics."""
 
-
-def _pen(k: int, width: float = 2.0):
-    return pg.mkPen(PALETTE[k % len(PALETTE)], width=width)
-
-
-class AnalysisDock(QWidget):
-    """Cluster the sites, follow populations through the movie, find angle variants."""
+    dock_name = "analysis"
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.setMinimumSize(340, 520)
+        super().__init__(napari_viewer)
         self.nmf = None  # the last DensityNMF
         self.density = None  # the last FrameDensity
         self.peaks = None  # the last angle peaks table
@@ -76,17 +61,30 @@ class AnalysisDock(QWidget):
         self.fractions = None
         self._watched = None  # the layer whose features event we listen to
 
-        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer (sites) whose features hold the latents", prefer=has_latents)
+        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer (sites) whose features hold the latents", prefer=has_latents, role="sites")
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.bias_path = tip(QLineEdit(), "Optional CSV (frame, bias) or sample .npz with one bias per frame: loadings "
+                             "and PFM metrics are plotted against it (a sample movie's own bias is used when empty)")
+        self.bias_path.setPlaceholderText("bias CSV / .npz (optional)")
+        browse = button("…", "Choose a bias file", self._browse_bias)
+        browse.setMaximumWidth(30)
+        bias_row = QHBoxLayout()
+        bias_row.addWidget(self.bias_path, 1)
+        bias_row.addWidget(browse)
         self.tabs = QTabWidget()
         self.tabs.addTab(self._clusters_tab(), "Clusters")
         self.tabs.addTab(self._dynamics_tab(), "Dynamics")
         self.tabs.addTab(self._angles_tab(), "Angles")
         self.tabs.addTab(self._chemistry_tab(), "Chemistry")
+        from .analysis_pfm import PfmTab
+
+        self.pfm = PfmTab(self)
+        self.tabs.addTab(self.pfm, "PFM")
 
         top = QFormLayout()
         top.addRow(form_label("points", "Sites layer with latent features (angle, z0 …)"), self.points_picker)
+        top.addRow(form_label("bias", "Bias per frame"), bias_row)
         layout = scroll_body(self)
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
@@ -97,12 +95,42 @@ class AnalysisDock(QWidget):
                                            on_finish=lambda: self.chemistry_stop.setEnabled(False))
         self._chem_stop = [False]
         self.chem = None  # the last ChemistryMap
-        self.link = model_link(napari_viewer)
+        self.link = self.flow
         self.link.model_changed.connect(self._on_model)
         self._on_model(self.link.model)
         self.dynamics_job = BackgroundJob("Density vs frame and NMF", on_return=self._on_dynamics, uses_torch=False, parent=self)
+        layout.insertWidget(layout.count() - 1, progress_bar(self.cluster_job, self.dynamics_job, self.chemistry_job,
+                                                             self.pfm.frames_job, self.pfm.regions_job))
         self.points_picker.layer_changed.connect(self._on_layer)
         self._on_layer(self.points_picker.layer())
+        self._inputs = {"method": self.method_combo, "clusters": self.n_clusters, "seed": self.seed,
+                        "variable": self.variable_combo, "components": self.n_components, "bins": self.n_grid,
+                        "bandwidth": self.bandwidth, "bias": self.bias_path, "offset": self.offset,
+                        "angle_bins": self.bins, "prominence": self.prominence, "grid": self.grid_d,
+                        "span": self.span, "threshold": self.threshold, **self.pfm.inputs}
+        self.flow.register(self.dock_name, self)
+
+    def dock_state(self) -> dict:
+        return {**widget_values(self._inputs), "tab": self.tabs.currentIndex()}
+
+    def restore_state(self, state: dict) -> None:
+        set_widget_values(self._inputs, state)
+        if isinstance(state.get("tab"), int):
+            self.tabs.setCurrentIndex(state["tab"])
+
+    def bias(self, n_frames: int) -> np.ndarray | None:
+        """One bias value per frame: from the bias file, else the movie's own (samples carry it)."""
+        path = self.bias_path.text().strip()
+        if path:
+            return read_bias(path, np.arange(n_frames))
+        movie = self.flow.layer("movie")
+        values = (movie.metadata or {}).get("bias") if movie is not None else None
+        if values is None:
+            return None
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if len(values) < n_frames:
+            raise ValueError(f"the movie's bias has {len(values)} values for {n_frames} frames; give a bias file")
+        return values[:n_frames]
 
     # ---------------------------------------------------------------- tabs
     def _clusters_tab(self) -> QWidget:
@@ -114,8 +142,7 @@ class AnalysisDock(QWidget):
         self.n_clusters = spin(2, 1, 20, "Number of clusters")
         self.seed = spin(0, 0, 2**31 - 1, "Random seed of the initialisation (same seed = same clusters)")
         self.cluster_button = button("Cluster sites", "Cluster the sites; writes a 'cluster' column into the layer's features and colours the points", self.run_clusters)
-        self.fraction_plot = _plot("cluster fractions vs frame", "frame", "fraction")
-        self.fraction_plot.addLegend(**LEGEND)
+        self.fraction_plot = Plot("cluster fractions vs frame", "frame", "fraction", integer_x=True, viewer=self.viewer)
         advanced, form2 = collapsible("Advanced", [
             (form_label("seed", "Random seed"), self.seed),
         ])
@@ -136,22 +163,13 @@ class AnalysisDock(QWidget):
         self.n_components = spin(2, 1, 10, "Number of NMF components (populations)")
         self.n_grid = spin(128, 16, 1024, "Number of value bins of the density image", step=16)
         self.bandwidth = dspin(0.075, 0.005, 2.0, "Kernel width in standard deviations of the variable (paper: 0.075)", 0.005, 3)
-        self.bias_path = tip(QLineEdit(), "Optional CSV (frame, bias) or sample .npz with one bias per frame: loadings are plotted against it")
-        self.bias_path.setPlaceholderText("bias CSV / .npz (optional)")
-        browse = button("…", "Choose a bias file", self._browse_bias)
-        browse.setMaximumWidth(30)
-        bias_row = QHBoxLayout()
-        bias_row.addWidget(self.bias_path, 1)
-        bias_row.addWidget(browse)
         self.dynamics_button = button("Density + NMF", "Density of the variable in every frame, factorised into populations (NMF)", self.run_dynamics)
-        self.density_plot = _plot("density vs frame", "frame", "value")
+        self.density_plot = Plot("density vs frame", "frame", "value", integer_x=True, viewer=self.viewer)
         self.density_image = pg.ImageItem()
         self.density_image.setColorMap(pg.colormap.get("viridis"))
         self.density_plot.addItem(self.density_image)
-        self.loadings_plot = _plot("NMF loadings vs frame", "frame", "loading")
-        self.loadings_plot.addLegend(**LEGEND)
-        self.loop_plot = _plot("loadings vs bias", "bias", "loading")
-        self.loop_plot.addLegend(**LEGEND)
+        self.loadings_plot = Plot("NMF loadings vs frame", "frame", "loading", integer_x=True, viewer=self.viewer)
+        self.loop_plot = Plot("loadings vs bias", "bias", "loading", viewer=self.viewer)
         self.loop_plot.setVisible(False)
         advanced, _ = collapsible("Advanced", [
             (form_label("bins", "Value bins"), self.n_grid),
@@ -160,7 +178,6 @@ class AnalysisDock(QWidget):
         form = QFormLayout()
         form.addRow(form_label("variable", "Variable"), self.variable_combo)
         form.addRow(form_label("components", "NMF components"), self.n_components)
-        form.addRow(form_label("bias", "Bias per frame"), bias_row)
         widget = QWidget()
         layout = QVBoxLayout(widget)
         layout.addLayout(form)
@@ -176,7 +193,7 @@ class AnalysisDock(QWidget):
         self.bins = spin(90, 12, 720, "Number of histogram bins over one turn")
         self.prominence = dspin(0.15, 0.0, 0.99, "Minimum peak prominence, as a fraction of the highest peak", 0.05, 2)
         self.angles_button = button("Find angle peaks", "Histogram of the angle with its peaks and their spacing", self.run_angles)
-        self.angle_plot = _plot("angle histogram", "angle (rad)", "density")
+        self.angle_plot = Plot("angle histogram", "angle (rad)", "density", viewer=self.viewer)
         self.peaks_label = QLabel("")
         self.peaks_label.setWordWrap(True)
         self.peaks_label.setToolTip("Peak positions and the spacing to the next peak (radians and degrees)")
@@ -193,40 +210,6 @@ class AnalysisDock(QWidget):
         layout.addWidget(self.angles_button)
         layout.addWidget(self.angle_plot, 1)
         layout.addWidget(self.peaks_label)
-        return widget
-
-    def _chemistry_tab(self) -> QWidget:
-        self.grid_d = spin(50, 4, 400, "Grid points per latent axis (D × D windows are decoded; the paper uses 200)")
-        self.span = dspin(3.0, 0.1, 20.0, "The grid covers −span … +span on latents z0 (x) and z1 (y)", 0.5, 2)
-        self.threshold = dspin(0.5, 0.01, 0.99, "Decoded pixels above this value are atom pixels (windows scaled 0–1)", 0.05, 2)
-        self.model_label = QLabel("")
-        self.model_label.setWordWrap(True)
-        self.model_label.setToolTip("The current model (trained or loaded in the Train VAE dock)")
-        self.chemistry_button = button("Chemistry map", "Decode a D × D grid of (z0, z1) and count 5-, 6-, 7-rings at each window's centre atom", self.run_chemistry)
-        self.chemistry_stop = button("Stop", "Stop the chemistry map after the current batch of windows", lambda: self.chemistry_job.stop())
-        self.chemistry_stop.setEnabled(False)
-        self.chem_plot = _plot("rings at the centre atom: R = n5, G = n6, B = n7", "z0", "z1")
-        self.chem_plot.setAspectLocked(True)
-        self.chem_image = pg.ImageItem()
-        self.chem_plot.addItem(self.chem_image)
-        self.chem_sites = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(255, 255, 255, 90))
-        self.chem_plot.addItem(self.chem_sites)
-        advanced, _ = collapsible("Advanced", [
-            (form_label("threshold", "Atom threshold"), self.threshold),
-        ])
-        form = QFormLayout()
-        form.addRow(form_label("model", "Current model"), self.model_label)
-        form.addRow(form_label("D", "Grid points per axis"), self.grid_d)
-        form.addRow(form_label("span", "Latent range ±"), self.span)
-        widget = QWidget()
-        layout = QVBoxLayout(widget)
-        layout.addLayout(form)
-        layout.addWidget(advanced)
-        row = QHBoxLayout()
-        row.addWidget(self.chemistry_button, 1)
-        row.addWidget(self.chemistry_stop)
-        layout.addLayout(row)
-        layout.addWidget(self.chem_plot, 1)
         return widget
 
     # ------------------------------------------------------------- helpers
@@ -320,8 +303,7 @@ class AnalysisDock(QWidget):
         if not variable or variable not in sites:
             raise ValueError("choose a variable (angle or a latent z*) first")
         frame_ids = np.arange(int(sites["frame"].max()) + 1)
-        path = self.bias_path.text().strip()
-        bias = read_bias(path, frame_ids) if path else None
+        bias = self.bias(len(frame_ids))
         return self.dynamics_job.start(
             _density_and_nmf, sites["frame"].to_numpy(), sites[variable].to_numpy(), frame_ids, variable,
             self.n_grid.value(), self.bandwidth.value(), self.n_components.value(), bias,
@@ -380,73 +362,6 @@ class AnalysisDock(QWidget):
                                      f"({np.degrees(peaks['spacing'].mean()):.1f}°)\n" + "\n".join(rows))
         else:
             self.peaks_label.setText("no peaks above the noise (a flat or single-variant distribution)")
-
-
-    # ----------------------------------------------------------- chemistry
-    def _on_model(self, model) -> None:
-        config = getattr(model, "config", None)
-        if model is None:
-            text = "no model yet: train or load one in the Train VAE dock"
-        elif config is not None:
-            text = f"{config.arch}, {config.latent} latents"
-        else:
-            text = getattr(model, "__name__", "decoder")
-        self.model_label.setText(text)
-        self.chemistry_button.setEnabled(model is not None)
-
-    def run_chemistry(self):
-        """Decode the latent grid and count rings in the background; returns the worker."""
-        model = self.link.model
-        if model is None:
-            raise ValueError("no model: train or load one in the Train VAE dock first")
-        self._chem_stop = [False]
-        self.chemistry_stop.setEnabled(True)
-        return self.chemistry_job.start(_chemistry, model, self.grid_d.value(), self.span.value(),
-                                        self.threshold.value(), self._chem_stop, stop=self._request_chem_stop)
-
-    def _request_chem_stop(self) -> None:
-        self._chem_stop[0] = True
-
-    def _on_chemistry(self, chem) -> None:
-        if chem is None:
-            self.status.setText("chemistry map stopped")
-            return
-        self.chem = chem
-        rgb = chem.rgb()
-        grid = chem.grid
-        step = (grid[-1] - grid[0]) / max(len(grid) - 1, 1)
-        # rgb is [row = z1, column = z0]; ImageItem's first axis is x
-        self.chem_image.setImage((np.transpose(rgb, (1, 0, 2)) * 255).astype(np.uint8), levels=(0, 255))
-        self.chem_image.setRect(pg.QtCore.QRectF(grid[0] - step / 2, grid[0] - step / 2,
-                                                 step * len(grid), step * len(grid)))
-        layer = self.layer()
-        if layer is not None and {"z0", "z1"} <= set(layer.features.columns):
-            z = layer.features[["z0", "z1"]].to_numpy(dtype=float)
-            z = z[np.isfinite(z).all(axis=1)]
-            self.chem_sites.setData(z[:, 0], z[:, 1])
-        else:
-            self.chem_sites.setData([], [])
-        self.chem_plot.autoRange()
-        physical = chem.physical.mean()
-        self.status.setText(f"chemistry map {len(grid)} × {len(grid)}: {physical:.0%} physical, bond length "
-                            f"{chem.bond_length:.2f} px; black = unphysical; dots = encoded sites")
-
-
-class _Stopped(Exception):
-    pass
-
-
-def _chemistry(model, d, span, threshold, stop_flag):
-    """Background part of the Chemistry tab; ``None`` when stopped (``stop_flag[0]`` set)."""
-
-    def progress(_fraction):
-        if stop_flag[0]:
-            raise _Stopped
-
-    try:
-        return chemistry_map(model, d, span=span, threshold=threshold, progress=progress)
-    except _Stopped:
-        return None
 
 
 def _density_and_nmf(frames, values, frame_ids, name, n_grid, bandwidth, n_components, bias):

@@ -14,28 +14,34 @@ import numpy as np
 from napari.utils.colormaps import AVAILABLE_COLORMAPS
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QImage, QPixmap
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel
 
 from ..analysis.latent_maps import METHODS, iter_latent_maps
 from . import _colours as colours
-from ._common import LayerPicker, has_latents, button, collapsible, scroll_body, dspin, form_label, spin, tip
+from ._common import (LayerPicker, button, collapsible, dspin, form_label, has_latents, scroll_body,
+                      set_widget_values, spin, tip, widget_values)
+from ._layers import LayerMaker, geometry
+from ._dock import RvaeDock, progress_bar
+from ._state import PRODUCT_KEY
 from ._workers import BackgroundJob, call_safely
 
 AUTO = "auto"
 COLORMAPS = [AUTO, "twilight_shifted", "twilight", "hsv", "viridis", "magma", "inferno", "turbo", "coolwarm", "gray"]
 
 
-class ColourAtoms(QWidget):
+class ColourAtoms(RvaeDock):
     """The dock."""
 
+    dock_name = "colour"
+
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.scale: colours.ColourScale | None = None
         self.map_layer = None
-        self.setMinimumSize(300, 330)
+        self.layers = LayerMaker(self)
 
-        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer (sites) to colour", prefer=has_latents)
+        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer (sites) to colour",
+                                         prefer=has_latents, role="sites")
         self.column_combo = tip(QComboBox(), "Feature that sets each site's colour (angle: cyclic colormap)")
         self.colormap_combo = tip(QComboBox(), "Colormap; 'auto' = cyclic for angle, viridis otherwise, a palette for classes")
         self.colormap_combo.addItems([c for c in COLORMAPS if c == AUTO or c in AVAILABLE_COLORMAPS])
@@ -82,8 +88,11 @@ class ColourAtoms(QWidget):
         layout.addLayout(bar_labels)
         layout.addWidget(self.colour_button)
         layout.addWidget(map_section)
+        layout.addWidget(progress_bar(self.job))
         layout.addWidget(self.status)
         layout.addStretch(1)
+        self._inputs = {"column": self.column_combo, "colormap": self.colormap_combo, "auto_limits": self.auto_limits,
+                        "low": self.low, "high": self.high, "method": self.method_combo, "spacing": self.step_spin}
 
         self.points_picker.layer_changed.connect(self._on_layer)
         self.column_combo.currentTextChanged.connect(self._on_column)
@@ -93,6 +102,35 @@ class ColourAtoms(QWidget):
         self.high.editingFinished.connect(self.apply)
         self._on_auto(True)
         self._on_layer(self.points_picker.layer())
+        self.points_picker.layer_changed.connect(self._watch)
+        self._watched = None
+        self._watch(self.points_picker.layer())
+        self.flow.register(self.dock_name, self)
+
+    def dock_state(self) -> dict:
+        return widget_values(self._inputs)
+
+    def restore_state(self, state: dict) -> None:
+        set_widget_values(self._inputs, state)
+
+    def _watch(self, layer) -> None:
+        """New columns (latents after training, clusters) appear in 'colour by' without re-picking."""
+        if self._watched is not None:
+            try:
+                self._watched.events.features.disconnect(self._on_features)
+            except Exception:
+                pass
+        self._watched = layer
+        if layer is not None:
+            layer.events.features.connect(self._on_features)
+
+    def _on_features(self, *_event) -> None:
+        layer = self._watched
+        if layer is None:
+            return
+        have = {self.column_combo.itemText(i) for i in range(self.column_combo.count())}
+        if set(map(str, layer.features.columns)) != have:
+            self._on_layer(layer)
 
     # ------------------------------------------------------------ helpers
     def layer(self):
@@ -181,23 +219,26 @@ class ColourAtoms(QWidget):
         name = f"{column} map"
         ny, nx = -(-shape[0] // step), -(-shape[1] // step)
         data = np.full((frames, ny, nx), np.nan, dtype=np.float32)
-        scale = np.asarray(layer.scale[-2:]) * step
         kind = self.scale.kind if self.scale else "continuous"
         cmap = self.scale.colormap if self.scale and kind != "categorical" else "viridis"
         limits = self.scale.limits if self.scale else (0.0, 1.0)
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        self.map_layer = self.viewer.add_image(
-            data, name=name, colormap=cmap, contrast_limits=limits, opacity=0.6, blending="translucent",
-            scale=(*layer.scale[:-2], *scale), translate=tuple(layer.translate),
-            **({"units": tuple(layer.units)} if hasattr(layer, "units") else {}),
-        )
+        place = geometry(self.flow.layer("movie") or layer, 3)
+        place["scale"] = (*place["scale"][:-2], *(np.asarray(place["scale"][-2:]) * step))
+        made = self.layers.add("latent map", "image", data, name=name, colormap=cmap, contrast_limits=limits,
+                               opacity=0.6, blending="translucent", metadata={PRODUCT_KEY: "latent map"}, **place)
+        if made is None:
+            self.status.setText("cancelled: nothing was replaced")
+            return None
+        self.map_layer = made
         circular = kind == "cyclic"
         return self.job.start(iter_latent_maps, table, column, shape, step=step, method=self.method_combo.currentText(),
                               circular=circular, total=frames)
 
     def _image_shape(self, layer) -> tuple[int, int]:
         """(Y, X) of the movie under the sites: the largest image layer, else the sites' extent."""
+        movie = self.flow.layer("movie")
+        if movie is not None:
+            return int(movie.data.shape[-2]), int(movie.data.shape[-1])
         images = [lay for lay in self.viewer.layers if isinstance(lay, napari.layers.Image) and lay.ndim >= 2 and lay is not self.map_layer]
         if images:
             data = max(images, key=lambda lay: lay.data.shape[-1] * lay.data.shape[-2]).data

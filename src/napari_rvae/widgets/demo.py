@@ -1,16 +1,14 @@
-"""``napari-rvae demo`` in napari: the graphene sample, the docks, and a Run pipeline button."""
+"""``napari-rvae demo`` in napari: the graphene sample and the Workflow panel, Run all in front."""
 
 from __future__ import annotations
 
 import napari
 
-from .analysis_dock import AnalysisDock
-from .colour_atoms import ColourAtoms
-from .detect_dock import Detect
-from .latent_explorer import LatentExplorer
-from .pipeline_dock import RunPipeline
-from .segment_dock import SegmentLabel
-from .train_vae import TrainVAE
+from .workflow_panel import WorkflowPanel
+
+#: the demo's names of the panel's steps
+DEMO_NAMES = {"pipeline": "run pipeline", "segment": "segment", "detect": "detect", "train": "train",
+              "explorer": "explore", "colour": "colour", "analysis": "analysis"}
 
 
 def load_graphene_sample(viewer: napari.Viewer):
@@ -29,25 +27,18 @@ def load_graphene_sample(viewer: napari.Viewer):
 
 
 def open_demo(viewer: napari.Viewer | None = None, run: bool = False) -> tuple[napari.Viewer, dict]:
-    """Set up the demo in ``viewer`` (a new one by default); with ``run`` start the pipeline at once."""
+    """Set up the demo in ``viewer`` (a new one by default); with ``run`` start the pipeline at once.
+
+    Returns the viewer and the panel's docks by their demo names (``pipeline``, ``explorer`` …)."""
     viewer = viewer or napari.Viewer(title="napari-rvae demo: graphene movie")
-    image = load_graphene_sample(viewer)
-    docks = {"pipeline": RunPipeline(viewer), "explorer": LatentExplorer(viewer),
-             "colour": ColourAtoms(viewer), "train": TrainVAE(viewer), "detect": Detect(viewer),
-             "segment": SegmentLabel(viewer), "analysis": AnalysisDock(viewer)}
-    viewer.window.add_dock_widget(docks["pipeline"], name="Run pipeline", area="left")
-    explorer_dock = viewer.window.add_dock_widget(docks["explorer"], name="Latent explorer", area="right")
-    viewer.window.add_dock_widget(docks["colour"], name="Colour atoms", area="right", tabify=True)
-    viewer.window.add_dock_widget(docks["train"], name="Train VAE", area="right", tabify=True)
-    viewer.window.add_dock_widget(docks["detect"], name="Detect", area="right", tabify=True)
-    viewer.window.add_dock_widget(docks["segment"], name="Segment & label", area="right", tabify=True)
-    viewer.window.add_dock_widget(docks["analysis"], name="Analysis", area="right", tabify=True)
-    explorer_dock.raise_()
+    load_graphene_sample(viewer)
+    panel = WorkflowPanel(viewer)
+    viewer.window.add_dock_widget(panel, name="napari-rvae workflow", area="right")
+    docks = {name: panel.dock(step) for name, step in DEMO_NAMES.items()}
+    docks["panel"] = panel
+    panel.show_step("run pipeline")
     # when the pipeline is done, show the filled explorer
-    docks["pipeline"].job.finished.connect(explorer_dock.raise_)
-    for dock in ("pipeline", "train", "detect", "segment"):
-        docks[dock].image_picker.set_layer(image)
-    docks["explorer"].image_picker.set_layer(image)
+    docks["pipeline"].job.finished.connect(lambda: panel.show_step("explore"))
     if run:
         docks["pipeline"].run()
     return viewer, docks
@@ -55,6 +46,6 @@ def open_demo(viewer: napari.Viewer | None = None, run: bool = False) -> tuple[n
 
 def run_demo_gui(run: bool = True) -> int:
     """Open the demo window and block until it is closed."""
-    viewer, docks = open_demo(run=run)
+    open_demo(run=run)
     napari.run()
     return 0

@@ -2,87 +2,165 @@
 
 Everything is done by :mod:`napari_rvae.detect`; the dock gathers the
 settings, runs detection in the background and adds the layers: the sites
-(``frame, y, x`` points, features ``kind, class, intensity …``), optionally
-ring centres (hollow sites, with the per-atom ring counts ``n5 … n8`` in the
-atoms' features) and tracks (napari Tracks layer, ``track_id`` feature).
+(``frame, y, x`` points, features ``kind, class, intensity …``), the atom
+probability map when the shipped atom finder ran (windows are cut from it),
+optionally ring centres (hollow sites) and tracks.
+
+Before anything is detected the dock shows the movie's lattice (atom spacing,
+kind, contrast), estimated in the background; the spacing can be typed over
+(``auto`` = the estimate). After detection the plausibility findings (too few
+atoms for the lattice, too close pairs …) are shown in the dock and as a
+notification.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import napari
 import numpy as np
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QWidget
+from napari.utils.notifications import show_warning
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel
 
-from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, spin, tip
-from ._workers import BackgroundJob
+from ..io.units import pixel_size_nm
+from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
+                      tip, widget_values)
+from ._layers import LayerMaker, geometry
+from ._dock import RvaeDock, progress_bar
+from ._state import MAP_NAME, PRODUCT_KEY
+from ._workers import BackgroundJob, call_safely
 
 METHODS = {
+    "auto": "the shipped atom finder at the lattice's scale (the atom probability map is kept for the windows)",
+    "model": "the shipped atom finder: peaks of its atom probability map",
     "peaks": "peak finding on the smoothed raw image (no model needed)",
     "threshold": "threshold + connected components of the normalised image",
-    "model": "the shipped default atom segmenter, then threshold + components",
     "walls (PFM)": "domain map of a PFM phase movie, then wall pixels as sites",
 }
+NO_LATTICE = ("no atomic lattice found ({note}); if the frames hold atoms, type their spacing in pixels "
+              "(spacing), or choose 'walls (PFM)' for a PFM phase movie")
+
+
+def lattice_job(movie):
+    """Background job: the movie's lattice (:func:`~napari_rvae.detect.lattice.estimate_lattice`)."""
+    from ..detect.lattice import estimate_lattice
+
+    return estimate_lattice(movie)
 
 
 def detect_job(movie, settings: dict):
-    """Background job: detection, then optional rings and tracks. Returns (sites, hollows, tracks)."""
-    from ..detect import detect_atoms, find_rings, find_walls, link_tracks, tracks_layer_data
+    """Background job: lattice, atom map (model methods), detection, optional rings and tracks.
 
-    yield "detecting"
+    Yields stage names; returns ``dict(sites, hollows, tracks, maps, lattice, record)``.
+    """
+    from ..detect import detect_atoms, find_rings, find_walls, link_tracks, tracks_layer_data
+    from ..detect.find import AUTO_METHOD, atom_map, movie_lattice
+
+    out = {"sites": None, "hollows": None, "tracks": None, "maps": None, "lattice": None, "record": {}}
     if settings["method"] == "walls (PFM)":
-        tip = settings.get("tip_sigma", 1.0)
-        sites = find_walls(movie, n_per_frame=settings["walls_per_frame"] or None, tip_sigma=tip if tip > 0 else None,
-                           seed=0)
-        return sites, None, None
-    sites = detect_atoms(movie, method=settings["method"], threshold=settings["threshold"], sigma=settings["sigma"],
-                         edge_margin=settings["edge_margin"], refine=settings["refine"],
-                         precision=settings.get("precision", "float32"))
-    hollows = tracks = None
+        yield "finding walls"
+        tip_sigma = settings.get("tip_sigma", 1.0)
+        out["sites"] = find_walls(movie, n_per_frame=settings["walls_per_frame"] or None,
+                                  tip_sigma=tip_sigma if tip_sigma > 0 else None, seed=0,
+                                  unit=settings.get("value_unit"), pixel_size_nm=settings.get("pixel_size_nm"))
+        out["record"] = {"method": "walls (PFM)"}
+        return out
+    spacing = settings.get("spacing") or None
+    yield "estimating the lattice"
+    lattice = movie_lattice(movie, spacing=spacing, contrast=settings.get("contrast", "auto"))
+    out["lattice"] = lattice
+    if not lattice.found and not lattice.candidate:
+        raise ValueError(NO_LATTICE.format(note=lattice.note or "no periodic atom contrast"))
+    chosen = AUTO_METHOD if settings["method"] == "auto" else settings["method"]
+    if chosen == "model":
+        yield "atom probability map"
+        out["maps"] = atom_map(movie, lattice=lattice, precision=settings.get("precision", "float32"))
+    yield "detecting atoms"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the findings are shown from the record instead
+        sites = detect_atoms(movie, method=settings["method"], probabilities=out["maps"], lattice=lattice,
+                             threshold=settings["threshold"], sigma=settings.get("sigma") or None,
+                             edge_margin=settings["edge_margin"], refine=settings["refine"],
+                             precision=settings.get("precision", "float32"), contrast=settings.get("contrast", "auto"))
+    out["record"] = dict(sites.attrs.get("detection") or {})
     if settings["rings"] and len(sites):
         yield "finding rings"
-        sites, hollows = find_rings(sites)
+        sites, out["hollows"] = find_rings(sites)
     if settings["tracks"] and len(sites) and sites["frame"].nunique() > 1:
         yield "linking tracks"
         sites = link_tracks(sites, r_max=settings["r_max"], classes=settings["track_class"])
-        tracks = tracks_layer_data(sites)
-    return sites, hollows, tracks
+        out["tracks"] = tracks_layer_data(sites)
+    out["sites"] = sites
+    return out
 
 
-class Detect(QWidget):
+def looks_like_phase(layer) -> bool:
+    """A PFM phase channel: its values are an angle (degrees or radians) or its name says phase."""
+    metadata = getattr(layer, "metadata", None) or {}
+    unit = str(metadata.get("value_unit") or "").lower()
+    name = f"{getattr(layer, 'name', '')} {metadata.get('channel') or ''}".lower()
+    return unit in ("deg", "degree", "degrees", "°", "rad", "radian", "radians") or "phase" in name
+
+
+class Detect(RvaeDock):
     """The dock."""
 
+    dock_name = "detect"
+
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self._made: dict = {}  # layers this dock added, by role: replaced on the next run
-        self.setMinimumSize(300, 330)
+        super().__init__(napari_viewer)
+        self.layers = LayerMaker(self)
+        self.layer = None
         self.job = BackgroundJob("Detecting sites", on_yield=self._on_yield, on_return=self._on_return,
                                  on_finish=self._on_finish, uses_torch=False, parent=self)
-        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Movie (bright atoms) or PFM phase movie")
+        self.lattice_job = BackgroundJob("Estimating the lattice", on_return=self._on_lattice, uses_torch=False,
+                                         parent=self)
+        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,),
+                                        "Movie to detect in (atoms bright or dark), or a PFM phase movie", role="movie")
+        self.lattice_label = QLabel("lattice: —")
+        self.lattice_label.setWordWrap(True)
+        self.lattice_label.setToolTip("What the movie's autocorrelation says: nearest-neighbour atom spacing, "
+                                      "lattice kind and atom contrast (estimated in the background)")
+        self.spacing = dspin(0.0, 0.0, 500.0, "Nearest-neighbour atom spacing in pixels; 'auto' = the estimate "
+                             "above. Every scale-dependent setting (smoothing, peak distance, window size) "
+                             "follows from it", 0.25, 2)
+        self.spacing.setSpecialValueText("auto")
         self.method_combo = tip(QComboBox(), "; ".join(f"{k}: {v}" for k, v in METHODS.items()))
         self.method_combo.addItems(list(METHODS))
-        self.threshold = dspin(0.0, 0.0, 1.0, "Relative peak height (peaks) or probability threshold (threshold, model); "
-                               "'auto' = the method's default", 0.05)
+        self.threshold = dspin(0.0, 0.0, 1.0, "Relative peak height (peaks) or probability threshold (threshold, "
+                               "model); 'auto' = the method's default", 0.05)
         self.threshold.setSpecialValueText("auto")
         self.refine_check = tip(QCheckBox("sub-pixel refinement"), "Fit a 2D Gaussian to every atom (slower, more precise)")
         self.refine_check.setChecked(True)
         self.rings_check = tip(QCheckBox("rings / hollow sites"), "Bond graph → 5-8 membered rings; ring centres as hollow sites")
         self.tracks_check = tip(QCheckBox("tracks"), "Link sites frame to frame (e.g. hopping Si dopants) into a Tracks layer")
-        self.sigma = dspin(1.0, 0.0, 20.0, "Smoothing before peak finding (pixels)", 0.5)
+        self.sigma = dspin(0.0, 0.0, 20.0, "Smoothing before peak finding (pixels); 'auto' = from the spacing", 0.5)
+        self.sigma.setSpecialValueText("auto")
         self.edge_margin = dspin(2.0, 0.0, 100.0, "Drop atoms closer than this to the border (pixels)", 1.0)
+        self.contrast_combo = tip(QComboBox(), "Atom contrast: auto reads it from the frames; dark = ABF/BF "
+                                  "(the frames are inverted for detection)")
+        self.contrast_combo.addItems(["auto", "bright", "dark"])
         self.r_max = dspin(5.0, 0.5, 200.0, "Largest step of a site between frames (pixels)", 0.5)
         self.track_class = spin(1, -1, 99, "Class to track (-1 = all; 1 = the bright impurity class)")
         self.walls_per_frame = spin(0, 0, 1_000_000, "Walls: at most this many wall pixels per frame (0 = all)")
         self.tip_sigma = dspin(1.0, 0.0, 10.0, "Walls: tip blur σ (pixels) of the fit that recovers small blurred "
                                "domains; 0 = threshold the phase only (faster)", 0.25)
-        self.precision_combo = tip(QComboBox(), "Segmenter arithmetic for the model method: int8 is about 2× faster "
-                                   "on long movies (calibrated on this movie, a few seconds once), float32 is exact")
+        self.precision_combo = tip(QComboBox(), "Atom finder arithmetic: int8 is about 2× faster on long movies "
+                                   "(calibrated on this movie, a few seconds once), float32 is exact")
         self.precision_combo.addItems(["float32", "int8"])
         self.detect_button = button("Detect", "Find the sites of every frame", self.run)
+        self.progress = progress_bar(self.job)
+        self.findings = QLabel("")
+        self.findings.setWordWrap(True)
+        self.findings.setToolTip("What looks implausible in the detection, with the suggested fix")
+        self.findings.setStyleSheet("color: #ffb347;")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         form = QFormLayout()
         form.addRow(form_label("image", "Movie"), self.image_picker)
+        form.addRow(self.lattice_label)
+        form.addRow(form_label("spacing", self.spacing.toolTip()), self.spacing)
         form.addRow(form_label("method", "Detection method"), self.method_combo)
         form.addRow(form_label("threshold", self.threshold.toolTip()), self.threshold)
         form.addRow(self.refine_check)
@@ -90,79 +168,169 @@ class Detect(QWidget):
         form.addRow(self.tracks_check)
         advanced, _ = collapsible("Advanced", [
             (form_label(n, w.toolTip()), w) for n, w in [
-                ("smoothing", self.sigma), ("edge margin", self.edge_margin), ("track step", self.r_max),
-                ("track class", self.track_class), ("wall pixels", self.walls_per_frame),
+                ("smoothing", self.sigma), ("edge margin", self.edge_margin), ("contrast", self.contrast_combo),
+                ("track step", self.r_max), ("track class", self.track_class), ("wall pixels", self.walls_per_frame),
                 ("tip blur", self.tip_sigma), ("precision", self.precision_combo)]])
         layout = scroll_body(self)
         layout.addLayout(form)
         layout.addWidget(advanced)
         layout.addWidget(self.detect_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.findings)
         layout.addWidget(self.status)
         layout.addStretch(1)
+        self._inputs = {"spacing": self.spacing, "method": self.method_combo, "threshold": self.threshold,
+                        "refine": self.refine_check, "rings": self.rings_check, "tracks": self.tracks_check,
+                        "sigma": self.sigma, "edge_margin": self.edge_margin, "contrast": self.contrast_combo,
+                        "r_max": self.r_max, "track_class": self.track_class,
+                        "walls_per_frame": self.walls_per_frame, "tip_sigma": self.tip_sigma,
+                        "precision": self.precision_combo}
+        self._method_chosen = False
+        self.method_combo.activated.connect(lambda *_: setattr(self, "_method_chosen", True))
+        self._lattice_timer = QTimer(self)
+        self._lattice_timer.setSingleShot(True)
+        self._lattice_timer.setInterval(300)
+        self._lattice_timer.timeout.connect(lambda: call_safely("Estimating the lattice", self.estimate_lattice))
+        self.image_picker.layer_changed.connect(lambda *_: self._lattice_timer.start())
+        self._lattice_timer.start()
+        self.flow.register(self.dock_name, self)
 
+    # ------------------------------------------------------------ settings
     def settings(self) -> dict:
         threshold = self.threshold.value()
+        layer = self.image_picker.layer()
+        metadata = getattr(layer, "metadata", None) or {}
         return {"method": self.method_combo.currentText(), "threshold": threshold if threshold > 0 else None,
-                "sigma": self.sigma.value(), "edge_margin": self.edge_margin.value(),
+                "spacing": self.spacing.value() or None, "sigma": self.sigma.value() or None,
+                "edge_margin": self.edge_margin.value(), "contrast": self.contrast_combo.currentText(),
                 "refine": self.refine_check.isChecked(), "rings": self.rings_check.isChecked(),
                 "tracks": self.tracks_check.isChecked(), "r_max": self.r_max.value(),
                 "track_class": None if self.track_class.value() < 0 else self.track_class.value(),
                 "walls_per_frame": self.walls_per_frame.value(), "tip_sigma": self.tip_sigma.value(),
-                "precision": self.precision_combo.currentText()}
+                "precision": self.precision_combo.currentText(), "value_unit": metadata.get("value_unit"),
+                "pixel_size_nm": None if layer is None else pixel_size_nm(layer.scale, [str(u) for u in layer.units])}
 
-    def run(self):
-        """Detect in the background; returns the worker."""
+    def dock_state(self) -> dict:
+        return widget_values(self._inputs)
+
+    def restore_state(self, state: dict) -> None:
+        set_widget_values(self._inputs, state)
+        self._method_chosen = True
+
+    # ------------------------------------------------------------ lattice
+    def movie(self) -> np.ndarray:
         layer = self.image_picker.layer()
         if layer is None:
-            raise ValueError("open a movie first")
+            raise ValueError("open a movie first (File > Open, or File > Open Sample > napari-rvae)")
         movie = np.asarray(layer.data, dtype=np.float32)
         if movie.ndim not in (2, 3):
             raise ValueError(f"image {layer.name!r} has shape {movie.shape}; expected (T, Y, X) or (Y, X)")
+        return movie
+
+    def estimate_lattice(self):
+        """Estimate the chosen movie's lattice in the background; returns the worker (or None)."""
+        if self.image_picker.layer() is None or self.lattice_job.running:
+            return None
+        self._lattice_for = self.image_picker.layer()
+        self.lattice_label.setText("lattice: estimating…")
+        return self.lattice_job.start(lattice_job, self.movie())
+
+    def _on_lattice(self, lattice) -> None:
+        if self._lattice_for is not self.image_picker.layer():  # the movie changed meanwhile
+            self._lattice_timer.start()
+            return
+        if looks_like_phase(self._lattice_for):
+            if not self._method_chosen:
+                self.method_combo.setCurrentText("walls (PFM)")
+            self.lattice_label.setText("lattice: none looked for — a PFM phase movie: walls are detected")
+            return
+        self.flow.set_lattice(lattice)
+        self.lattice_label.setText(f"lattice: {lattice.summary()}")
+
+    # ------------------------------------------------------------ detection
+    def run(self):
+        """Detect in the background; returns the worker."""
+        layer = self.image_picker.layer()
+        movie = self.movie()
         self._image = layer
+        self._settings = self.settings()
+        self.findings.setText("")
         self.detect_button.setEnabled(False)
-        return self.job.start(detect_job, movie, self.settings(), total=0)
+        return self.job.start(detect_job, movie, self._settings, total=4)
 
     def _on_yield(self, message) -> None:
         self.status.setText(f"{message}…")
 
-    def _add_points(self, table, name: str, **kwargs):
+    def _add_points(self, key: str, table, name: str, role: str | None = None, **kwargs):
         image = self._image
         data = table[["frame", "y", "x"]].to_numpy(dtype=np.float64)
         if image.ndim == 2:
             data = data[:, 1:]
-        self._replace(name)
-        extra = {"units": image.units} if hasattr(image, "units") else {}
-        self._made[name] = self.viewer.add_points(data, features=table.reset_index(drop=True), name=name, scale=image.scale,
-                                      translate=image.translate, border_width=0, **kwargs, **extra)
-        return self._made[name]
+        metadata = {PRODUCT_KEY: key}
+        if role:
+            metadata["napari_rvae_role"] = role
+        return self.layers.add(key, "points", data, name=name, features=table.reset_index(drop=True),
+                               border_width=0, metadata=metadata, **geometry(image, data.shape[1]), **kwargs)
 
-    def _replace(self, name: str) -> None:
-        """Remove the layer this dock made under ``name`` last time (never someone else's layer)."""
-        old = self._made.pop(name, None)
-        if old is not None and old in self.viewer.layers:
-            self.viewer.layers.remove(old)
-
-    def _on_return(self, result) -> None:
-        sites, hollows, tracks = result
-        kind = "walls" if self.method_combo.currentText() == "walls (PFM)" else "sites"
+    def _on_return(self, result):
+        """Show the result in steps (one layer per event-loop turn: the GUI never waits long)."""
+        sites = result["sites"]
+        kind = "walls" if self._settings["method"] == "walls (PFM)" else "sites"
+        if result["maps"] is not None:
+            self._add_map(result["maps"])
+            yield
         # wall sites are contiguous pixels: 1-px points draw the wall line instead of a 3-px band
-        layer = self._add_points(sites, kind, size=1 if kind == "walls" else 3, face_color="#40c0ff")
-        self.layer = layer
+        colour = "#40c0ff"
         if "class" in sites and sites["class"].nunique() > 1:
             from . import _colours as colours
 
-            layer.face_color = colours.row_colours(layer.features, colours.colour_scale(layer.features, "class"))
+            colour = colours.row_colours(sites, colours.colour_scale(sites, "class"))
+        layer = self._add_points(kind, sites, kind, role="sites", size=1 if kind == "walls" else 3, face_color=colour)
+        if layer is None:
+            self.status.setText("cancelled: nothing was replaced")
+            return
+        self.layer = layer
+        self.flow.set_layer("sites", layer)
         message = f"{len(sites)} {kind} in {sites['frame'].nunique() if len(sites) else 0} frame(s)"
-        if hollows is not None and len(hollows):
-            self._add_points(hollows, "ring centres", size=3, face_color="#ff40ff", symbol="diamond")
-            message += f"; {len(hollows)} ring centres"
+        if result["hollows"] is not None and len(result["hollows"]):
+            yield
+            self._add_points("ring centres", result["hollows"], "ring centres", size=3, face_color="#ff40ff",
+                             symbol="diamond")
+            message += f"; {len(result['hollows'])} ring centres"
+        tracks = result["tracks"]
         if tracks is not None and len(tracks):
-            self._replace("tracks")
-            self._made["tracks"] = self.viewer.add_tracks(tracks, name="tracks", scale=self._image.scale,
-                                                          translate=self._image.translate)
+            yield
+            self.layers.add("tracks", "tracks", tracks, name="tracks", metadata={PRODUCT_KEY: "tracks"},
+                            **geometry(self._image, tracks.shape[1] - 1))
             message += f"; {len(np.unique(tracks[:, 0]))} tracks"
+        record = result["record"]
+        if result["lattice"] is not None:
+            self.flow.set_lattice(result["lattice"])
+            self.lattice_label.setText(f"lattice: {result['lattice'].summary()}")
+        self.show_findings(list(record.get("findings") or []))
         self.viewer.layers.selection.active = layer
-        self.status.setText(message)
+        self.flow.note("detect", {"settings": {k: v for k, v in self._settings.items() if k != "pixel_size_nm"},
+                                  "movie": self._image.name, "n_sites": int(len(sites)), "detection": record})
+        self.status.setText(message + (f"; atom probability map in '{MAP_NAME}' (windows are cut from it)"
+                                       if result["maps"] is not None else ""))
+
+    def _add_map(self, maps) -> None:
+        probability = np.ascontiguousarray(1.0 - np.asarray(maps)[:, 0], dtype=np.float32)
+        if self._image.ndim == 2:
+            probability = probability[0]
+        layer = self.layers.add("map", "image", probability, name=MAP_NAME, colormap="inferno", opacity=0.5,
+                                blending="additive", contrast_limits=(0.0, 1.0),
+                                metadata={PRODUCT_KEY: "map", "napari_rvae_role": "map"}, **geometry(self._image))
+        if layer is not None:
+            self.flow.set_layer("map", layer)
+
+    def show_findings(self, findings: list[str]) -> None:
+        """Findings in the dock (kept) and as one notification."""
+        if not findings:
+            self.findings.setText("")
+            return
+        self.findings.setText("Check: " + "\n".join(f"• {f}" for f in findings))
+        show_warning("Detection: " + " | ".join(findings))
 
     def _on_finish(self) -> None:
         self.detect_button.setEnabled(True)

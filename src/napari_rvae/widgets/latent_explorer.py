@@ -35,20 +35,22 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QRadioButton,
-    QWidget,
 )
 from superqt import QLabeledDoubleSlider
 
 from ..io.sites import latent_columns
 from . import _colours as colours
-from ._common import LayerPicker, has_latents, button, collapsible, scroll_body, form_label, spin, tip
+from ._common import (LayerPicker, button, collapsible, form_label, has_latents, scroll_body, set_widget_values,
+                      spin, tip, widget_values)
+from ._dock import RvaeDock
+from ._explorer_viewer import DECODED_LAYER, SELECTION_LAYER, ViewerSide  # noqa: F401  (the layers' names)
 from ._latent_plot import LatentPlot
-from ._model_link import model_decoder, model_link
+from ._model_link import model_decoder
+from ._state import unwrap
 from ._window_panel import WindowPanel
 from ._workers import call_safely
 
 Decoder = Callable[[np.ndarray, float, float, float], np.ndarray]
-DECODED_LAYER = "decoded window"
 
 
 def _z_columns(table: pd.DataFrame) -> list[str]:
@@ -67,13 +69,16 @@ def crop_window(movie: np.ndarray, frame: int, y: float, x: float, size: int) ->
     return out
 
 
-class LatentExplorer(QWidget):
+class LatentExplorer(ViewerSide, RvaeDock):
     """The dock. ``decode`` may be given now or later with :meth:`set_decoder`."""
 
+    dock_name = "explore"
+
     def __init__(self, napari_viewer: napari.Viewer, decode: Decoder | None = None) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.decode: Decoder | None = None
+        self.decoded_layer = None
+        self.selection_layer = None
         self.layer = None
         self.table = pd.DataFrame()
         self._frames = np.zeros(0, dtype=np.int64)
@@ -87,10 +92,9 @@ class LatentExplorer(QWidget):
         self._layer_timer.setInterval(0)
         self._layer_timer.timeout.connect(self._flush_decoded_layer)
         self.last_latent: tuple[float, float] | None = None
-        self.setMinimumSize(340, 560)
 
-        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer whose features hold the latents (angle, dx, dy, z0 …)", prefer=has_latents)
-        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Image layer the real windows are cut from (the movie the model was trained on)", allow_none=True)
+        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer whose features hold the latents (angle, dx, dy, z0 …)", prefer=has_latents, role="sites")
+        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Image layer the real windows are cut from (the movie the model was trained on)", allow_none=True, role="movie")
         self.x_combo = tip(QComboBox(), "Feature shown on the horizontal axis")
         self.y_combo = tip(QComboBox(), "Feature shown on the vertical axis")
         self.colour_combo = tip(QComboBox(), "Feature that colours the points (angle uses a cyclic colormap)")
@@ -109,8 +113,9 @@ class LatentExplorer(QWidget):
         self.mode_group.button(0).setChecked(True)
         self.mode_group.idToggled.connect(self._on_mode)
 
-        self.plot = LatentPlot()
+        self.plot = LatentPlot(viewer=self.viewer)
         self.panel = WindowPanel()
+        self.panel.setMaximumHeight(150)
         self.angle_slider = self._slider(-np.pi, np.pi, "Angle (radians) used when decoding an empty spot")
         self.dx_slider = self._slider(-8.0, 8.0, "Horizontal shift dx (pixels) used when decoding")
         self.dy_slider = self._slider(-8.0, 8.0, "Vertical shift dy (pixels) used when decoding")
@@ -122,8 +127,12 @@ class LatentExplorer(QWidget):
         self.hover_check.setChecked(True)
         self.frame_check = tip(QCheckBox("emphasise current frame"), "Draw the sites of the viewer's current frame larger")
         self.frame_check.setChecked(True)
-        self.layer_check = tip(QCheckBox("decoded window as a layer"), "Also show a clicked decoded window as an image layer")
+        self.layer_check = tip(QCheckBox("decoded window as a layer"), "Also show a clicked decoded window as an image "
+                               "layer, placed in the top-left corner of the current view")
         self.layer_check.setChecked(True)
+        self.highlight_check = tip(QCheckBox("highlight selected sites"), "Ring the selected sites in the viewer "
+                                   "(a 'selected sites' layer on top, visible whatever layer is active)")
+        self.highlight_check.setChecked(True)
         self.size_spin = spin(3, 1, 9, "Point size in screen pixels")
         self.window_spin = spin(32, 4, 256, "Window size (pixels) of real windows when no model is loaded")
         self.manifold_check = tip(QCheckBox("decoded manifold background"),
@@ -133,7 +142,7 @@ class LatentExplorer(QWidget):
         advanced, _ = collapsible("Advanced", [
             ("", self.manifold_check), (form_label("grid", self.manifold_grid.toolTip()), self.manifold_grid),
             ("", self.manifold_button),
-            ("", self.hover_check), ("", self.frame_check), ("", self.layer_check),
+            ("", self.hover_check), ("", self.frame_check), ("", self.layer_check), ("", self.highlight_check),
             (form_label("point size", "Point size in screen pixels"), self.size_spin),
             (form_label("window", "Window size (pixels) when no model is loaded"), self.window_spin),
         ])
@@ -184,14 +193,25 @@ class LatentExplorer(QWidget):
                                             else self.plot.set_background(None))
         self.frame_check.toggled.connect(lambda *_: self.show_current_frame())
         self.hover_check.toggled.connect(lambda on: setattr(self.plot, "hover_enabled", bool(on)))
-        napari_viewer.dims.events.current_step.connect(self.show_current_frame)
-        self.link = model_link(napari_viewer)
+        self.highlight_check.toggled.connect(lambda *_: self._update_selection_layer())
+        self.viewer.dims.events.current_step.connect(self.show_current_frame)
+        self.link = self.flow
         self.link.model_changed.connect(self._on_model)
         if decode is not None:
             self.set_decoder(decode)
         elif self.link.model is not None:
             self._on_model(self.link.model)
         self.set_layer(self.points_picker.layer())
+        self._inputs = {"x": self.x_combo, "y": self.y_combo, "colour": self.colour_combo,
+                        "hover": self.hover_check, "layer": self.layer_check, "highlight": self.highlight_check,
+                        "point_size": self.size_spin}
+        self.flow.register(self.dock_name, self)
+
+    def dock_state(self) -> dict:
+        return widget_values(self._inputs)
+
+    def restore_state(self, state: dict) -> None:
+        set_widget_values(self._inputs, state)
 
     # ------------------------------------------------------------- set-up
     def _slider(self, lo: float, hi: float, tooltip: str) -> QLabeledDoubleSlider:
@@ -243,6 +263,7 @@ class LatentExplorer(QWidget):
 
     def set_layer(self, layer) -> None:
         """Explore ``layer`` (a Points layer) — normally chosen with the picker."""
+        layer = unwrap(layer)
         if self.layer is not None:
             self._disconnect(self.layer)
         self.layer = layer
@@ -339,6 +360,8 @@ class LatentExplorer(QWidget):
         self.plot.show_frame(in_frame if self.frame_check.isChecked() else np.zeros(0, dtype=np.intp))
         if self.selection.any():
             self._highlight_in_viewer(in_frame)
+        if self.selection.any() or self.selection_layer is not None:
+            self._update_selection_layer()
 
     def current_frame(self) -> int:
         """The frame (data index of the points layer) the viewer is showing."""
@@ -353,12 +376,22 @@ class LatentExplorer(QWidget):
     def _on_click(self, x: float, y: float, index: int) -> None:
         if index >= 0:
             call_safely("Showing the site", self.show_site, index)
+        elif self.layer is not None and len(self.table.columns) and not _z_columns(self.table):
+            self.status.setText(f"'{self.layer.name}' has no latents yet: train a model (Train VAE) and the "
+                                "plot shows them; click a site to see its window")
         else:
             call_safely("Decoding", self.decode_at, x, y, True)
 
     def _on_hover(self, x: float, y: float) -> None:
-        if self.decode is not None and self.hover_check.isChecked() and self.plot.box.mode == "pan":
+        if (self.decode is not None and self.hover_check.isChecked() and self.plot.box.mode == "pan"
+                and self._decodable()):
             call_safely("Decoding", self.decode_at, x, y, False)
+
+    def _decodable(self) -> bool:
+        """Whether both axes are model inputs (z…, angle, dx, dy)."""
+        names = (self.x_combo.currentText(), self.y_combo.currentText())
+        return bool(_z_columns(self.table)) and all(n in ("angle", "dx", "dy") or (n[:1] == "z" and n[1:].isdigit())
+                                                   for n in names)
 
     def _on_slider(self, *_args) -> None:
         if self.last_latent is not None:
@@ -396,21 +429,6 @@ class LatentExplorer(QWidget):
             self._layer_timer.start()
         return window
 
-    def _flush_decoded_layer(self) -> None:
-        window, self._pending_layer_window = self._pending_layer_window, None
-        if window is not None:
-            call_safely("Showing the decoded window", self._show_decoded_layer, window)
-
-    def _show_decoded_layer(self, window: np.ndarray) -> None:
-        if DECODED_LAYER in self.viewer.layers:
-            self.viewer.layers[DECODED_LAYER].data = window
-            return
-        scale = np.asarray(self.layer.scale[-2:]) if self.layer is not None else np.ones(2)
-        extent = np.asarray(self.layer.data)[:, -1].max() if self.layer is not None and len(self.layer.data) else 0.0
-        translate = (0.0, (extent + 10.0) * scale[1])  # beside the movie, top-aligned
-        extra = {"units": tuple(self.layer.units)[-2:]} if self.layer is not None and hasattr(self.layer, "units") else {}
-        self.viewer.add_image(window, name=DECODED_LAYER, scale=scale, translate=translate, colormap="gray", **extra)
-
     def show_site(self, index: int) -> None:
         """Show site ``index``'s real window and reconstruction; jump the viewer to it."""
         row = self.table.iloc[int(index)]
@@ -430,76 +448,11 @@ class LatentExplorer(QWidget):
             reconstruction = np.asarray(self.decode(z, get("angle"), get("dx"), get("dy")), dtype=np.float32)
             size = reconstruction.shape[-1]
         image_layer = self.image_picker.layer()
+        source = (getattr(self.flow.model, "normalisation", None) or {}).get("source")
+        if source == "map" and self.flow.layer("map") is not None:  # compare like with like
+            image_layer = self.flow.layer("map")
         real = None
         if image_layer is not None:
             real = crop_window(np.asarray(image_layer.data), self._frames[index], coords[-2], coords[-1], size)
         self.panel.set_image("window", real, f"site {index} (frame {self._frames[index]})")
         self.panel.set_image("reconstruction", reconstruction)
-
-    # ---------------------------------------------------------- selection
-    def select_sites(self, indices) -> None:
-        """Select sites ``indices`` (all frames): the ``selected`` column, the plot overlay and,
-        in the viewer, the selected sites of the frame on screen (napari's selection of tens of
-        thousands of points takes seconds, one frame's takes milliseconds)."""
-        if self.layer is None:
-            return
-        indices = np.unique(np.asarray(indices, dtype=np.intp))
-        self.selection = np.zeros(len(self.table), dtype=bool)
-        self.selection[indices] = True
-        self.table["selected"] = self.selection
-        self._write_features(["selected"])
-        self.plot.show_selection(indices)
-        self._highlight_in_viewer(self.frame_sites(self.current_frame()))
-        self.status.setText(f"{indices.size} site(s) selected")
-
-    def _highlight_in_viewer(self, in_frame: np.ndarray) -> None:
-        self._selecting = True
-        try:
-            self.layer.selected_data = set(in_frame[self.selection[in_frame]].tolist())
-        finally:
-            self._selecting = False
-
-    def clear_selection(self) -> None:
-        self.select_sites(np.zeros(0, dtype=np.intp))
-
-    def assign_cluster(self) -> None:
-        """Write the cluster number into ``cluster`` for the selected sites, then count on."""
-        if self.layer is None or not self.selection.any():
-            self.status.setText("select sites first (lasso or rectangle)")
-            return
-        if "cluster" not in self.table:
-            self.table["cluster"] = np.full(len(self.table), -1, dtype=np.int64)
-        value = self.cluster_spin.value()
-        count = int(self.selection.sum())
-        self.table.loc[self.selection, "cluster"] = value
-        self._write_features(["cluster"])
-        self._fill_combos()
-        if self.colour_combo.currentText() == "cluster":
-            self.recolour()
-        self.cluster_spin.setValue(value + 1)
-        self.status.setText(f"cluster {value}: {count} site(s)")
-
-    def _write_features(self, columns: list[str]) -> None:
-        """Write our columns into the layer's features (in place when they exist: no table copy)."""
-        self._writing = True
-        try:
-            features = self.layer.features
-            if len(features) == len(self.table) and all(c in features for c in columns):
-                for column in columns:
-                    features[column] = self.table[column].to_numpy()
-                self.layer.events.features()
-            else:
-                self.layer.features = self.table
-        finally:
-            self._writing = False
-
-    def _on_features(self, *_event) -> None:
-        if not self._writing:  # new latents from training, or another dock
-            self._load_table()
-
-    def _on_viewer_selection(self, *_event) -> None:
-        if self.layer is None or self._selecting:
-            return
-        # the user selected points in the viewer: show those in the plot instead
-        self.selection = np.zeros(len(self.table), dtype=bool)
-        self.plot.show_selection(np.fromiter(self.layer.selected_data, dtype=np.intp))

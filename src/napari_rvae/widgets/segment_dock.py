@@ -14,12 +14,16 @@ from pathlib import Path
 import napari
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
+from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit
 
 from ..io.files import atomic_write
-from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, spin, tip
+from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
+                      tip, widget_values)
+from ._layers import LayerMaker, geometry
+from ._dock import RvaeDock, progress_bar
+from ._state import PRODUCT_KEY
 from ._workers import BackgroundJob, call_safely
-from .train_vae import LossPlot
+from ._plots import LossPlot
 
 
 def autosave_folder() -> Path:
@@ -47,23 +51,28 @@ def predict_job(model, frames, uncertainty: bool):
     return {"probs": predict(model, frames)}
 
 
-class SegmentLabel(QWidget):
+class SegmentLabel(RvaeDock):
     """The dock."""
 
+    dock_name = "segment"
+
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.model = None
         self.trainer = None
         self.probs = None
         self._frames = None
-        self.setMinimumSize(320, 520)
+        self.layers = LayerMaker(self)
         self.train_jobs = BackgroundJob("Training the segmenter", on_yield=self._on_train_yield,
                                         on_finish=self._set_buttons, parent=self)
         self.predict_jobs = BackgroundJob("Predicting", on_return=self._on_prediction, on_finish=self._set_buttons,
                                           parent=self)
-        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Movie to segment (raw frames)")
-        self.labels_picker = LayerPicker(napari_viewer, (napari.layers.Labels,), "Painted labels: 1 background, 2 … classes")
+        self.load_jobs = BackgroundJob("Loading the segmenter", on_return=self._on_loaded, on_finish=self._set_buttons,
+                                       parent=self)
+        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Movie to segment (raw frames)",
+                                        role="movie")
+        self.labels_picker = LayerPicker(napari_viewer, (napari.layers.Labels,),
+                                         "Painted labels: 1 background, 2 … classes", role="labels")
         self.classes_edit = tip(QLineEdit("atom"), "Class names after background, comma separated (label 2, 3, …)")
         self.epochs_spin = spin(10, 1, 100000, "Epochs per Train / Continue press")
         self.crop_spin = spin(64, 16, 1024, "Side of the training crops (pixels, multiple of 16)", step=16)
@@ -72,7 +81,12 @@ class SegmentLabel(QWidget):
         self.seed_spin = spin(0, 0, 2**31 - 1, "Random seed (crops, split, weights)")
         self.frames_edit = tip(QLineEdit(""), "Frames whose predictions become labels, e.g. '1, 3-5' (empty = current frame)")
         self.confidence = dspin(0.9, 0.5, 1.0, "Only pixels predicted with at least this probability become labels", 0.05, 2)
-        self.loss_plot = LossPlot({"train_loss": ("train", (80, 160, 255)), "val_loss": ("validation", (255, 140, 40))})
+        self.loss_plot = LossPlot({"train_loss": ("train", 0), "val_loss": ("validation", 1)}, viewer=self.viewer)
+        self.quality = QLabel("")
+        self.quality.setWordWrap(True)
+        self.quality.setToolTip("Scores on painted strokes held out from training (never trained on): IoU of each "
+                                "class and the confusion matrix (rows: painted, columns: predicted)")
+        self.quality.setStyleSheet("font-family: monospace;")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.new_button = button("New labels layer", "Add an empty labels layer the size of the movie to paint on", self.new_labels)
@@ -103,7 +117,9 @@ class SegmentLabel(QWidget):
             for b in row:
                 box.addWidget(b)
             layout.addLayout(box)
+        layout.addWidget(progress_bar(self.train_jobs, self.predict_jobs, self.load_jobs))
         layout.addWidget(self.loss_plot, stretch=1)
+        layout.addWidget(self.quality)
         for row in rows[3:]:
             box = QHBoxLayout()
             for b in row:
@@ -123,6 +139,16 @@ class SegmentLabel(QWidget):
         self._watched = None
         self._watch_labels(self.labels_picker.layer())
         self._set_buttons()
+        self._inputs = {"classes": self.classes_edit, "epochs": self.epochs_spin, "crop": self.crop_spin,
+                        "steps": self.steps_spin, "lr": self.lr_spin, "seed": self.seed_spin,
+                        "confidence": self.confidence, "frames": self.frames_edit}
+        self.flow.register(self.dock_name, self)
+
+    def dock_state(self) -> dict:
+        return widget_values(self._inputs)
+
+    def restore_state(self, state: dict) -> None:
+        set_widget_values(self._inputs, state)
 
     # ------------------------------------------------------------ labels
     def movie(self) -> np.ndarray:
@@ -142,9 +168,12 @@ class SegmentLabel(QWidget):
         image = self.image_picker.layer()
         movie = self.movie()
         names = self.class_names()
-        layer = self.viewer.add_labels(np.zeros(movie.shape, dtype=np.int32), name="painted labels",
-                                       scale=image.scale, translate=image.translate, **_units(image),
-                                       metadata={"classes": {i + 1: n for i, n in enumerate(names)}})
+        layer = self.layers.add("painted labels", "labels", np.zeros(movie.shape, dtype=np.int32),
+                                name="painted labels", **geometry(image),
+                                metadata={"classes": {i + 1: n for i, n in enumerate(names)},
+                                          PRODUCT_KEY: "painted labels", "napari_rvae_role": "labels"})
+        if layer is None:
+            return None
         layer.selected_label = 2 if len(names) > 1 else 1
         self.labels_picker.set_layer(layer)
         self.status.setText("paint: " + ", ".join(f"{i + 1} = {n}" for i, n in enumerate(names)) + "; 0 = not labelled")
@@ -218,12 +247,28 @@ class SegmentLabel(QWidget):
     def _on_train_yield(self, item) -> None:
         if item[0] == "trainer":
             self.trainer = item[1]
-            self.model = self.trainer.model
+            self.model = self.flow.segmenter = self.trainer.model
         else:
             stats = item[1]
             self.loss_plot.add(stats)
-            self.status.setText(f"epoch {stats['epoch']}: loss {stats['train_loss']:.4g}, "
-                                f"validation IoU {stats.get('val_iou', float('nan')):.3f}")
+            self.show_quality(stats)
+            self.status.setText(f"epoch {stats['epoch']}: loss {stats['train_loss']:.4g}")
+
+    def show_quality(self, stats: dict) -> None:
+        """IoU per class and the confusion matrix on the held-out strokes, and whether to trust them."""
+        from ..segment.validation import quality, report_lines
+
+        matrix = stats.get("val_confusion")
+        if not matrix:
+            return
+        names = self.class_names()
+        n = len(matrix)
+        names = (names + [f"label {c + 1}" for c in range(len(names), n)])[:n]
+        held = getattr(self.trainer, "held_out", None)
+        report = quality(np.asarray(matrix), names, held=held)
+        self.validation = report
+        lines = report_lines(report, names)
+        self.quality.setText("\n".join(lines))
 
     # -------------------------------------------------------- prediction
     def current_frame(self) -> int:
@@ -242,7 +287,8 @@ class SegmentLabel(QWidget):
         self._set_buttons()
         return worker
 
-    def _on_prediction(self, result: dict) -> None:
+    def _on_prediction(self, result: dict):
+        """Show the prediction in steps (one layer per event-loop turn)."""
         image = self.image_picker.layer()
         probs = result["probs"]
         if self._frames is not None:  # one frame: place it in a full-length stack
@@ -251,22 +297,26 @@ class SegmentLabel(QWidget):
             probs = full
         self.probs = probs
         names = self.class_names()
-        kwargs = {"scale": image.scale, "translate": image.translate, **_units(image)}
+        kwargs = geometry(image)
         for c in range(1, probs.shape[1]):
             name = f"probability: {names[c] if c < len(names) else f'class {c + 1}'}"
             self._put(name, "image", np.ascontiguousarray(probs[:, c]), colormap="magma", contrast_limits=(0, 1),
                       blending="additive", **kwargs)
+            yield
         self._put("predicted labels", "labels", (np.argmax(probs, axis=1) + 1).astype(np.int32), opacity=0.4, **kwargs)
         if "entropy" in result:
+            yield
             self._put("uncertainty", "image", np.asarray(result["entropy"], dtype=np.float32), colormap="inferno",
                       visible=False, **kwargs)
         self.status.setText("prediction done" + (" (uncertainty layer: where to paint next)" if "entropy" in result else ""))
 
     def _put(self, name: str, kind: str, data, **kwargs) -> None:
-        if name in self.viewer.layers:
-            self.viewer.layers[name].data = data
-        else:
-            getattr(self.viewer, f"add_{kind}")(data, name=name, **kwargs)
+        """Update this dock's own prediction layer in place; never someone else's layer of that name."""
+        old = self.layers.previous(name)
+        if old is not None and old.data.shape == np.shape(data):
+            old.data = data
+            return
+        self.layers.add(name, kind, data, name=name, metadata={PRODUCT_KEY: "prediction"}, **kwargs)
 
     def accept_predictions(self) -> None:
         """Self-training: confident predictions on the chosen frames fill the unlabelled pixels."""
@@ -294,12 +344,18 @@ class SegmentLabel(QWidget):
         self.status.setText(f"segmenter saved in {path}")
         return str(path)
 
-    def load_from(self, folder) -> None:
-        from ..segment import load_segmenter
+    def load_from(self, folder):
+        """Load a saved segmenter in the background; returns the worker."""
+        self._loading = str(folder)
+        worker = self.load_jobs.start(_load_segmenter, str(folder), total=0)
+        self._set_buttons()
+        return worker
 
-        self.model, config = load_segmenter(folder)
+    def _on_loaded(self, loaded) -> None:
+        self.model, _config = loaded
         self.trainer = None
-        self.status.setText(f"segmenter loaded from {folder}")
+        self.flow.segmenter = self.model
+        self.status.setText(f"segmenter loaded from {getattr(self, '_loading', '')}")
         self._set_buttons()
 
     def save_dialog(self) -> None:
@@ -313,7 +369,7 @@ class SegmentLabel(QWidget):
             call_safely("Loading the segmenter", self.load_from, folder)
 
     def _set_buttons(self, *_args) -> None:
-        busy = self.train_jobs.running or self.predict_jobs.running
+        busy = self.train_jobs.running or self.predict_jobs.running or self.load_jobs.running
         self.train_button.setEnabled(not busy)
         self.finetune_button.setEnabled(not busy and self.model is not None)
         self.stop_button.setEnabled(self.train_jobs.running)
@@ -341,8 +397,10 @@ def parse_frames(text: str, n_frames: int) -> list[int]:
     return sorted(set(frames))
 
 
-def _units(layer) -> dict:
-    return {"units": tuple(layer.units)} if hasattr(layer, "units") else {}
+def _load_segmenter(folder):
+    from ..segment import load_segmenter
+
+    return load_segmenter(folder)
 
 
 def _npy_bytes(data: np.ndarray) -> bytes:

@@ -12,131 +12,45 @@ from __future__ import annotations
 
 import napari
 import numpy as np
-import pyqtgraph as pg
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel
 
 from ..io.sites import latent_columns
-from ._common import LayerPicker, button, collapsible, scroll_body, dspin, form_label, sites_from_layer, spin, tip, write_columns
-from ._model_link import model_link
+from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values,
+                      sites_from_layer, spin, tip, widget_values, write_columns)
+from ._dock import RvaeDock, progress_bar
+from ._plots import LossPlot
+from ._vae_jobs import ARCH_HELP, ORIENTATIONS, SOURCES, cut_for_settings, encode_job, model_source, train_job
 from ._window_panel import WindowPanel
 from ._workers import BackgroundJob, call_safely
 
-ARCH_HELP = {
-    "rvae": "rVAE: angle + shift + content latents (papers 000-003)",
-    "skip-rvae": "skip-rVAE: rVAE with latent skip connections in the decoder (paper 000)",
-    "shift-vae": "shift-VAE: shift + content latents, no rotation (paper 004)",
-    "vae": "plain VAE: content latents only (baseline)",
-}
-
-
-ORIENTATIONS = {"none": 0, "bond frame, 3-fold (graphene)": 3, "bond frame, 4-fold (square)": 4,
-                "bond frame, 6-fold (hexagonal)": 6}
-
-
-def cut_for_settings(movie, sites, settings: dict, **options):
-    """Windows as the settings ask: the one place the dock cuts windows (training and preview)."""
-    from ..patches import BOND_ANGLE, cut_windows, with_orientation
-
-    symmetry = settings.get("bond_symmetry", 0)
-    if symmetry:  # each window turned into its atom's bond frame
-        sites = with_orientation(sites.drop(columns=[BOND_ANGLE], errors="ignore"),
-                                 {"orientation": BOND_ANGLE, "bond_symmetry": symmetry})
-    radius = settings.get("mask_radius", 0)
-    cut = cut_windows(movie, sites, settings["window"], classes=settings["classes"], seed=settings["seed"],
-                      normalisation=settings["normalisation"], centring=settings.get("centring", "pixel"),
-                      orientation=BOND_ANGLE if symmetry else None,
-                      mask=(radius, max(radius, settings["window"] / 2)) if radius else None, **options)
-    if symmetry:
-        cut.normalisation["bond_symmetry"] = int(symmetry)
-    return cut
-
-
-def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
-    """Background job: cut windows, build the model (unless continuing), train, encode every site.
-
-    Yields ``("ready", trainer, report)`` once, then ``("epoch", stats)`` per epoch;
-    returns ``("encoded", table, report)``.
-    """
-    from ..vae import BetaSchedule, Trainer, VAEConfig, build_model, encode_sites
-
-    if trainer is None:
-        if settings["window"] > min(np.shape(movie)[-2:]):
-            raise ValueError(f"window {settings['window']} px is larger than the image "
-                             f"({np.shape(movie)[-2]}×{np.shape(movie)[-1]} px); choose a smaller window")
-        cut = cut_for_settings(movie, sites, settings, per_frame=settings["per_frame"],
-                               round_columns=settings.get("round_columns", False))
-        if len(cut) < 2:
-            raise ValueError(f"only {len(cut)} window(s) could be cut ({cut.report.summary()}); "
-                             "use a smaller window or more sites")
-        beta = BetaSchedule(kind=settings["beta_kind"], start=settings["beta_start"], end=settings["beta_end"],
-                            epochs=max(1, settings["beta_epochs"]))
-        config = VAEConfig(arch=settings["arch"], window=(settings["window"],) * 2, latent=settings["latent"],
-                           encoder=settings["encoder"], rotation_prior=settings["rotation_prior"],
-                           translation_prior=settings["translation_prior"], beta=beta)
-        model = build_model(config, seed=settings["seed"])
-        model.normalisation = cut.normalisation
-        trainer = Trainer(model, cut.windows, batch_size=settings["batch"], lr=settings["lr"], seed=settings["seed"],
-                          device=settings["device"], pixel_fraction=settings.get("pixel_fraction", 1.0),
-                          leave_core_for_gui=True)
-        yield ("ready", trainer, cut.report)
-    for stats in trainer.run(epochs):
-        yield ("epoch", stats)
-    table, report = encode_sites(trainer.model, movie, sites)
-    return ("encoded", table, report)
-
-
-def encode_job(model, movie, sites):
-    from ..vae import encode_sites
-
-    table, report = encode_sites(model, movie, sites)
-    return ("encoded", table, report)
-
-
-class LossPlot(pg.PlotWidget):
-    """Loss per epoch: train and test totals, reconstruction and KL (per window)."""
-
-    CURVES = {"train_loss": ("train", (80, 160, 255)), "test_loss": ("test", (255, 140, 40)),
-              "train_recon": ("recon", (120, 220, 120)), "train_kl": ("KL", (220, 100, 220))}
-
-    def __init__(self, curves: dict | None = None) -> None:
-        super().__init__()
-        if curves is not None:
-            self.CURVES = dict(curves)
-        self.setMinimumSize(280, 170)
-        self.setBackground("k")
-        self.setLabel("bottom", "epoch")
-        self.setLabel("left", "loss")
-        self.addLegend(offset=(-10, 10))
-        self.curves = {k: self.plot([], [], pen=pg.mkPen(c, width=2), name=n) for k, (n, c) in self.CURVES.items()}
-        self.history: list[dict] = []
-
-    def set_history(self, history: list[dict]) -> None:
-        self.history = list(history)
-        epochs = [h.get("epoch", i + 1) for i, h in enumerate(self.history)]
-        for key, curve in self.curves.items():
-            curve.setData(epochs, [h.get(key, np.nan) for h in self.history])
-
-    def add(self, stats: dict) -> None:
-        self.set_history(self.history + [stats])
-
-
-class TrainVAE(QWidget):
+class TrainVAE(RvaeDock):
     """The dock."""
 
+    dock_name = "train"
+
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.trainer = None
-        self.model = None
-        self.setMinimumSize(340, 640)
-        self.link = model_link(napari_viewer)
+        self._window_chosen = False
+        self._source_chosen = False
+        self._setting = False
+        self.link = self.flow
         self.job = BackgroundJob("Training the VAE", on_yield=self._on_yield, on_return=self._on_return,
                                  on_finish=self._on_finish, parent=self)
+        self.load_job = BackgroundJob("Loading the model", on_return=self._on_loaded, on_finish=self._on_finish,
+                                      parent=self)
 
-        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "Movie (raw or probability map) the windows are cut from")
-        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Sites (points layer) the windows are centred on")
-        self.window_spin = spin(24, 4, 256, "Window size in pixels (papers: 24 for graphene, 48-70 for larger motifs)", suffix=" px")
+        self.image_picker = LayerPicker(napari_viewer, (napari.layers.Image,), "The movie the sites were found in",
+                                        role="movie")
+        self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,),
+                                         "Sites (points layer) the windows are centred on", role="sites")
+        self.source_combo = tip(QComboBox(), "Cut the windows from the atom probability map of the shipped atom "
+                                "finder (papers 000/001: the model then sees atoms, not noise; made by Detect with "
+                                "method auto/model) or from the raw image")
+        self.source_combo.addItems(list(SOURCES))
+        self.window_spin = spin(24, 4, 256, "Window size in pixels; set from the lattice's atom spacing when Detect "
+                                "found one (about three spacings), else 24 (papers: 24 for graphene)", suffix=" px")
         self.class_combo = tip(QComboBox(), "Train on sites of one class only, or all")
         self.per_frame_spin = spin(0, 0, 100000, "At most this many random sites per frame (0 = all), e.g. 600 in paper 000")
         self.arch_combo = tip(QComboBox(), "Model: " + "; ".join(ARCH_HELP.values()))
@@ -183,33 +97,34 @@ class TrainVAE(QWidget):
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
         self.preview = WindowPanel(titles=tuple(f"site {i + 1}" for i in range(6)))
         self.preview.setToolTip("Sample windows at the chosen size (what the model will see)")
-        self.preview.setMinimumSize(300, 90)
-        self.preview.setMaximumHeight(120)
-        self.loss_plot = LossPlot()
+        self.preview.setMinimumSize(280, 80)
+        self.preview.setMaximumHeight(110)
+        self.loss_plot = LossPlot(viewer=self.viewer)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.train_button = button("Train", "Cut windows, build a new model and train it", self.train)
         self.stop_button = button("Stop", "Stop after the current batch (the model so far is kept and encoded)", self.stop)
         self.continue_button = button("Continue", "Train the same model for more epochs", self.continue_training)
         self.encode_button = button("Encode sites", "Write angle, dx, dy, z0 … of every site into the points layer", self.encode)
-        self.save_button = button("Save model…", "Save the model (safetensors + model.json) into a folder", self.save_dialog)
+        self.save_button = button("Save model…", "Save the current model (safetensors + model.json with its training "
+                                  "history) into a folder", self.save_dialog)
         self.load_button = button("Load model…", "Load a saved model folder", self.load_dialog)
+        self.progress = progress_bar(self.job, *([self.load_job] if hasattr(self, "load_job") else []))
 
         form = QFormLayout()
-        for label, widget in [("image", self.image_picker), ("sites", self.points_picker), ("window", self.window_spin),
+        for label, widget in [("image", self.image_picker), ("sites", self.points_picker),
+                              ("windows from", self.source_combo), ("window", self.window_spin),
                               ("class", self.class_combo), ("per frame", self.per_frame_spin), ("model", self.arch_combo),
                               ("latents", self.latent_spin), ("epochs", self.epochs_spin)]:
             form.addRow(form_label(label, widget.toolTip()), widget)
-        advanced, _ = collapsible("Advanced", [
-            (form_label(n, w.toolTip()), w) for n, w in [
-                ("batch", self.batch_spin), ("learning rate", self.lr_spin), ("seed", self.seed_spin),
-                ("normalise", self.norm_combo), ("centring", self.centring_combo), ("orientation", self.orientation_combo),
-                ("circular mask", self.mask_spin),
-                ("round columns", self.round_check), ("encoder", self.encoder_combo), ("rotation prior", self.rot_prior),
-                ("translation prior", self.trans_prior), ("β schedule", self.beta_combo), ("β start", self.beta_start),
-                ("β end", self.beta_end), ("β ramp epochs", self.beta_epochs), ("pixels per step", self.pixel_fraction),
-                ("device", self.device_combo)]
-        ])
+        advanced_rows = [
+            ("batch", self.batch_spin), ("learning rate", self.lr_spin), ("seed", self.seed_spin),
+            ("normalise", self.norm_combo), ("centring", self.centring_combo), ("orientation", self.orientation_combo),
+            ("circular mask", self.mask_spin), ("round columns", self.round_check), ("encoder", self.encoder_combo),
+            ("rotation prior", self.rot_prior), ("translation prior", self.trans_prior), ("β schedule", self.beta_combo),
+            ("β start", self.beta_start), ("β end", self.beta_end), ("β ramp epochs", self.beta_epochs),
+            ("pixels per step", self.pixel_fraction), ("device", self.device_combo)]
+        advanced, _ = collapsible("Advanced", [(form_label(n, w.toolTip()), w) for n, w in advanced_rows])
         run_row, file_row = QHBoxLayout(), QHBoxLayout()
         for b in (self.train_button, self.stop_button, self.continue_button):
             run_row.addWidget(b)
@@ -220,9 +135,13 @@ class TrainVAE(QWidget):
         layout.addWidget(self.preview)
         layout.addWidget(advanced)
         layout.addLayout(run_row)
+        layout.addWidget(self.progress)
         layout.addWidget(self.loss_plot, stretch=1)
         layout.addLayout(file_row)
         layout.addWidget(self.status)
+        self._inputs = {"windows_from": self.source_combo, "window": self.window_spin, "class": self.class_combo,
+                        "per_frame": self.per_frame_spin, "model": self.arch_combo, "latents": self.latent_spin,
+                        "epochs": self.epochs_spin, **{n: w for n, w in advanced_rows}}
 
         self.job.errored.connect(self._on_error)
         self._preview_timer = QTimer(self)
@@ -232,12 +151,71 @@ class TrainVAE(QWidget):
         for signal in (self.window_spin.valueChanged, self.image_picker.layer_changed, self.points_picker.layer_changed,
                        self.class_combo.currentTextChanged, self.norm_combo.currentTextChanged,
                        self.centring_combo.currentTextChanged, self.orientation_combo.currentTextChanged,
-                       self.mask_spin.valueChanged):
+                       self.mask_spin.valueChanged, self.source_combo.currentTextChanged):
             signal.connect(lambda *_: self._preview_timer.start())
+        self.window_spin.valueChanged.connect(self._on_window_typed)
+        self.source_combo.activated.connect(lambda *_: setattr(self, "_source_chosen", True))
         self.points_picker.layer_changed.connect(self._fill_classes)
+        self.points_picker.layer_changed.connect(lambda *_: self._default_source())
+        self.flow.layer_changed.connect(self._on_role)
+        self.flow.lattice_changed.connect(self._on_lattice)
+        self.flow.model_changed.connect(self._set_buttons)
         self._fill_classes()
+        self._default_source()
+        if self.flow.lattice is not None:
+            self._on_lattice(self.flow.lattice)
         self._set_buttons()
         self._preview_timer.start()
+        self.flow.register(self.dock_name, self)
+
+    @property
+    def model(self):
+        """The viewer's current model (trained here, by Run pipeline, loaded, or from a project)."""
+        return self.flow.model
+
+    def dock_state(self) -> dict:
+        return widget_values(self._inputs)
+
+    def restore_state(self, state: dict) -> None:
+        self._setting = True
+        try:
+            set_widget_values(self._inputs, state)
+        finally:
+            self._setting = False
+        self._window_chosen = self._source_chosen = True
+
+    # ------------------------------------------------------------ defaults from the workflow
+    def _on_role(self, role: str, _layer) -> None:
+        if role == "map":
+            self._default_source()
+
+    def _on_window_typed(self, *_args) -> None:
+        if not self._setting:
+            self._window_chosen = True
+
+    def _on_lattice(self, lattice) -> None:
+        """Detect found the lattice: the window defaults to about three atom spacings."""
+        if lattice is None or not getattr(lattice, "found", False) or self._window_chosen:
+            return
+        from ..detect.lattice import scale_defaults
+
+        self._setting = True
+        try:
+            self.window_spin.setValue(int(scale_defaults(lattice.spacing)["window"]))
+        finally:
+            self._setting = False
+
+    def _default_source(self) -> None:
+        """Windows from the atom probability map when one exists for atom sites, else from the image."""
+        if self._source_chosen:
+            return
+        points = self.points_picker.layer()
+        atoms = points is not None and ("kind" not in points.features
+                                        or points.features["kind"].astype(str).eq("atom").any())
+        wanted = "atom probability" if self.flow.layer("map") is not None and atoms else "image"
+        self.source_combo.blockSignals(True)
+        self.source_combo.setCurrentText(wanted)
+        self.source_combo.blockSignals(False)
 
     # ------------------------------------------------------------ inputs
     def _fill_classes(self, *_args) -> None:
@@ -251,14 +229,29 @@ class TrainVAE(QWidget):
         self.class_combo.setCurrentText(keep if self.class_combo.findText(keep) >= 0 else "all")
         self.class_combo.blockSignals(False)
 
-    def inputs(self):
-        """(movie (T, Y, X) array, sites table) from the chosen layers; raises ValueError when missing."""
-        image, points = self.image_picker.layer(), self.points_picker.layer()
-        if image is None or points is None:
-            raise ValueError("choose an image layer and a points layer (run detection first)")
-        movie = np.asarray(image.data, dtype=np.float32)
+    def source(self, windows_from: str | None = None) -> np.ndarray:
+        """The (T, Y, X) image the windows are cut from: the atom probability map or the movie."""
+        windows_from = windows_from or SOURCES[self.source_combo.currentText()]
+        if windows_from == "map":
+            layer = self.flow.layer("map")
+            if layer is None:
+                raise ValueError("no atom probability map: run Detect with method auto or model, "
+                                 "or choose windows from: image")
+        else:
+            layer = self.image_picker.layer()
+            if layer is None:
+                raise ValueError("choose the movie (image) first")
+        movie = np.asarray(layer.data, dtype=np.float32)
         if movie.ndim not in (2, 3):
-            raise ValueError(f"image {image.name!r} has shape {movie.shape}; expected (T, Y, X) or (Y, X)")
+            raise ValueError(f"image {layer.name!r} has shape {movie.shape}; expected (T, Y, X) or (Y, X)")
+        return movie
+
+    def inputs(self, windows_from: str | None = None):
+        """(image the windows are cut from (T, Y, X), sites table); raises ValueError when missing."""
+        points = self.points_picker.layer()
+        if points is None:
+            raise ValueError("choose a points layer of sites (run Detect first)")
+        movie = self.source(windows_from)
         if len(points.data) == 0:
             raise ValueError(f"points layer {points.name!r} has no sites")
         return movie, sites_from_layer(points)
@@ -276,7 +269,7 @@ class TrainVAE(QWidget):
             "beta_kind": self.beta_combo.currentText(), "beta_start": self.beta_start.value(),
             "beta_end": self.beta_end.value(), "beta_epochs": self.beta_epochs.value(),
             "batch": self.batch_spin.value(), "lr": self.lr_spin.value(), "device": self.device_combo.currentText(),
-            "pixel_fraction": self.pixel_fraction.value(),
+            "pixel_fraction": self.pixel_fraction.value(), "windows_from": SOURCES[self.source_combo.currentText()],
         }
 
     def update_preview(self) -> None:
@@ -286,8 +279,8 @@ class TrainVAE(QWidget):
         except ImportError:  # the model engine is not part of this installation
             self.status.setText("napari_rvae.patches / vae are not installed: training is unavailable")
             return
-
-        if self.image_picker.layer() is None or self.points_picker.layer() is None:
+        if self.points_picker.layer() is None or (self.source_combo.currentText() == "image"
+                                                  and self.image_picker.layer() is None):
             return
         movie, sites = self.inputs()
         s = self.settings()
@@ -300,12 +293,13 @@ class TrainVAE(QWidget):
     # ------------------------------------------------------------ actions
     def train(self):
         """Start training a new model; returns the worker (tests wait on ``job.finished``)."""
-        movie, sites = self.inputs()
+        settings = self.settings()
+        movie, sites = self.inputs(settings["windows_from"])
         self.trainer, self._sites_layer = None, self.points_picker.layer()
-        self._movie, self._sites = movie, sites
+        self._movie, self._sites, self._settings = movie, sites, settings
         self.loss_plot.set_history([])
         self.status.setText("cutting windows…")
-        worker = self.job.start(train_job, movie, sites, self.settings(), None, self.epochs_spin.value(),
+        worker = self.job.start(train_job, movie, sites, settings, None, self.epochs_spin.value(),
                                 stop=self._request_stop, total=self.epochs_spin.value() + 1)
         self._set_buttons()
         return worker
@@ -330,34 +324,54 @@ class TrainVAE(QWidget):
     def encode(self):
         if self.model is None:
             raise ValueError("no model yet: train or load one")
-        movie, sites = self.inputs()
+        movie, sites = self.inputs(model_source(self.model))
         self._sites_layer = self.points_picker.layer()
         worker = self.job.start(encode_job, self.model, movie, sites, total=0)
         self._set_buttons()
         return worker
 
     def save_model_to(self, folder) -> str:
-        from ..vae import save_model
+        """Save the workflow's current model, with its training history, into ``folder``."""
+        from ._project import save_current_model
 
-        if self.model is None:
-            raise ValueError("no model to save: train or load one first")
+        # trained here: the optimizer's state goes along, so training can resume exactly
         trainer = self.trainer if self.trainer is not None and self.trainer.model is self.model else None
-        path = save_model(self.model, folder, history=trainer.state.history if trainer else None, trainer=trainer)
-        self.status.setText(f"model saved in {path}")
-        return str(path)
+        path = save_current_model(self.flow, folder, trainer=trainer)
+        self.status.setText(f"model saved in {path} ({len(getattr(self.model, 'history', []) or [])} epochs of history)")
+        return path
 
-    def load_model_from(self, folder) -> None:
-        from ..vae import load_model, train_state
+    def load_model_from(self, folder):
+        """Load a saved model in the background (torch never loads in the GUI thread); returns the worker."""
+        from ._project import load_vae_job
 
-        model = load_model(folder)
-        self._use_model(model)
-        self.loss_plot.set_history(getattr(model, "history", []))
+        self._loading = str(folder)
+        worker = self.load_job.start(load_vae_job, folder, total=0)
+        self._set_buttons()
+        return worker
+
+    def _on_loaded(self, model) -> None:
+        from ..vae import train_state
+
+        folder = getattr(self, "_loading", "")
         self.trainer = None
-        self.window_spin.setValue(int(model.config.window[-1]))
-        self.arch_combo.setCurrentText(model.config.arch)
-        self.latent_spin.setValue(int(model.config.latent))
+        self.flow.set_model(model, origin=f"loaded from {folder}")
+        self.loss_plot.set_history(getattr(model, "history", []))
+        self.show_model_settings(model)
         self.status.setText(f"model loaded from {folder} ({train_state(model).epoch} epochs); press Encode sites")
         self._set_buttons()
+
+    def show_model_settings(self, model) -> None:
+        """Set the window, model and latent boxes (and where windows come from) to ``model``'s."""
+        self._setting = True
+        try:
+            self.window_spin.setValue(int(model.config.window[-1]))
+            self.arch_combo.setCurrentText(model.config.arch)
+            self.latent_spin.setValue(int(model.config.latent))
+            source = model_source(model)
+            if source in SOURCES.values():
+                self.source_combo.setCurrentText(next(k for k, v in SOURCES.items() if v == source))
+        finally:
+            self._setting = False
 
     def save_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder to save the model in")
@@ -373,8 +387,11 @@ class TrainVAE(QWidget):
     def _on_yield(self, item) -> None:
         if item[0] == "ready":
             _, self.trainer, report = item
-            self._use_model(self.trainer.model)
-            rounded = (self.trainer.model.normalisation or {}).get("round_columns") or {}
+            model = self.trainer.model
+            model.training_settings = {k: v for k, v in self._settings.items()}
+            # the model carries the trainer's own history list: saved at any time, it is complete
+            self.flow.set_model(model, history=self.trainer.state.history, origin="Train VAE")
+            rounded = (model.normalisation or {}).get("round_columns") or {}
             self.status.setText(report.summary() + "; " + (rounded["message"] + "; " if "message" in rounded else "")
                                 + "training…")
         elif item[0] == "epoch":
@@ -392,7 +409,10 @@ class TrainVAE(QWidget):
             raise ValueError("the points layer changed during training; press Encode sites")
         names = [c for c in table.columns if c in latent_columns(table) or c.endswith("_sigma")]
         write_columns(layer, table, names)
-        self.link.set_model(self.model)
+        self.flow.set_layer("sites", layer)
+        settings = getattr(self.model, "training_settings", {}) or {}
+        self.flow.note("train", {"settings": settings, "sites": layer.name, "epochs": len(getattr(self.model, "history", []) or []),
+                                 "windows": report.summary()})
         self.status.setText(f"{report.summary()}; latents written to '{layer.name}' ({', '.join(latent_columns(table))})")
 
     def _on_error(self, err) -> None:
@@ -400,15 +420,11 @@ class TrainVAE(QWidget):
         (the trainer put it back), so Save model never writes NaN weights."""
         self.status.setText(f"training stopped: {' '.join(str(err).split())}")
 
-    def _use_model(self, model) -> None:
-        self.model = model
-        self.link.set_model(model)
-
     def _on_finish(self) -> None:
         self._set_buttons()
 
-    def _set_buttons(self) -> None:
-        running = self.job.running
+    def _set_buttons(self, *_args) -> None:
+        running = self.job.running or self.load_job.running
         self.train_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         self.continue_button.setEnabled(not running and self.trainer is not None)

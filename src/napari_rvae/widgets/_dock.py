@@ -1,0 +1,137 @@
+"""What every napari-rvae dock shares: the real viewer and its workflow, one tab stack, a progress bar.
+
+Docks opened one by one from napari's Plugins menu each get a dock area of their
+own, stacked vertically: seven of them made the window taller than the screen.
+An :class:`RvaeDock` that is shown next to another napari-rvae dock therefore
+joins it as a tab (in the order of the workflow), so the plugin takes one dock's
+height however many of its docks are open; the Workflow panel holds them all as
+tabs of one dock from the start.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from qtpy.QtCore import QEvent, QTimer
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QProgressBar, QSizePolicy, QWidget
+
+from ._state import unwrap, workflow
+
+_LIVE: list = []  # weak references to the docks, oldest first
+
+
+class RvaeDock(QWidget):
+    """Base of the docks: ``self.viewer`` is the real viewer, ``self.flow`` its workflow state."""
+
+    dock_name = ""
+    MIN_WIDTH = 330
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = unwrap(napari_viewer)
+        self.flow = workflow(self.viewer)
+        self.setMinimumWidth(self.MIN_WIDTH)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        self._stacked = False
+        _LIVE[:] = [ref for ref in _LIVE if ref() is not None]
+        _LIVE.append(weakref.ref(self))
+
+    # the settings a project keeps; docks override
+    def dock_state(self) -> dict:
+        return {}
+
+    def restore_state(self, state: dict) -> None:
+        pass
+
+    def event(self, event) -> bool:
+        # napari puts the dock into its QDockWidget after building it: join the stack once that is done
+        if event.type() == QEvent.Type.ParentChange and not self._stacked:
+            QTimer.singleShot(0, self._join_stack)
+        return super().event(event)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().showEvent(event)
+        self._join_stack()
+
+    def _join_stack(self) -> None:
+        if self._stacked:
+            return
+        try:
+            if dock_widget_of(self) is None:
+                return
+            self._stacked = True
+            join_tab_stack(self)
+        except RuntimeError:  # a window being torn down
+            pass
+
+
+def dock_widget_of(widget: QWidget) -> QDockWidget | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
+
+
+def join_tab_stack(dock: RvaeDock) -> None:
+    """Tabify ``dock``'s QDockWidget onto the oldest other napari-rvae dock of its window (if any),
+    so however many docks are opened, in whatever order, they end up as tabs of one stack."""
+    mine = dock_widget_of(dock)
+    if mine is None or mine.isFloating():
+        return
+    window = mine.parentWidget()
+    if not isinstance(window, QMainWindow):
+        return
+    for ref in list(_LIVE):
+        other = ref()
+        if other is None or other is dock:
+            continue
+        try:
+            holder = dock_widget_of(other)
+        except RuntimeError:
+            continue
+        if holder is None or holder.parentWidget() is not window or holder.isFloating() or holder.isHidden():
+            continue
+        if holder is mine:
+            return  # the oldest napari-rvae dock here is our own: the others join us
+        if window.dockWidgetArea(holder) != window.dockWidgetArea(mine):
+            continue
+        window.tabifyDockWidget(holder, mine)
+        mine.show()
+        mine.raise_()
+        return
+
+
+def progress_bar(*jobs) -> QProgressBar:
+    """A determinate progress bar driven by the jobs' ``progressed`` (no busy animation: it would
+    repaint the window many times a second), hidden while they are idle."""
+    bar = QProgressBar()
+    bar.setMaximumHeight(14)
+    bar.setTextVisible(True)
+    # hidden, it keeps its place: showing it then repaints the bar only, not the whole dock's layout
+    # (a re-layout of a dock with plots, in a window holding napari's OpenGL canvas, cost ~200 ms)
+    policy = bar.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    bar.setSizePolicy(policy)
+    bar.setVisible(False)
+
+    def update(job, done: int, total: int) -> None:
+        try:
+            if not bar.isVisible():
+                bar.setVisible(True)
+            bar.setRange(0, max(total, done, 1))
+            bar.setValue(done)
+            bar.setFormat(f"{job.name}: %v / %m" if total else f"{job.name}: step %v")
+        except RuntimeError:
+            pass
+
+    def hide() -> None:
+        try:
+            if not any(job.running for job in jobs):
+                bar.setVisible(False)
+        except RuntimeError:
+            pass
+
+    for job in jobs:
+        job.progressed.connect(lambda done, total, job=job: update(job, done, total))
+        job.finished.connect(hide)
+    return bar
