@@ -76,8 +76,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-11")
     parser.add_argument("--methods", default="auto")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--model", default=None, help="a segmenter folder instead of the shipped one")
     args = parser.parse_args()
-    rows = run(_seeds(args.seeds), args.methods.split(","))
+    rows = run(_seeds(args.seeds), args.methods.split(","), {"model": args.model} if args.model else None)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1, default=float)
