@@ -68,10 +68,10 @@ def blob_decoder(window: int = 28) -> Callable:
 def model_decoder_for_bench(window: int = 28):
     """The real decoder path: an (untrained) rVAE with 28×28 windows (AtomAI's reference size), or None."""
     try:
-        from ..vae import VAEConfig, build_model
+        from napari_rvae.vae import VAEConfig, build_model
     except ImportError:
         return None
-    from ._model_link import model_decoder
+    from napari_rvae.widgets._model_link import model_decoder
 
     return model_decoder(build_model(VAEConfig(arch="rvae", window=(window, window), latent=2), seed=0))
 
@@ -97,7 +97,7 @@ def run_gui_benchmarks(n_points: int = 200_000, repeats: int = 30, decode: Calla
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from .latent_explorer import LatentExplorer
+    from napari_rvae.widgets.latent_explorer import LatentExplorer
 
     sites = synthetic_sites(n_points)
     if decode is None:
@@ -191,7 +191,7 @@ def gui_benchmarks(n_points: int = 200_000, repeats: int = 30, timeout: float = 
     Returns the result dict, or ``{"skipped": reason}`` when no display can be had.
     """
     code = (
-        "import json, sys; from napari_rvae.widgets.benchmark import run_gui_benchmarks; "
+        "import json, sys; from benchmarks.gui import run_gui_benchmarks; "
         f"print('RESULT ' + json.dumps(run_gui_benchmarks({int(n_points)}, {int(repeats)})))"
     )
     command = [sys.executable, "-c", code]
@@ -199,7 +199,9 @@ def gui_benchmarks(n_points: int = 200_000, repeats: int = 30, timeout: float = 
         if shutil.which("xvfb-run") is None:
             return {"skipped": "no display and no xvfb-run (apt-get install xvfb)"}
         command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *command]
-    env = dict(os.environ)
+    from benchmarks import subprocess_env
+
+    env = subprocess_env()
     env.pop("QT_QPA_PLATFORM", None)  # napari needs OpenGL: offscreen does not work
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     for line in done.stdout.splitlines():
