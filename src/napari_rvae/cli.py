@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .vae import commands as _vae  # torch is imported only when a VAE command runs
 from .analysis import commands as _analysis2  # likewise
+from .export import commands as _export  # likewise
 
 
 # --------------------------------------------------------------------- info
@@ -465,6 +466,8 @@ COMMANDS = [
     ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder", _analysis2.add_beta_search, _analysis2.run_beta_search),
     ("analyze", "the whole pipeline headless: sites -> windows -> rVAE -> latents -> clusters, dynamics; a project folder",
      _add_analyze, _run_analyze),
+    ("export", "write sites, latent maps or a decoder in the formats peers use: AtomAI, HyperSpy, TorchScript/ONNX",
+     _export.add_export, _export.run_export),
     ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display", _add_demo, _run_demo),
 ]
 
