@@ -146,3 +146,13 @@ def load_model_files(folder: str | os.PathLike, kind: str | None = None) -> tupl
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ValueError(f"{weights}: not a valid safetensors file ({err})") from None
     return tensors, config
+
+
+def user_data_folder(*parts: str) -> Path:
+    """napari-rvae's folder in the platform's user-data place (platformdirs), e.g.
+    ``~/.local/share/napari-rvae`` on Linux, ``%LOCALAPPDATA%\\napari-rvae`` on Windows,
+    ``~/Library/Application Support/napari-rvae`` on macOS; ``parts`` name a sub-folder.
+    Not created here."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_path("napari-rvae", appauthor=False)).joinpath(*parts)

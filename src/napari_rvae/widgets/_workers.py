@@ -23,7 +23,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from .._compute import set_torch_threads
+from .._compute import with_torch_thread_limit
 
 
 _TORCH_WARM = False
@@ -80,10 +80,6 @@ class BackgroundJob(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        # Qt's global pool runs as many workers as there are cores (2 here): a slow job of one
-        # dock must not queue another dock's job behind it
-        pool = QThreadPool.globalInstance()
-        pool.setMaxThreadCount(max(pool.maxThreadCount(), 8))
         if uses_torch:
             warm_up_torch()
         self.name = name
@@ -120,12 +116,12 @@ class BackgroundJob(QObject):
         """
         if self.running:
             raise ValueError(f"{self.name} is already running; press Stop first")
-        set_torch_threads(leave_core_for_gui=True)
         self._stop = stop
         self.last_error = None
-        worker = create_worker(
-            function, *args, _progress={"total": int(total), "desc": self.name}, _ignore_errors=True, **kwargs
-        )
+        # torch's thread count is set for each step of the job and restored after it
+        job = with_torch_thread_limit(function, leave_core_for_gui=True)
+        worker = create_worker(job, *args, _progress={"total": int(total), "desc": self.name}, _ignore_errors=True,
+                               **kwargs)
         # napari relays worker errors with a raw traceback; we say what failed instead (once)
         for signal, relay in ((worker.errored, "_relay_error"), (worker.warned, "_relay_warning")):
             try:
@@ -143,7 +139,7 @@ class BackgroundJob(QObject):
         self._active = True
         if self.parent() is not None:  # closing the dock stops its job
             self.parent().destroyed.connect(lambda *_: self._abandon(worker))
-        worker.start()
+        start_in_plugin_pool(worker)
         self.started.emit()
         return worker
 
@@ -203,6 +199,33 @@ class BackgroundJob(QObject):
                 self.finished.emit()
             except RuntimeError:  # this job's dock is gone
                 pass
+
+
+_POOL: QThreadPool | None = None
+
+
+def plugin_thread_pool() -> QThreadPool:
+    """The plugin's own thread pool (8 threads: a slow job of one dock never queues another's).
+
+    napari's global pool, shared by every plugin, is left as napari set it.
+    """
+    global _POOL
+    if _POOL is None:
+        _POOL = QThreadPool()
+        _POOL.setMaxThreadCount(8)
+    return _POOL
+
+
+def start_in_plugin_pool(worker) -> None:
+    """Start a napari/superqt worker in :func:`plugin_thread_pool` instead of Qt's global pool.
+
+    Mirrors ``WorkerBase.start``: the worker joins the set napari asks to quit on close.
+    """
+    if worker in worker._worker_set:
+        raise RuntimeError("this worker is already started")
+    worker._worker_set.add(worker)
+    worker._finished.connect(worker._set_discard)
+    plugin_thread_pool().start(worker)
 
 
 def call_safely(name: str, function: Callable, *args, **kwargs):
