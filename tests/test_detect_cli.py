@@ -55,12 +55,47 @@ def test_detect_walls_mode(tmp_path):
 def test_detect_bad_input_exits_with_one_clear_line(tmp_path, capsys):
     assert main(["detect", str(tmp_path / "missing.npy"), "-o", str(tmp_path / "s.csv")]) == 2
     assert "not found" in capsys.readouterr().err
-    flat = tmp_path / "flat.npy"
-    np.save(flat, np.ones((2, 32, 32), np.float32))
-    with pytest.warns(UserWarning, match="no atoms"):
-        assert main(["detect", str(flat), "-o", str(tmp_path / "s.csv")]) == 0
-    assert len(read_sites(tmp_path / "s.csv")) == 0
     assert not (tmp_path / "missing.csv").exists()
+
+
+@pytest.mark.parametrize("name, data", [
+    ("constant", np.ones((2, 64, 64), np.float32)),
+    ("noise", np.random.default_rng(1).normal(size=(256, 256)).astype(np.float32)),
+    ("smooth noise (no lattice)", __import__("scipy.ndimage").ndimage.gaussian_filter(
+        np.random.default_rng(2).normal(size=(256, 256)), 3).astype(np.float32)),
+    ("one pixel", np.ones((1, 1), np.float32)),
+    ("4-D", np.zeros((2, 2, 2, 2, 2), np.float32)),
+])
+def test_detect_refuses_frames_without_a_lattice_in_one_line_and_writes_nothing(tmp_path, capsys, name, data):
+    movie = tmp_path / "movie.npy"
+    np.save(movie, data)
+    out = tmp_path / "s.csv"
+    assert main(["detect", str(movie), "-o", str(out), "--save-map"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("napari-rvae detect: error:") and "\n" not in err, err
+    assert not any(p.name.startswith("s") for p in tmp_path.iterdir()), list(tmp_path.iterdir())
+
+
+def test_detect_with_defaults_on_low_dose_graphene_writes_sites_record_and_map(tmp_path, capsys):
+    """Defaults only: the lattice is estimated, the sites are plausible, the run is recorded."""
+    import json
+
+    from napari_rvae.io.maps import read_atom_probability
+    from napari_rvae.synth.instrument import low_dose_graphene
+
+    scene = low_dose_graphene(2, size=256)
+    movie = tmp_path / "frame.npy"
+    np.save(movie, scene["image"])
+    out = tmp_path / "sites.csv"
+    assert main(["detect", str(movie), "-o", str(out), "--save-map"]) == 0
+    printed = capsys.readouterr()
+    assert "honeycomb lattice, atom spacing" in printed.out and "warning" not in printed.err
+    sites = read_sites(out)
+    record = json.loads((tmp_path / "sites_detection.json").read_text())
+    assert abs(record["lattice"]["spacing"] / scene["spacing"] - 1) < 0.05 and record["findings"] == []
+    atoms = read_atom_probability(tmp_path / "sites_map.npz")
+    assert atoms.shape == (1, 256, 256) and 0 <= atoms.min() and atoms.max() <= 1
+    assert 0.8 * len(scene["positions"]) < len(sites) < 1.25 * len(scene["positions"])
 
 
 def test_detect_walls_from_a_segmenter_wall_channel(tmp_path, monkeypatch):

@@ -46,16 +46,3 @@ def test_train_segmenter_bad_input_exits_2(painted, capsys):
     assert rc == 2 and "does not match" in capsys.readouterr().err
     rc = main(["train-segmenter", str(painted / "nope.npy"), str(painted / "short.npy"), "-o", str(painted / "m")])
     assert rc == 2 and "not found" in capsys.readouterr().err
-
-
-def test_train_default_script_smoke(tmp_path):
-    """The default model's training script runs end to end and records its history and held-out scores."""
-    from napari_rvae.segment.train_default import main as train_default
-
-    out = tmp_path / "atoms"
-    assert train_default(["-o", str(out), "--minutes", "0.02", "--images", "4", "--steps", "2", "--max-epochs", "1",
-                          "--crop", "64", "--batch", "2"]) == 0
-    model, config = load_segmenter(out)
-    record = config["default_record"]
-    assert len(config["training"]["history"]) == 1 and config["predict_tile"] == 64
-    assert {f["kind"] for f in record["heldout"]["frames"]} == {"graphene", "perovskite", "square"}

@@ -47,7 +47,26 @@ def _run_info(args: argparse.Namespace) -> int:
     source = _movie_source(args.movie)
     movies = read_movie(source, register=args.register)
     print(describe_movies(movies, str(source) if isinstance(source, Path) else f"{len(source)} files"))
+    print(describe_lattices(movies), flush=True)
     return 0
+
+
+def describe_lattices(movies) -> str:
+    """One line per channel: the atom lattice estimated from up to four of its frames (and the spacing
+    in nm where the file is calibrated)."""
+    import numpy as np
+
+    from .detect.lattice import estimate_lattice
+
+    lines = ["  atom lattice (estimated from the frames; detect, analyze and the docks derive their defaults from it):"]
+    for i, movie in enumerate(movies):
+        lattice = estimate_lattice(np.asarray(movie.data, dtype=np.float32), max_frames=4)
+        text = lattice.summary()
+        size = getattr(movie, "pixel_size_nm", None)
+        if lattice.found and size:
+            text += f"; {lattice.spacing * float(np.mean(size)):.4g} nm"
+        lines.append(f"    {i}: {movie.channel or movie.name}: {text}")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------- sample
@@ -109,22 +128,27 @@ def _run_sample(args: argparse.Namespace) -> int:
 def _add_detect(p: argparse.ArgumentParser) -> None:
     _add_movie_arguments(p, "the phase channel with --walls, else the first")
     p.add_argument("-o", "--output", type=Path, required=True, help="sites table to write (.csv or .parquet)")
-    p.add_argument(
-        "--method",
-        choices=("model", "peaks", "threshold"),
-        default=None,
-        help="atoms from the segmenter (model), peak finding (peaks) or threshold + components (threshold); "
-        "default: model when --model is given, else peaks",
-    )
-    p.add_argument("--model", default=None, help="segmenter for --method model: 'default' (shipped) or a model folder")
-    p.add_argument("--rescale", type=float, default=1.0,
-                   help="segmenter input rescale for --method model, e.g. 12/spacing for very different atom spacings")
+    p.add_argument("--method", choices=("auto", "model", "peaks", "threshold"), default="auto",
+                   help="atoms from the shipped segmenter at the lattice's scale (auto, the default; see "
+                        "docs/detection.md), a segmenter (model), peak finding (peaks) or threshold + components")
+    p.add_argument("--model", default="default", help="segmenter: 'default' (shipped) or a model folder")
+    p.add_argument("--spacing", type=float, default=None, metavar="PIXELS",
+                   help="nearest-neighbour atom spacing; default: estimated from the frames (info prints it). "
+                        "Sets the smoothing, minimum distance, segmenter rescale and refinement box")
+    p.add_argument("--contrast", choices=("auto", "bright", "dark"), default="auto",
+                   help="atoms brighter (HAADF) or darker (ABF/BF) than their surroundings; default: from the frames")
+    p.add_argument("--rescale", type=float, default=None,
+                   help="segmenter input rescale (default: the model's training spacing / the spacing)")
     p.add_argument("--precision", choices=("float32", "int8"), default="float32",
                    help="segmenter arithmetic: int8 is about 2x faster per frame, calibrated on this movie "
                         "(falls back to float32 with a warning if the model cannot be quantised)")
+    p.add_argument("--save-map", action="store_true",
+                   help="also write the segmenter's per-class probability map beside the sites (SITES_map.npz; "
+                        "channels 'atoms' = 1 - background, and one per class); train/encode/analyze --map use it")
     p.add_argument("--threshold", type=float, default=None, help="probability threshold (maps) or relative peak height")
-    p.add_argument("--sigma", type=float, default=1.0, help="smoothing before peak finding, pixels (default 1)")
-    p.add_argument("--min-distance", type=int, default=None, help="minimum atom separation for peaks, pixels")
+    p.add_argument("--sigma", type=float, default=None, help="smoothing before peak finding, pixels (default 0.2 × spacing)")
+    p.add_argument("--min-distance", type=float, default=None,
+                   help="minimum atom separation, pixels (default 0.55 × spacing)")
     p.add_argument("--edge-margin", type=float, default=2.0, help="drop sites closer to the border, pixels (default 2)")
     p.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True, help="sub-pixel Gaussian fit")
     p.add_argument("--classify", choices=("auto", "intensity", "channel", "none"), default="auto")
@@ -189,33 +213,71 @@ def _run_detect(args: argparse.Namespace) -> int:
                                method=args.wall_method, **clean)
         _print_frames(sites.attrs.get("frames"))
     else:
-        method = args.method or ("model" if args.model else "peaks")
-        sites = detect_atoms(
-            data,
-            method=method,
-            model=args.model or "default",
-            threshold=args.threshold,
-            sigma=args.sigma,
-            min_distance=args.min_distance,
-            edge_margin=args.edge_margin,
-            refine=args.refine,
-            classify=args.classify,
-            rescale=args.rescale,
-            precision=args.precision,
-        )
+        sites = _detect_atoms_command(args, data)
+        spacing = (sites.attrs.get("detection", {}).get("lattice") or {}).get("spacing")
         if len(sites) and args.tracks:
             first = sites[sites["frame"] == sites["frame"].iloc[0]]
-            r_max = args.r_max or 1.5 * nearest_neighbour_distance(first[["y", "x"]].to_numpy())
+            r_max = args.r_max or 1.5 * (spacing or nearest_neighbour_distance(first[["y", "x"]].to_numpy()))
             sites = link_tracks(sites, r_max=float(r_max), classes=args.track_class or None,
                                 max_gap=args.max_gap, min_length=args.min_length)
         if len(sites) and args.rings:
-            sites, hollows = find_rings(sites, bond_length=args.bond_length)
+            sites, hollows = find_rings(sites, bond_length=args.bond_length or spacing)
             sites = with_hollows(sites, hollows)
+    record = sites.attrs.get("detection")
     sites = add_physical_columns(sites, movie.pixel_size_nm)
     write_sites(sites, args.output)
+    if record is not None:
+        from .io.files import write_json
+
+        write_json(detection_record_path(args.output), {"movie": [str(p) for p in args.movie],
+                                                         "channel": movie.channel, **record})
     kinds = ", ".join(f"{n} {k}" for k, n in sites["kind"].value_counts().items()) if len(sites) else "no sites"
     print(f"{kinds} in {data.shape[0] if data.ndim == 3 else 1} frame(s) -> {args.output}")
     return 0
+
+
+def detection_record_path(sites_path: Path) -> Path:
+    """Where ``detect`` writes what it estimated, used and found, beside the sites table."""
+    return sites_path.with_name(sites_path.stem + "_detection.json")
+
+
+def map_path(sites_path: Path) -> Path:
+    """Where ``detect --save-map`` writes the probability map, beside the sites table."""
+    return sites_path.with_name(sites_path.stem + "_map.npz")
+
+
+def _detect_atoms_command(args: argparse.Namespace, data):
+    """Atoms for ``detect``: the lattice printed, detection, findings printed, the map saved when asked."""
+    from .detect import detect_atoms
+    from .detect.find import AUTO_METHOD, atom_map, model_probabilities, movie_lattice
+
+    lattice = movie_lattice(data, spacing=args.spacing, contrast=args.contrast)
+    print(f"lattice: {lattice.summary()}" + (f" [{lattice.note}]" if lattice.found and lattice.note else ""),
+          flush=True)
+    uses_model = (AUTO_METHOD if args.method == "auto" else args.method) == "model"
+    maps = None
+    if (lattice.found or lattice.candidate) and args.rescale is None and (uses_model or args.save_map):
+        maps = atom_map(data, lattice=lattice, model=args.model, precision=args.precision)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sites = detect_atoms(data, method=args.method, model=args.model, lattice=lattice,
+                             probabilities=maps if uses_model else None, threshold=args.threshold,
+                             sigma=args.sigma, min_distance=args.min_distance, edge_margin=args.edge_margin,
+                             refine=args.refine, classify=args.classify, rescale=args.rescale,
+                             precision=args.precision)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr, flush=True)
+    record = sites.attrs.get("detection", {})
+    if record.get("inverted"):
+        print("atoms are darker than their surroundings (ABF/BF): the frames were inverted for detection", flush=True)
+    if args.save_map:
+        if maps is None:
+            maps = model_probabilities(data, args.model, rescale=args.rescale or 1.0, precision=args.precision)
+        from .io.maps import write_probability_map
+
+        record["map"] = str(write_probability_map(map_path(args.output), maps))
+        print(f"probability map ({maps.shape[1]} classes) -> {record['map']}", flush=True)
+    return sites
 
 
 def _print_frames(frames: dict | None) -> None:
@@ -318,9 +380,15 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=int, metavar="STEP",
                    help="windows on a regular grid with this step (pixels) in every frame, as paper 002 does for "
                         "segmented domain movies, instead of detecting atoms")
-    p.add_argument("--detect-method", choices=("peaks", "threshold", "model"), default="peaks",
-                   help="atom finding: peak finding (default), threshold, or the shipped U-Net (model)")
-    p.add_argument("--window", type=int, default=24, help="window size in pixels (default 24)")
+    p.add_argument("--detect-method", choices=("auto", "model", "peaks", "threshold"), default="auto",
+                   help="atom finding (see detect --method; default auto: the shipped atom finder)")
+    p.add_argument("--spacing", type=float, default=None, metavar="PIXELS",
+                   help="nearest-neighbour atom spacing; default: estimated from the frames")
+    p.add_argument("--window", type=int, default=None,
+                   help="window size in pixels (default: two atom spacings, e.g. 24 for graphene at 12 px)")
+    p.add_argument("--windows-from", choices=("auto", "map", "image"), default="auto",
+                   help="cut atom windows from the atom probability map (as the papers do) or the image; "
+                        "default: the map for atom sites, the image otherwise")
     p.add_argument("--arch", choices=("rvae", "skip-rvae", "shift-vae", "vae"), default="rvae", help="model (default rvae)")
     p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
     p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
@@ -356,14 +424,14 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
         if args.grid < 1:
             raise ValueError(f"--grid must be a step of at least 1 pixel, got {args.grid}")
-        sites = grid_sites(data.shape, args.window, step=args.grid)
+        sites = grid_sites(data.shape, args.window or 24, step=args.grid)
         print(f"grid: {len(sites)} sites (step {args.grid} px)", flush=True)
     if args.walls and sites is None:
         from .detect import find_walls
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sites = find_walls(data, n_per_frame=args.walls_per_frame, min_spacing=2.0, edge_margin=args.window / 2,
+            sites = find_walls(data, n_per_frame=args.walls_per_frame, min_spacing=2.0, edge_margin=(args.window or 24) / 2,
                                seed=args.seed, unit=movie.metadata.get("value_unit"),
                                pixel_size_nm=movie.pixel_size_nm)
         _print_frames(sites.attrs.get("frames"))
@@ -376,7 +444,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     if bias_source is not None:
         bias = read_bias(bias_source, frames=range(data.shape[0]))
     settings = demo_settings(detect_method=args.detect_method, window=args.window, arch=args.arch, latent=args.latent,
-                             epochs=args.epochs, per_frame=args.per_frame, seed=args.seed)
+                             epochs=args.epochs, per_frame=args.per_frame, seed=args.seed, spacing=args.spacing,
+                             windows_from=args.windows_from)
     start = time.perf_counter()
     steps = iter_pipeline(data, settings, sites)
     while True:

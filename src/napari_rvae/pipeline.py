@@ -25,14 +25,19 @@ import numpy as np
 import pandas as pd
 
 
+WINDOW_SOURCES = ("auto", "map", "image")
+
+
 @dataclass
 class PipelineSettings:
     """Every choice of a run (stored in ``run.json``). Pixels and radians throughout."""
 
-    detect_method: str = "peaks"  # detect.detect_atoms method: peaks | threshold | model
+    detect_method: str = "auto"  # detect.detect_atoms method: auto | model | peaks | threshold
     threshold: float | None = None
     refine: bool = True
-    window: int = 24  # window size (pixels); paper 001 uses 24 for graphene
+    spacing: float | None = None  # nearest-neighbour atom spacing (None: estimated from the movie)
+    window: int | None = None  # window size (pixels); None: two spacings (detect.lattice.scale_defaults)
+    windows_from: str = "auto"  # auto | map | image: atom sites' windows from the atom probability map
     classes: int | None = None  # train on one class only (None = all)
     per_frame: int | None = None  # random sites per frame for training (None = all)
     normalisation: str = "global"
@@ -48,8 +53,10 @@ class PipelineSettings:
     leave_core_for_gui: bool = False
 
     def __post_init__(self):
-        if self.window < 4:
+        if self.window is not None and self.window < 4:
             raise ValueError(f"window must be at least 4 pixels, got {self.window}")
+        if self.windows_from not in WINDOW_SOURCES:
+            raise ValueError(f"windows_from: expected one of {', '.join(WINDOW_SOURCES)}, got {self.windows_from!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
 
@@ -98,6 +105,8 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     PipelineResult (as the generator's return value; :func:`run_pipeline` collects it)
     """
     from .detect import detect_atoms
+    from .detect.find import AUTO_METHOD, atom_map, movie_lattice
+    from .detect.lattice import scale_defaults
     from .patches import cut_windows
     from .vae import Trainer, VAEConfig, build_model, encode_sites
 
@@ -105,43 +114,72 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     movie = _check_movie(movie)
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    lattice, maps = None, None
+    atom_sites = sites is None or "kind" not in sites or bool((sites["kind"] == "atom").all())
+    wants_map = settings.windows_from == "map" or (settings.windows_from == "auto" and atom_sites)
+    if atom_sites and (sites is None or settings.window is None or wants_map):
+        yield ("stage", "lattice", "estimating the atom spacing")
+        lattice = movie_lattice(movie, spacing=settings.spacing)
+        yield ("stage", "lattice", lattice.summary())
     if sites is None:
+        uses_model = (AUTO_METHOD if settings.detect_method == "auto" else settings.detect_method) == "model"
         yield ("stage", "detect", f"finding atoms in {movie.shape[0]} frame(s)")
-        sites = detect_atoms(movie, method=settings.detect_method, threshold=settings.threshold, refine=settings.refine)
+        if (uses_model or wants_map) and (lattice.found or lattice.candidate):
+            maps = atom_map(movie, lattice=lattice)
+        sites = detect_atoms(movie, method=settings.detect_method, threshold=settings.threshold,
+                             refine=settings.refine, lattice=lattice, probabilities=maps if uses_model else None)
         timings["detect_s"] = time.perf_counter() - start
-        yield ("stage", "detect", f"{len(sites)} sites")
+        yield ("stage", "detect", f"{len(sites)} sites" + "".join(f"; {f}" for f in
+                                                               sites.attrs.get("detection", {}).get("findings", [])))
     if len(sites) == 0:
         raise ValueError("no sites were found; lower the detection threshold or check the movie")
+    window = settings.window
+    if window is None:
+        # two atom spacings for atoms; 24 px (paper 002's middle size) for walls and grids
+        window = scale_defaults(lattice.spacing)["window"] if lattice is not None and lattice.found else 24
+    source, images = "image", movie
+    if wants_map and atom_sites:
+        if maps is None:
+            maps = atom_map(movie, lattice=lattice)
+        source, images = "map", atom_probability(maps)
 
     t0 = time.perf_counter()
-    cut = cut_windows(movie, sites, settings.window, classes=settings.classes, per_frame=settings.per_frame,
+    cut = cut_windows(images, sites, window, classes=settings.classes, per_frame=settings.per_frame,
                       seed=settings.seed, normalisation=settings.normalisation)
+    cut.normalisation["source"] = source
     timings["windows_s"] = time.perf_counter() - t0
-    yield ("stage", "windows", cut.report.summary())
+    yield ("stage", "windows", f"{cut.report.summary()} ({window} px, from the "
+                               f"{'atom probability map' if source == 'map' else 'image'})")
     if len(cut) < 2:
         raise ValueError(f"only {len(cut)} window(s) could be cut ({cut.report.summary()}); use a smaller window")
 
     t0 = time.perf_counter()
-    config = VAEConfig(arch=settings.arch, window=(settings.window, settings.window), latent=settings.latent)
+    config = VAEConfig(arch=settings.arch, window=(window, window), latent=settings.latent)
     model = build_model(config, seed=settings.seed)
     model.normalisation = cut.normalisation
     trainer = Trainer(model, cut.windows, batch_size=settings.batch, lr=settings.lr, seed=settings.seed,
                       device=settings.device, threads=settings.threads, pixel_fraction=settings.pixel_fraction,
                       leave_core_for_gui=settings.leave_core_for_gui)
     yield ("trainer", trainer)
-    yield ("stage", "train", f"{config.arch}, {len(cut)} windows of {settings.window} px, {settings.epochs} epochs")
+    yield ("stage", "train", f"{config.arch}, {len(cut)} windows of {window} px, {settings.epochs} epochs")
     for stats in trainer.run(settings.epochs):
         yield ("epoch", stats)
     timings["train_s"] = time.perf_counter() - t0
     model.history = list(trainer.state.history)
 
     t0 = time.perf_counter()
-    table, report = encode_sites(model, movie, sites)
+    table, report = encode_sites(model, images, sites)
     timings["encode_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     yield ("stage", "encode", report.summary())
     return PipelineResult(sites=table, model=model, settings=settings, window_report=cut.report.summary(),
                           history=list(trainer.state.history), timings=timings)
+
+
+def atom_probability(maps: np.ndarray) -> np.ndarray:
+    """The atom probability ``(T, Y, X)`` (1 − background) of segmenter maps ``(T, C, Y, X)``: what
+    the papers cut atom windows from."""
+    return (1.0 - np.asarray(maps)[:, 0]).astype(np.float32)
 
 
 def run_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.DataFrame | None = None,
@@ -158,7 +196,8 @@ def run_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Data
 
 
 def demo_settings(**overrides) -> PipelineSettings:
-    """Settings of ``napari-rvae demo``: the graphene sample, rVAE with 24 px windows (paper 001),
+    """Settings of ``napari-rvae demo``: the graphene sample, rVAE with windows of two atom spacings
+    (24 px on the sample, as paper 001) cut from the atom probability map,
     a short training with a quarter of the pixels per step so the whole run stays under a minute.
 
     Each window is scaled to [0, 1] on its own and Adam runs at 3e-3 with batches of 32: on the
@@ -166,7 +205,7 @@ def demo_settings(**overrides) -> PipelineSettings:
     sites on the right side after 12 epochs), whereas one global scaling with lr 1e-3 and batches
     of 100 collapses every latent to a constant in as many epochs.
     """
-    values = dict(window=24, arch="rvae", latent=2, epochs=12, batch=32, lr=3e-3, pixel_fraction=0.25,
+    values = dict(window=None, arch="rvae", latent=2, epochs=12, batch=32, lr=3e-3, pixel_fraction=0.25,
                   normalisation="window", seed=0)
     values.update(overrides)
     return PipelineSettings(**values)

@@ -33,7 +33,7 @@ from .atoms import (
     site_intensity,
 )
 from .lattice import Lattice, estimate_lattice, scale_defaults
-from .plausibility import check_sites, decorated
+from .plausibility import check_sites, confirms, decorated
 from .refine import refine_sites
 
 CLASSIFY = ("auto", "channel", "intensity", "none")
@@ -127,14 +127,18 @@ def atom_map(movie, *, lattice: Lattice | None = None, spacing: float | None = N
     """
     data = as_movie(movie)
     if lattice is None:
-        lattice = _lattice_for(data, spacing, "auto")
-    d = spacing if spacing is not None else (lattice.spacing if lattice.found else None)
+        lattice = movie_lattice(data, spacing=spacing)
+    d = spacing if spacing is not None else (lattice.spacing if lattice.found or lattice.candidate else None)
     work = _for_detection(data, lattice.contrast)
     return model_probabilities(work, model, rescale=None, spacing=d, precision=precision)
 
 
-def _lattice_for(data: np.ndarray, spacing: float | None, contrast: str) -> Lattice:
-    """The estimated lattice, with the user's spacing and contrast where given."""
+def movie_lattice(movie, *, spacing: float | None = None, contrast: str = "auto") -> Lattice:
+    """The movie's estimated lattice (:func:`~.lattice.estimate_lattice`), with the user's spacing and
+    contrast where given."""
+    data = as_movie(movie)
+    if contrast not in CONTRASTS:
+        raise ValueError(f"contrast: expected one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if spacing is not None and not (np.isfinite(spacing) and 1.0 <= spacing <= min(data.shape[1:])):
         raise ValueError(f"spacing: must be between 1 pixel and the frame size, got {spacing}")
     lattice = estimate_lattice(data)
@@ -174,6 +178,7 @@ def detect_atoms(
     rescale: float | None = None,
     precision: str = "float32",
     contrast: str = "auto",
+    lattice: Lattice | None = None,
 ) -> pd.DataFrame:
     """Atom sites of every frame: estimate the lattice, find, refine, measure, classify, check.
 
@@ -223,6 +228,8 @@ def detect_atoms(
         Segmenter arithmetic (see :func:`model_probabilities`).
     contrast : {"auto", "bright", "dark"}
         Atom contrast; ``"auto"`` reads it from the frames.
+    lattice : Lattice, optional
+        An estimate already made (:func:`movie_lattice`), to skip estimating again.
 
     Returns
     -------
@@ -248,13 +255,20 @@ def detect_atoms(
     chosen = AUTO_METHOD if method == "auto" else method
     if probabilities is not None and method == "auto":
         chosen = "model"
-    lattice = _lattice_for(data, spacing, contrast)
+    if lattice is None:
+        lattice = movie_lattice(data, spacing=spacing, contrast=contrast)
+    else:
+        if spacing is not None:
+            lattice = dataclasses.replace(lattice, spacing=float(spacing), found=True)
+        if contrast != "auto":
+            lattice = dataclasses.replace(lattice, contrast=contrast)
     scale_free = probabilities is not None or (chosen == "peaks" and sigma is not None and min_distance is not None) \
         or (chosen == "model" and rescale is not None)
-    if not lattice.found and not scale_free:
+    if not lattice.found and not lattice.candidate and not scale_free:
         raise ValueError(f"no atomic lattice found in the frames ({lattice.note}); if they do hold atoms, give their "
                          "spacing in pixels (spacing= / --spacing)")
-    scale = scale_defaults(lattice.spacing) if lattice.found else {}
+    measured = lattice.spacing if lattice.found or lattice.candidate else None
+    scale = scale_defaults(measured) if measured else {}
     if sigma is None:  # threshold + components merges atoms that the matched smoothing would join
         sigma = scale.get("sigma", 1.0) if chosen != "threshold" else 0.5 * scale.get("sigma", 2.0)
     sigma = float(sigma)
@@ -265,7 +279,7 @@ def detect_atoms(
         maps = as_probabilities(probabilities)
     elif chosen == "model":
         if rescale is None and not callable(model):
-            rescale = training_rescale(_load_model(model)[1], lattice.spacing if lattice.found else None)
+            rescale = training_rescale(_load_model(model)[1], measured)
         maps = model_probabilities(work, model, rescale=1.0 if rescale is None else rescale, precision=precision)
     if maps is not None and (maps.shape[0], maps.shape[2], maps.shape[3]) != data.shape:
         raise ValueError(f"probabilities: shape {maps.shape} does not match the movie {data.shape}")
@@ -274,7 +288,7 @@ def detect_atoms(
         if maps is not None and chosen == "model":
             sites = atoms_from_probabilities(maps, threshold=0.5 if threshold is None else threshold, method="peaks",
                                              min_distance=min_distance, edge_margin=edge_margin,
-                                             smooth=0.1 * lattice.spacing if lattice.found else 0.0)
+                                             smooth=0.1 * measured if measured else 0.0)
         elif maps is not None:
             sites = atoms_from_probabilities(maps, threshold=0.5 if threshold is None else threshold,
                                              edge_margin=edge_margin)
@@ -303,6 +317,16 @@ def detect_atoms(
     elif classify == "none":
         sites["class"] = 0
     seen = decorated(sites, lattice)
+    if (lattice.candidate or lattice.kind == "unknown") and spacing is None:
+        # the autocorrelation alone was not conclusive (no periodicity, or no regular ring of
+        # directions): the atoms found must sit at the spacing along a lattice's star of bonds
+        if not confirms(sites, seen):
+            raise ValueError(f"no atomic lattice found in the frames ({lattice.note}; the maxima at the candidate "
+                             f"spacing {lattice.spacing:.1f} px are not arranged as atoms); if they do hold atoms, "
+                             "give their spacing in pixels (spacing= / --spacing)")
+        if lattice.candidate:
+            seen = dataclasses.replace(seen, found=True, note="the autocorrelation was not conclusive (contamination, "
+                                       "grains or few periods); the detected atoms confirm the spacing")
     if seen is not lattice:
         record["lattice"] = seen.to_dict()
     record["findings"] = check_sites(sites, seen, data.shape, method=chosen)

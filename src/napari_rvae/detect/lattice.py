@@ -35,6 +35,7 @@ DENSITY = {"honeycomb": 4 / (3 * np.sqrt(3)), "hexagonal": 2 / np.sqrt(3), "squa
 CANONICAL_SPACING = 10.0  # pixels: the spacing the shipped atom finder sees (frames are rescaled to it)
 MIN_SPACING = 3.0  # pixels; closer atoms are not resolved by any detector here
 CENTRED = 0.05  # peak height between the ring's directions, relative to the ring's, that shows atoms there
+PERIODIC_RANK = 90  # a repeated peak must reach this percentile of its radius's values
 MIN_PROMINENCE = 0.05  # strongest off-origin autocorrelation peak, as a fraction of the origin's correlated signal
 
 
@@ -54,7 +55,8 @@ class Lattice:
     prominence : float
         Strength of the first autocorrelation ring, 0–1 (≥ ~0.12 means a lattice).
     found : bool
-        Whether a lattice was found.
+        Whether a lattice was found. A frame whose rings do not pass the periodicity checks keeps
+        its measured spacing as a candidate (``found`` False, ``candidate`` True).
     frames : list of float
         Per-frame spacings (pixels) for a movie estimate.
     note : str
@@ -75,6 +77,12 @@ class Lattice:
         out["prominence"] = round(float(self.prominence), 3)
         out["frames"] = [None if not np.isfinite(s) else round(float(s), 3) for s in self.frames]
         return out
+
+    @property
+    def candidate(self) -> bool:
+        """A spacing was measured but the lattice did not pass the periodicity checks: a candidate
+        that the detected atoms may still confirm (their neighbours at that spacing)."""
+        return not self.found and bool(np.isfinite(self.spacing))
 
     def summary(self) -> str:
         if not self.found:
@@ -272,7 +280,8 @@ def _periodic(ring_map_: np.ndarray, ring: np.ndarray, level: float) -> bool:
     The ring map is read in a small sector around each multiple (±8 % in radius, ±8°
     in direction): a second grain's peaks can pull the ring's own a few degrees off
     the lattice's. At least two directions (the one, for a single direction) must
-    repeat at a third of the ring's height or more, at both multiples.
+    repeat at a third of the ring's height or more, and among the highest values at that radius
+    (``PERIODIC_RANK``), at both multiples.
     """
     L = ring_map_.shape[0] // 2
     yy, xx = np.mgrid[-L : L + 1, -L : L + 1]
@@ -284,8 +293,13 @@ def _periodic(ring_map_: np.ndarray, ring: np.ndarray, level: float) -> bool:
         if r * 1.08 > L:
             return 0.0  # beyond the computed lags: fewer than three periods in the frame
         gap = np.abs((direction - th + np.pi) % (2 * np.pi) - np.pi)
-        sector = (np.abs(radius - r) <= 0.08 * r) & (gap <= np.radians(8))
-        return float(ring_map_[sector].max()) if sector.any() else 0.0
+        annulus = np.abs(radius - r) <= 0.08 * r
+        sector = annulus & (gap <= np.radians(8))
+        if not sector.any():
+            return 0.0
+        top = float(ring_map_[sector].max())
+        # a lattice's peak is among the highest values at that radius; a chance bump often is not
+        return top if top >= np.percentile(ring_map_[annulus], PERIODIC_RANK) else 0.0
 
     scores = sorted((min(height(v, 2), height(v, 3)) / level for v in ring), reverse=True)
     if len(scores) == 1:  # one direction only (a rectangular projection, or a chance peak): stricter
@@ -394,12 +408,11 @@ def frame_lattice(frame: np.ndarray, *, max_spacing: float | None = None) -> Lat
     largest = min(80.0, min(frame.shape) / 4.0) if max_spacing is None else float(max_spacing)
     # the usual spacings first (up to 40 px: contamination and thickness vary on larger scales and
     # would dominate a wider search), then the rest
-    result = Lattice()
-    for limit in sorted({min(40.0, largest), largest}):
-        result = _lattice_up_to(frame, limit)
-        if result.found:
-            break
-    return result
+    results = [_lattice_up_to(frame, limit) for limit in sorted({min(40.0, largest), largest})[:1]]
+    if not results[0].found and largest > 40.0:
+        results.append(_lattice_up_to(frame, largest))
+    found = [r for r in results if r.found] or [r for r in results if r.candidate]
+    return found[0] if found else results[0]
 
 
 def _lattice_up_to(frame: np.ndarray, limit: float) -> Lattice:
@@ -409,13 +422,11 @@ def _lattice_up_to(frame: np.ndarray, limit: float) -> Lattice:
     if isinstance(first, str):
         return Lattice(note=first)
     radius = _dominant_ring(first[0], first[1])[0]
-    # second pass: lags out to three rings, the ring refined
-    second = _rings(frame, min(2.5 * radius, limit), 3.3 * radius)
+    # second pass: lags out to four rings, the ring refined
+    second = _rings(frame, min(2.5 * radius, limit), 4.4 * radius)
     offsets, heights, prominence, flat, ring_map_ = first if isinstance(second, str) else second
     radius, ring, level = _dominant_ring(offsets, heights, near=radius)
-    if not _periodic(ring_map_, ring, level) or not _same_in_quadrants(frame, radius, ring, limit):
-        return Lattice(prominence=prominence, note="no periodic atom contrast (the autocorrelation's peaks do not "
-                       "repeat across the frame)")
+    periodic = _periodic(ring_map_, ring, level) and _same_in_quadrants(frame, radius, ring, limit)
     contrast = _contrast(flat, radius)
     spacing, kind = _spacing_and_kind(offsets, heights, flat, radius)
     if kind == "honeycomb":
@@ -431,13 +442,16 @@ def _lattice_up_to(frame: np.ndarray, limit: float) -> Lattice:
     if spacing > 1.15 * limit:
         return Lattice(prominence=prominence, note=f"no atom spacing below {limit:.0f} px (the frame is too small "
                        "for more periods, or the contrast is not atomic)")
+    if not periodic:  # a candidate only: detection can still confirm it (see detect_atoms)
+        return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=prominence, frames=[spacing],
+                       note="no periodic atom contrast (the autocorrelation's peaks do not repeat across the frame)")
     return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=prominence, found=True,
                    frames=[spacing])
 
 
 def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray, limit: float) -> bool:
-    """Whether the frame's quadrants show the same strongest ring (radius within 8 %; and, for a
-    ring of one direction, that direction within 10°): a lattice is the same everywhere, the
+    """Whether the frame's quadrants show the same strongest ring (radius within 8 %, or its
+    honeycomb / centred inner ring; and, for a ring of one direction, that direction within 10°): a lattice is the same everywhere, the
     chance peaks of correlated noise are not. Quadrants without a ring (a hole, vacuum) abstain;
     at most one may disagree and at least two must agree. Frames with fewer than three lattice
     periods per quadrant pass."""
@@ -453,7 +467,8 @@ def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray, limit
                 continue
             voted += 1
             r_q, ring_q, _ = _dominant_ring(found[0], found[1])
-            same = abs(r_q - radius) <= 0.08 * radius
+            # a quadrant may see the nearest neighbours of a honeycomb / centred lattice as its ring
+            same = any(abs(r_q - radius * k) <= 0.08 * radius * k for k in (1.0, 1 / np.sqrt(3), 1 / np.sqrt(2)))
             if same and len(ring) == 1:
                 gaps = np.abs((np.arctan2(ring_q[:, 0], ring_q[:, 1]) - direction + np.pi / 2) % np.pi - np.pi / 2)
                 same = bool(np.any(gaps <= np.radians(10)))
@@ -508,7 +523,14 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
     good = [res for res in results if res.found]
     spacings = [res.spacing if res.found else float("nan") for res in results]
     if not good:
-        return Lattice(frames=spacings, note=results[0].note, prominence=max(r.prominence for r in results))
+        candidates = [res for res in results if res.candidate]
+        if not candidates:
+            return Lattice(frames=spacings, note=results[0].note, prominence=max(r.prominence for r in results))
+        kinds = [res.kind for res in candidates]
+        contrasts = [res.contrast for res in candidates]
+        return Lattice(spacing=float(np.median([r.spacing for r in candidates])), kind=max(set(kinds), key=kinds.count),
+                       contrast=max(set(contrasts), key=contrasts.count), frames=spacings, note=candidates[0].note,
+                       prominence=max(r.prominence for r in results))
     spacing = float(np.median([res.spacing for res in good]))
     kinds = [res.kind for res in good]
     kind = max(set(kinds), key=kinds.count)
@@ -526,13 +548,14 @@ def scale_defaults(spacing: float) -> dict:
     ``sigma``: peak-finding smoothing (about an atom's σ); ``min_distance``: smallest
     peak separation; ``intensity_radius``: disc of the integrated intensity;
     ``rescale``: the segmenter's input rescale to its training scale; ``window``:
-    window side for the VAE (even, three spacings: an atom and its neighbours' shell,
-    16–64 px); ``bond_length``: for rings.
+    window side for the VAE (even, two spacings: an atom and its nearest neighbours, as
+    the 24 px windows paper 001 cut around graphene atoms 12 px apart; 16–64 px);
+    ``bond_length``: for rings.
     """
     d = float(spacing)
     if not (np.isfinite(d) and d > 0):
         raise ValueError(f"spacing: must be a positive number of pixels, got {spacing}")
-    window = int(np.clip(2 * round(1.5 * d), 16, 64))
+    window = int(np.clip(2 * round(d), 16, 64))
     return {"spacing": round(d, 3), "sigma": round(max(0.7, 0.2 * d), 3), "min_distance": round(max(2.0, 0.55 * d), 3),
             "intensity_radius": round(max(1.5, 0.3 * d), 3), "rescale": round(CANONICAL_SPACING / d, 4),
             "window": window, "bond_length": round(d, 3)}

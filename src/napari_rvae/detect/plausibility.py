@@ -68,6 +68,34 @@ def decorated(sites: pd.DataFrame, lattice: Lattice) -> Lattice:
     return lattice
 
 
+def bond_order(yx: np.ndarray, neighbours: int, fold: int) -> np.ndarray:
+    """Local bond-orientational order ``|mean exp(i·fold·θ)|`` of each site over its ``neighbours``
+    nearest neighbours (1: the bonds form a ``fold``-fold star, as in a lattice; about 1/√k for k
+    neighbours in random directions)."""
+    k = min(neighbours, len(yx) - 1)
+    if k < 2:
+        return np.full(len(yx), np.nan)
+    _, idx = cKDTree(yx).query(yx, k=k + 1)
+    vec = yx[idx[:, 1:]] - yx[:, None, :]
+    return np.abs(np.mean(np.exp(1j * fold * np.arctan2(vec[..., 0], vec[..., 1])), axis=1))
+
+
+def confirms(sites: pd.DataFrame, lattice: Lattice) -> bool:
+    """Whether the sites make a candidate lattice real: most have their nearest neighbour within 20 %
+    of the spacing, and their bonds to their nearest neighbours form the lattice's star (median local
+    bond order ≥ 0.75: 3 bonds 6-fold for a honeycomb, 6 for a triangular, 4 for a square lattice). Maxima of correlated noise, kept the minimum distance apart, can match the first test
+    but point every which way."""
+    if not np.isfinite(lattice.spacing):
+        return False
+    frames = [f[["y", "x"]].to_numpy(dtype=np.float64) for _, f in sites.groupby("frame") if len(f) >= 3]
+    if not frames:
+        return False
+    nn = np.concatenate([_nearest(yx)[0] for yx in frames]) / lattice.spacing
+    stars = {"honeycomb": [(3, 6)], "hexagonal": [(6, 6)], "square": [(4, 4)]}.get(lattice.kind, [(3, 6), (4, 4), (6, 6)])
+    order = max(float(np.nanmedian(np.concatenate([bond_order(yx, k, f) for yx in frames]))) for k, f in stars)
+    return bool(np.mean(np.abs(nn - 1) <= 0.2) >= 0.5 and np.median(nn) >= TOO_CLOSE and order >= 0.75)
+
+
 def check_sites(sites: pd.DataFrame, lattice: Lattice, shape: tuple, *, method: str = "") -> list[str]:
     """Findings, one sentence each with the likely cause and what to try; empty when all is plausible.
 

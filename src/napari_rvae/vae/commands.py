@@ -42,7 +42,40 @@ def read_movie_array(path: Path, channel: str | int | None = None) -> np.ndarray
     return np.asarray(select_movie(path, channel).data, dtype=np.float32)
 
 
-def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3, channel=None):
+def window_images(movie: np.ndarray, sites, source: str, sites_path: Path | None = None,
+                  map_path: Path | None = None) -> tuple[np.ndarray, str]:
+    """The ``(T, Y, X)`` images windows are cut from and which they are (``"map"`` or ``"image"``).
+
+    ``source``: ``"image"``; ``"map"`` (the atom probability: ``map_path``, else the
+    ``SITES_map.npz`` that ``detect --save-map`` wrote beside the sites table, else
+    computed now by the shipped atom finder); ``"auto"``: the map for atom sites when
+    one was given or saved beside the sites, the image otherwise.
+    """
+    from ..pipeline import atom_probability
+
+    if source not in ("auto", "map", "image"):
+        raise ValueError(f"windows from: expected auto, map or image, got {source!r}")
+    if map_path is None and sites_path is not None:
+        beside = Path(sites_path).with_name(Path(sites_path).stem + "_map.npz")
+        map_path = beside if beside.exists() else None
+    atoms = sites is None or "kind" not in sites or bool((sites["kind"] == "atom").all())
+    if source == "image" or (source == "auto" and (map_path is None or not atoms)):
+        return movie, "image"
+    if map_path is not None:
+        from ..io.maps import read_atom_probability
+
+        image = read_atom_probability(map_path)
+        if image.shape != movie.shape:
+            raise ValueError(f"{map_path}: map of shape {image.shape} does not match the movie {movie.shape}")
+        return image, "map"
+    from ..detect.find import atom_map
+
+    print("windows from the atom probability map: running the shipped atom finder on the movie", flush=True)
+    return atom_probability(atom_map(movie)), "map"
+
+
+def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3, channel=None,
+                           source: str = "auto", map_path: Path | None = None):
     """Return ``(windows, sites table or None, cut report or None, normalisation dict)``."""
     from ..io.sites import read_sites
     from ..patches import BOND_ANGLE, cut_windows, normalise, with_orientation
@@ -64,21 +97,32 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
     movie = read_movie_array(path, channel)
     recipe = {"orientation": options.get("orientation"), "bond_symmetry": bond_symmetry}
     sites = with_orientation(read_sites(sites_path), recipe)
-    cut = cut_windows(movie, sites, window, **options)
+    images, used = window_images(movie, sites, source, sites_path, map_path)
+    cut = cut_windows(images, sites, window, **options)
     if len(cut) == 0:
         raise ValueError(f"no windows could be cut: {cut.report.summary()}")
+    cut.normalisation["source"] = used
     if options.get("orientation") == BOND_ANGLE:
         cut.normalisation["bond_symmetry"] = int(bond_symmetry)
     return cut.windows, sites, cut, cut.normalisation
 
 
 # --------------------------------------------------------------------- train
+def _add_window_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--windows-from", choices=("auto", "map", "image"), default="auto",
+                   help="cut windows from the atom probability map (as the papers do for atoms) or the image; "
+                        "default: the map when one is given (--map) or saved beside the sites (detect --save-map)")
+    p.add_argument("--map", type=Path, default=None, metavar="MAP",
+                   help="atom probability map (SITES_map.npz from detect --save-map)")
+
+
 def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="an (N, w, w) .npy of windows, or a movie (with --sites)")
     p.add_argument("--channel", default=None, metavar="NAME|INDEX",
                    help="channel of a multi-channel movie, by name (e.g. Phase) or index (default the first)")
     p.add_argument("-o", "--output", type=Path, required=True, help="model folder to write (model.safetensors + model.json)")
     p.add_argument("--sites", type=Path, help="sites table (CSV) whose windows are cut from the movie")
+    _add_window_source(p)
     p.add_argument("--arch", default="rvae", choices=["vae", "rvae", "skip-rvae", "shift-vae"])
     p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
     p.add_argument("--window", type=int, help="window width in pixels (with a movie)")
@@ -158,10 +202,12 @@ def run_train(args: argparse.Namespace) -> int:
     if args.sites is not None:
         options.update(classes=args.classes, per_frame=args.per_frame, seed=args.seed)
     window = args.window or (model.config.window[0] if model is not None else None)
+    source = (model.normalisation or {}).get("source", "image") if model is not None else args.windows_from
     windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry,
-                                                    channel=args.channel)
+                                                    channel=args.channel, source=source, map_path=args.map)
     if cut is not None:
-        print(f"windows: {cut.report.summary()}")
+        print(f"windows: {cut.report.summary()} (from the "
+              f"{'atom probability map' if norm.get('source') == 'map' else 'image'})")
     if model is None:
         beta = BetaSchedule(kind=args.beta_schedule, start=args.beta,
                             end=args.beta if args.beta_end is None else args.beta_end, epochs=args.beta_epochs,
@@ -197,6 +243,9 @@ def add_encode(p: argparse.ArgumentParser) -> None:
                    help="channel of a multi-channel movie, by name (e.g. Phase) or index (default the first)")
     p.add_argument("-o", "--output", type=Path, required=True, help="latents table (CSV)")
     p.add_argument("--sites", type=Path, help="sites table: cut windows there with the model's window size")
+    p.add_argument("--map", type=Path, default=None, metavar="MAP",
+                   help="atom probability map for a model trained on map windows (default: SITES_map.npz beside "
+                        "the sites, else the shipped atom finder is run)")
 
 
 def run_encode(args: argparse.Namespace) -> int:
@@ -212,7 +261,10 @@ def run_encode(args: argparse.Namespace) -> int:
     if args.sites is not None:
         if not args.input.exists():
             raise ValueError(f"{args.input}: file not found")
-        table, report = encode_sites(model, read_movie_array(args.input, args.channel), read_sites(args.sites))
+        sites = read_sites(args.sites)
+        images, _ = window_images(read_movie_array(args.input, args.channel), sites,
+                                  (norm or {}).get("source", "image"), args.sites, args.map)
+        table, report = encode_sites(model, images, sites)
         print(f"windows: {report.summary()}")
     else:
         windows, _, _, _ = _load_windows_or_movie(args.input, None, None, recipe_options(norm))
