@@ -100,3 +100,19 @@ def test_sites_reader_leaves_other_tables_to_other_readers(tmp_path):
     assert get_sites_reader(str(tmp_path / "napari_points.csv")) is None
     assert get_sites_reader(str(tmp_path / "broken.csv")) is None
     assert get_sites_reader(str(tmp_path / "sites.csv")) is not None
+
+
+def test_docks_sit_in_napari_layers_menus_and_open_from_there(make_napari_viewer):
+    from napari._app_model import get_app_model
+
+    viewer = make_napari_viewer()
+    app = get_app_model()
+    expected = {"napari/layers/segment": {"napari-rvae.segment", "napari-rvae.detect"},
+                "napari/layers/measure": {"napari-rvae.train_vae", "napari-rvae.analysis"},
+                "napari/layers/track": {"napari-rvae.detect"},
+                "napari/layers/visualize": {"napari-rvae.latent_explorer", "napari-rvae.colour_atoms"}}
+    for menu, commands in expected.items():
+        present = {getattr(item, "command", None) and item.command.id for item in app.menus.get_menu(menu)}
+        assert commands <= present, f"{menu} lacks {commands - present}"
+    app.commands.execute_command("napari-rvae.detect").result()  # what clicking the menu item does
+    assert any("Detect" in name for name in viewer.window.dock_widgets)
