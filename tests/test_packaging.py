@@ -159,3 +159,26 @@ def test_autosave_lives_in_the_platform_user_data_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(platformdirs, "user_data_path", lambda name, appauthor=None: tmp_path / name)
     assert user_data_folder("labels") == tmp_path / "napari-rvae" / "labels"
     assert not (tmp_path / "napari-rvae").exists()  # naming the folder creates nothing
+
+
+def test_training_leaves_torchs_thread_count_as_it_found_it():
+    """A notebook's own torch setting survives a training run (threads are set per epoch only)."""
+    import numpy as np
+    import torch
+
+    import napari_rvae as nr
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        model = nr.build_model(nr.VAEConfig(arch="rvae", window=(8, 8), latent=1), seed=0)
+        trainer = nr.Trainer(model, np.random.default_rng(0).random((40, 8, 8), dtype=np.float32), threads=1,
+                             batch_size=20, device="cpu")
+        assert torch.get_num_threads() == 2  # building the trainer changes nothing
+        original = trainer._epoch_on_device
+        trainer._epoch_on_device = lambda epoch: (seen.append(torch.get_num_threads()), original(epoch))[1]
+        trainer.fit(2)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
