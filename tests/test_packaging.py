@@ -182,3 +182,17 @@ def test_training_leaves_torchs_thread_count_as_it_found_it():
         assert seen == [1, 1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_bench_outside_a_checkout_says_where_it_runs(tmp_path):
+    """Installed from a wheel (no benchmarks/ beside the package), `bench` answers with one clear line."""
+    import shutil
+
+    site = tmp_path / "lib" / "site-packages"
+    shutil.copytree(PACKAGE, site / "napari_rvae", ignore=shutil.ignore_patterns("weights", "__pycache__"))
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "napari_rvae.cli", "bench", "-o", str(tmp_path / "b.json"), "--quick"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert done.returncode == 2
+    assert "source checkout" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "b.json").exists()

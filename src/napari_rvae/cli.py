@@ -507,7 +507,7 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
     bench = _checkout_benchmarks()
     if bench is None:
         p.description = f"{p.description} — {_NO_BENCH}"
-        p.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(_accepts_any_options=True)  # whatever the options, the answer is _NO_BENCH
     else:
         bench.add_arguments(p)
 
@@ -557,7 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "_accepts_any_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 1
