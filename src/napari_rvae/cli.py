@@ -169,6 +169,11 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
                    help="with --walls: scan-line levelling of the phase (default median-diff)")
     p.add_argument("--no-clean", action="store_true",
                    help="with --walls: skip the phase clean-up (wrapping, levelling, noise and stripe masks)")
+    p.add_argument("--perovskite", action="store_true",
+                   help="perovskite image: A/B sublattice per atom (by geometry), unit-cell sites (kind 'cell') and "
+                        "the B-site displacement disp_y, disp_x (pixels) per cell")
+    p.add_argument("--a-site", choices=("bright", "dark"), default="bright",
+                   help="with --perovskite: A columns are the brighter (HAADF, default) or the dimmer sublattice")
     p.add_argument("--rings", action="store_true", help="add ring counts n5..n8 and ring-centre (hollow) sites")
     p.add_argument("--bond-length", type=float, default=None, help="bond length for --rings, pixels (default: data)")
     p.add_argument("--tracks", action="store_true", help="link atoms across frames into track_id")
@@ -223,6 +228,16 @@ def _run_detect(args: argparse.Namespace) -> int:
         if len(sites) and args.rings:
             sites, hollows = find_rings(sites, bond_length=args.bond_length or spacing)
             sites = with_hollows(sites, hollows)
+        if len(sites) and args.perovskite:
+            from .detect.perovskite import with_cells
+
+            record = sites.attrs.get("detection")
+            sites = with_cells(sites, a_site=args.a_site)
+            if record is not None:
+                sites.attrs["detection"] = record
+            counts = sites["sublattice"].value_counts() if "sublattice" in sites else {}
+            print(f"perovskite: {counts.get('A', 0)} A and {counts.get('B', 0)} B columns, "
+                  f"{int((sites['kind'] == 'cell').sum())} unit cells", flush=True)
     record = sites.attrs.get("detection")
     sites = add_physical_columns(sites, movie.pixel_size_nm)
     write_sites(sites, args.output)

@@ -35,7 +35,7 @@ DENSITY = {"honeycomb": 4 / (3 * np.sqrt(3)), "hexagonal": 2 / np.sqrt(3), "squa
 CANONICAL_SPACING = 10.0  # pixels: the spacing the shipped atom finder sees (frames are rescaled to it)
 MIN_SPACING = 3.0  # pixels; closer atoms are not resolved by any detector here
 CENTRED = 0.05  # peak height between the ring's directions, relative to the ring's, that shows atoms there
-PERIODIC_RANK = 90  # a repeated peak must reach this percentile of its radius's values
+PERIODIC_RANK = 75  # a repeated peak must reach this percentile of its radius's values
 MIN_PROMINENCE = 0.05  # strongest off-origin autocorrelation peak, as a fraction of the origin's correlated signal
 
 

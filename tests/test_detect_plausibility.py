@@ -1,0 +1,71 @@
+"""Plausibility of a detection against the estimated lattice (detect.plausibility) and the refusal of
+frames without atoms."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_rvae.detect import detect_atoms
+from napari_rvae.detect.lattice import Lattice
+from napari_rvae.detect.plausibility import bond_order, check_sites, confirms, decorated
+from napari_rvae.io.sites import make_sites
+
+
+def honeycomb(d: float, size: float = 300.0, sublattices: int = 2) -> np.ndarray:
+    a = d * np.sqrt(3)
+    i, j = np.meshgrid(np.arange(-20, 21), np.arange(-20, 21))
+    cells = np.stack([i.ravel() * a + j.ravel() * a / 2, j.ravel() * a * np.sqrt(3) / 2], 1)
+    pts = np.concatenate([cells, cells + [0, d]][:sublattices])
+    return pts[np.all((pts > 5) & (pts < size - 5), axis=1)]
+
+
+def test_a_plausible_detection_has_no_findings():
+    yx = honeycomb(12.0)
+    lattice = Lattice(spacing=12.0, kind="honeycomb", found=True)
+    assert check_sites(make_sites(0, yx[:, 0], yx[:, 1]), lattice, (1, 300, 300)) == []
+
+
+def test_noise_maxima_are_reported_as_too_many_sites():
+    yx = np.random.default_rng(0).uniform(5, 295, (5000, 2))
+    lattice = Lattice(spacing=12.0, kind="honeycomb", found=True)
+    findings = check_sites(make_sites(0, yx[:, 0], yx[:, 1]), lattice, (1, 300, 300), method="peaks")
+    assert len(findings) >= 1 and findings[0].startswith("too many sites") and "--method model" in findings[0]
+
+
+def test_a_missed_sublattice_is_reported_and_a_second_species_upgrades_the_lattice():
+    yx = honeycomb(12.0)
+    one = honeycomb(12.0, sublattices=1)  # one sublattice: nearest neighbours 12·√3 px apart
+    assert any("no peak at the spacing" in f or "few sites" in f
+               for f in check_sites(make_sites(0, one[:, 0], one[:, 1]), Lattice(spacing=12.0, kind="honeycomb",
+                                                                                  found=True), (1, 300, 300)))
+    # a TMD-like image: the autocorrelation saw only the bright metal lattice (hexagonal, 12·√3 px);
+    # the detected atoms include the dim species at 12 px between them
+    seen = decorated(make_sites(0, yx[:, 0], yx[:, 1]), Lattice(spacing=12.0 * np.sqrt(3), kind="hexagonal",
+                                                                found=True))
+    assert seen.kind == "honeycomb" and abs(seen.spacing - 12.0) < 0.1 and "second sublattice" in seen.note
+
+
+def test_bond_order_tells_lattices_from_random_points():
+    yx = honeycomb(12.0) + np.random.default_rng(1).normal(0, 0.5, (len(honeycomb(12.0)), 2))
+    assert np.nanmedian(bond_order(yx, 3, 6)) > 0.9
+    rnd = np.random.default_rng(2).uniform(0, 300, (600, 2))
+    assert np.nanmedian(bond_order(rnd, 3, 6)) < 0.7
+    assert confirms(make_sites(0, yx[:, 0], yx[:, 1]), Lattice(spacing=12.0, kind="honeycomb"))
+    assert not confirms(make_sites(0, rnd[:, 0], rnd[:, 1]), Lattice(spacing=12.0, kind="honeycomb"))
+
+
+@pytest.mark.parametrize("sigma", [0, 1, 2, 3, 5, 8])
+def test_detection_refuses_correlated_noise(sigma):
+    """Frames of (smoothed) noise, which have a characteristic length but no atoms, give one clear error."""
+    rng = np.random.default_rng(sigma)
+    for size in (128, 256, 512):
+        frame = rng.normal(size=(size, size))
+        frame = ndimage.gaussian_filter(frame, sigma) if sigma else frame
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ValueError, match="no atomic lattice"):
+                detect_atoms(frame, method="peaks")
