@@ -83,3 +83,17 @@ def test_flat_angle_distribution_gives_few_or_no_peaks():
     # a non-polar phase: angles uniform on the circle; peaks must beat the counting noise
     found = [len(find_angle_peaks(np.random.default_rng(seed).uniform(-np.pi, np.pi, 3000))) for seed in range(10)]
     assert np.mean(found) < 0.5, found
+
+
+@pytest.mark.parametrize("gap_deg", [60.0, 180.0, 300.0])
+def test_threefold_motifs_show_their_two_orientations_60_degrees_apart(gap_deg):
+    """Graphene's sublattices are one 60° turn apart; for a 3-fold motif a 180° (or 300°) turn is the
+    same orientation, and folding modulo 120° shows both as two peaks 60° apart."""
+    from napari_rvae.analysis.angles import find_angle_peaks, fold
+
+    rng = np.random.default_rng(0)
+    a = np.r_[rng.normal(0.3, 0.05, 2000), rng.normal(0.3 + np.radians(gap_deg), 0.05, 2000)]
+    peaks = find_angle_peaks(a, symmetry=3)
+    assert len(peaks) == 2
+    np.testing.assert_allclose(np.degrees(peaks["spacing"]), [60.0, 60.0], atol=3.0)
+    assert np.all(np.abs(fold(a, 3)) <= np.pi / 3 + 1e-12)

@@ -30,12 +30,13 @@ def test_angle_separates_the_two_sublattices(run):
         sublattice.append(truth["sublattice"][index[matched]])
     angles, sublattice = np.concatenate(angles), np.concatenate(sublattice)
     assert len(angles) > 1000
-    means = [np.angle(np.exp(1j * angles[sublattice == k]).mean()) for k in (0, 1)]
-    gap = abs(np.degrees(np.angle(np.exp(1j * (means[0] - means[1])))))
+    # a carbon site's neighbourhood has 3-fold symmetry, so orientations are defined modulo 120°:
+    # the sublattices are one 60° turn apart (the rVAE may land on 60° or on the equivalent 180°)
+    means = [np.angle(np.exp(3j * angles[sublattice == k]).mean()) for k in (0, 1)]
+    gap = abs(np.degrees(np.angle(np.exp(1j * (means[0] - means[1]))))) / 3
     assert 45 <= gap <= 75, gap  # ideal 60°
-    middle = np.angle(np.exp(1j * means[0]) + np.exp(1j * means[1]))
-    side = np.sin(angles - middle) > 0
-    accuracy = np.mean(side == (np.sin(means[0] - middle) > 0) ^ (sublattice != 0))
+    side = np.cos(3 * angles - means[0]) > 0
+    accuracy = np.mean(side == (sublattice == 0))
     assert accuracy >= 0.95, accuracy
 
 

@@ -53,7 +53,9 @@ def test_train_and_encode_on_movie_sites(files, capsys):
 def test_bad_input_gives_one_line_error(files, capsys):
     assert main(["train", str(files / "missing.npy"), "-o", str(files / "m")]) == 2
     assert "file not found" in capsys.readouterr().err
-    assert main(["train", str(files / "movie.npy"), "--sites", str(files / "sites.csv"), "-o", str(files / "m")]) == 2
+    # without --window the window is two atom spacings, measured on the sites; one site cannot be measured
+    pd.DataFrame({"frame": [0], "y": [10.0], "x": [10.0]}).to_csv(files / "one.csv", index=False)
+    assert main(["train", str(files / "movie.npy"), "--sites", str(files / "one.csv"), "-o", str(files / "m")]) == 2
     assert "--window" in capsys.readouterr().err
 
 

@@ -75,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay to 2 %%)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--init", type=Path, default=None, help="continue from this saved model (its record is kept)")
+    parser.add_argument("--cover", type=float, default=0.4, help="share of scenes with amorphous carbon / contamination")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
-    images, labels = make_training_set(args.images, (192, 192), seed=args.seed)
+    images, labels = make_training_set(args.images, (192, 192), seed=args.seed, cover=args.cover)
     print(f"{len(images)} scenes in {time.perf_counter() - t_start:.0f} s", flush=True)
     settings = TrainSettings(
         epochs=1, crop=args.crop, batch=args.batch, steps_per_epoch=args.steps, lr=args.lr, val_fraction=0.05,
@@ -86,7 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         augment=Augment(zoom=(0.85, 1.18), noise_gauss=0.03, noise_poisson=None, blur=0.5, contrast=(0.8, 1.25),
                         gradient=0.2),
     )
-    trainer = SegmenterTrainer(images, labels, config=CONFIG, settings=settings)
+    model, previous = None, []
+    if args.init is not None:
+        from napari_rvae.segment import load_segmenter
+
+        model, old = load_segmenter(args.init)
+        previous = [{"record": old.get("default_record", {}), "training": old.get("training", {})}]
+    trainer = SegmenterTrainer(images, labels, model=model, config=None if model is not None else CONFIG,
+                               settings=settings)
     budget = args.minutes * 60.0
     t_train = time.perf_counter()
     epoch_s = None
@@ -108,17 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     print("held-out:", scores, flush=True)
     record = {
         "script": "python scripts/atom_finder/train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "data": f"scripts/atom_finder/training_data.make_training_set({args.images}, (192, 192), seed={args.seed})",
+        "data": f"scripts/atom_finder/training_data.make_training_set({args.images}, (192, 192), seed={args.seed}, "
+                f"cover={args.cover})",
         "n_parameters": count_parameters(trainer.model),
         "train_seconds": round(train_s, 1),
         "total_seconds": round(time.perf_counter() - t_start, 1),
         "torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
         "heldout": scores,
+        "previous_runs": previous,
     }
     trainer.save(args.output, extra={
         "name": "atoms-default",
         "description": "atom finder trained on domain-randomised synthetic STEM scenes; labels 1 background, 2 atom",
-        "default_record": record, "canonical_spacing_px": CANONICAL_SPACING, "predict_tile": 256,
+        "default_record": record, "canonical_spacing_px": CANONICAL_SPACING, "predict_tile": 512,
         "rescale_hint": "the detector rescales each frame by canonical_spacing_px / (estimated nearest-neighbour "
                         "spacing) before prediction"})
     print(f"saved {args.output}", flush=True)

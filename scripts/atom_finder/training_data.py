@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_rvae.detect.lattice import CANONICAL_SPACING  # the spacing the detector rescales frames to
-from napari_rvae.synth.render import render_spots
+from napari_rvae.synth.render import blobs as _blobs, render_spots
 KINDS = ("graphene", "tmd", "triangular", "square", "perovskite", "perovskite-abf", "rectangular")
 WEIGHTS = (0.3, 0.12, 0.1, 0.1, 0.2, 0.08, 0.1)
 
@@ -83,18 +83,6 @@ def lattice_points(kind: str, d: float, shape, rng, angle: float, origin) -> tup
     return yx[keep], amp[keep]
 
 
-def _blobs(shape, rng, n, radius_range) -> np.ndarray:
-    Y, X = shape
-    yy, xx = np.mgrid[0:Y, 0:X]
-    mask = np.zeros(shape, bool)
-    for _ in range(n):
-        cy, cx, r = rng.uniform(0, Y), rng.uniform(0, X), rng.uniform(*radius_range)
-        th = np.arctan2(yy - cy, xx - cx)
-        wobble = 1 + 0.25 * np.sin(3 * th + rng.uniform(0, 6.3)) + 0.15 * np.sin(5 * th + rng.uniform(0, 6.3))
-        mask |= np.hypot(yy - cy, xx - cx) < r * wobble
-    return mask
-
-
 def _spacing(rng) -> float:
     if rng.random() < 0.5:
         return float(CANONICAL_SPACING * np.exp(rng.uniform(np.log(0.75), np.log(1.35))))
@@ -102,8 +90,10 @@ def _spacing(rng) -> float:
 
 
 def make_scene(rng: np.random.Generator, shape=(192, 192), *, kind: str | None = None, spacing: float | None = None,
-               noise: bool = True) -> dict:
+               noise: bool = True, cover_probability: float = 0.4) -> dict:
     """One random scene with dense labels and ground truth.
+
+    ``cover_probability`` is the chance of amorphous carbon / contamination in the scene.
 
     Returns
     -------
@@ -133,7 +123,7 @@ def make_scene(rng: np.random.Generator, shape=(192, 192), *, kind: str | None =
     if rng.random() < 0.35:
         holes = _blobs(shape, rng, int(rng.integers(1, 3)), (1.5 * d, 0.3 * min(Y, X) + 1.5 * d))
     cover = np.zeros(shape)
-    if rng.random() < 0.4:  # amorphous carbon / contamination, soft-edged; the lattice fades under it
+    if rng.random() < cover_probability:  # amorphous carbon / contamination, soft-edged; the lattice fades under it
         blobs = _blobs(shape, rng, int(rng.integers(1, 4)), (1.5 * d, 0.3 * min(Y, X) + d)) & ~holes
         cover = ndimage.gaussian_filter(blobs.astype(np.float64), rng.uniform(0.3, 1.0) * d)
     iy = np.clip(np.rint(pos[:, 0]).astype(int), 0, Y - 1)
@@ -188,10 +178,10 @@ def make_scene(rng: np.random.Generator, shape=(192, 192), *, kind: str | None =
             "kind": kind, "inverted": inverted}
 
 
-def make_training_set(n: int, shape=(192, 192), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random scenes: images ``(n, Y, X)`` float32 and labels uint8."""
+def make_training_set(n: int, shape=(192, 192), seed: int = 0, cover: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random scenes: images ``(n, Y, X)`` float32 and labels uint8 (``cover``: see :func:`make_scene`)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
-    scenes = [make_scene(rng, shape) for _ in range(n)]
+    scenes = [make_scene(rng, shape, cover_probability=cover) for _ in range(n)]
     return np.stack([s["image"] for s in scenes]), np.stack([s["labels"] for s in scenes])

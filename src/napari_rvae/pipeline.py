@@ -71,6 +71,7 @@ class PipelineResult:
     window_report: str = ""
     history: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    lattice: dict | None = None  # the lattice detection used (detect.lattice.Lattice.to_dict())
 
 
 def _check_movie(movie) -> np.ndarray:
@@ -172,8 +173,9 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     timings["encode_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     yield ("stage", "encode", report.summary())
+    record = sites.attrs.get("detection", {}).get("lattice") or (lattice.to_dict() if lattice is not None else None)
     return PipelineResult(sites=table, model=model, settings=settings, window_report=cut.report.summary(),
-                          history=list(trainer.state.history), timings=timings)
+                          history=list(trainer.state.history), timings=timings, lattice=record)
 
 
 def atom_probability(maps: np.ndarray) -> np.ndarray:
@@ -244,7 +246,10 @@ def write_outputs(
     encoded = sites.dropna(subset=[c for c in ("z0",) if c in sites])
     if bias is not None:  # one value per movie frame → the frames that have encoded sites, in order
         bias = np.asarray(bias, dtype=np.float64)[np.unique(encoded["frame"].to_numpy()).astype(int)]
-    analysis = analyse_latents(encoded, figures, seed=result.settings.seed, bias=bias, n_clusters=n_clusters)
+    # graphene's sites have 3-fold neighbourhoods: orientations 120° apart are the same
+    symmetry = 3 if (result.lattice or {}).get("kind") == "honeycomb" and set(encoded.get("kind", ["atom"])) <= {"atom"} else 1
+    analysis = analyse_latents(encoded, figures, seed=result.settings.seed, bias=bias, n_clusters=n_clusters,
+                               angle_symmetry=symmetry)
     if "cluster" in analysis.sites:
         sites["cluster"] = -1
         sites.loc[analysis.sites.index, "cluster"] = analysis.sites["cluster"].to_numpy()
@@ -265,7 +270,8 @@ def write_outputs(
         _, mosaic, _ = manifold(result.model, d=10)
         written["figure_manifold"] = plot_image(figures / "manifold.png", mosaic, cmap="gray",
                                                 title="decoded latent manifold (z0 →, z1 ↑)")
-    record = {"settings": asdict(result.settings), "timings_s": result.timings, "window_report": result.window_report,
+    record = {"settings": asdict(result.settings), "lattice": result.lattice, "timings_s": result.timings,
+              "window_report": result.window_report,
               "n_sites": int(len(sites)), "n_encoded": int(len(encoded)), "analysis": analysis.summary(),
               "final_losses": result.history[-1] if result.history else None, **(extra or {})}
     movie_info = None

@@ -28,8 +28,19 @@ def angle_difference(a, b) -> np.ndarray:
     return wrap_angle(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
 
 
-def angle_histogram(angle, bins: int = 90, *, offset: float = 0.0, smooth: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Histogram of wrapped angles over one turn.
+def fold(angle, symmetry: int = 1) -> np.ndarray:
+    """Angles modulo ``2π / symmetry``, in ``(-π/symmetry, π/symmetry]`` (radians): for windows whose
+    motif repeats under that rotation (graphene sites: 3), angles that differ by a symmetry turn are
+    the same orientation."""
+    n = int(symmetry)
+    if n < 1:
+        raise ValueError(f"symmetry: a rotation order of at least 1, got {symmetry}")
+    return wrap_angle(n * np.asarray(angle, dtype=np.float64)) / n
+
+
+def angle_histogram(angle, bins: int = 90, *, offset: float = 0.0, smooth: float = 0.0,
+                    symmetry: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of wrapped angles over one turn (over ``2π / symmetry`` with ``symmetry`` > 1).
 
     Parameters
     ----------
@@ -40,6 +51,9 @@ def angle_histogram(angle, bins: int = 90, *, offset: float = 0.0, smooth: float
         Added to every angle before wrapping (radians).
     smooth : float
         Width (in bins) of a circular Gaussian smoothing; 0 = none.
+    symmetry : int
+        Fold the angles modulo ``2π / symmetry`` first (:func:`fold`); the bins then cover
+        ``[-π/symmetry, π/symmetry)``.
 
     Returns
     -------
@@ -50,7 +64,8 @@ def angle_histogram(angle, bins: int = 90, *, offset: float = 0.0, smooth: float
     bins = int(bins)
     if bins < 8:
         raise ValueError(f"bins: need at least 8 bins over the circle, got {bins}")
-    a = wrap_angle(np.asarray(angle, dtype=np.float64).ravel(), offset)
+    n = int(symmetry)
+    a = fold(wrap_angle(np.asarray(angle, dtype=np.float64).ravel(), offset), n) * n
     a = a[np.isfinite(a)]
     if not len(a):
         raise ValueError("angle: no finite angles")
@@ -59,8 +74,8 @@ def angle_histogram(angle, bins: int = 90, *, offset: float = 0.0, smooth: float
     counts = np.bincount(idx, minlength=bins).astype(np.float64)
     if smooth > 0:
         counts = gaussian_filter1d(counts, smooth, mode="wrap")
-    centres = -np.pi + width * (np.arange(bins) + 0.5)
-    return centres, counts / (counts.sum() * width)
+    centres = (-np.pi + width * (np.arange(bins) + 0.5)) / n
+    return centres, counts / (counts.sum() * width / n)
 
 
 def find_angle_peaks(
@@ -72,6 +87,7 @@ def find_angle_peaks(
     prominence: float = 0.15,
     noise_sigmas: float = 5.0,
     max_peaks: int | None = None,
+    symmetry: int = 1,
 ) -> pd.DataFrame:
     """Peaks of the angle histogram and the spacing to the next peak.
 
@@ -87,6 +103,9 @@ def find_angle_peaks(
         distribution (e.g. a non-polar phase) gives no peaks.
     max_peaks : int, optional
         Keep only the most prominent peaks.
+    symmetry : int
+        Find the peaks of the angles folded modulo ``2π / symmetry`` (:func:`fold`): positions
+        lie in ``(-π/symmetry, π/symmetry]`` and the spacings add up to ``2π / symmetry``.
 
     Returns
     -------
@@ -99,6 +118,14 @@ def find_angle_peaks(
     """
     if not 0 <= prominence < 1:
         raise ValueError(f"prominence: a fraction of the highest peak in [0, 1), got {prominence}")
+    n = int(symmetry)
+    if n > 1:  # peaks of the folded angles: those of n·angle over the whole turn, scaled back
+        peaks = find_angle_peaks(fold(wrap_angle(np.asarray(angle, dtype=np.float64), offset), n) * n, bins=bins,
+                                 smooth=smooth, prominence=prominence, noise_sigmas=noise_sigmas, max_peaks=max_peaks)
+        peaks["angle"] /= n
+        peaks["spacing"] /= n
+        peaks["height"] *= n
+        return peaks
     centres, density = angle_histogram(angle, bins, offset=offset, smooth=smooth)
     bins = len(centres)
     n = int(np.isfinite(np.asarray(angle, dtype=np.float64)).sum())

@@ -40,6 +40,7 @@ class LatentAnalysis:
     loop: pd.DataFrame | None = None
     loop_areas: list = field(default_factory=list)
     figures: dict = field(default_factory=dict)
+    angle_symmetry: int = 1
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Numeric results by name, ready for :func:`napari_rvae.analysis.save_npz`."""
@@ -71,6 +72,8 @@ class LatentAnalysis:
         if self.peaks is not None:
             out["angle_peaks_rad"] = [round(float(v), 4) for v in self.peaks["angle"]]
             out["angle_peak_spacing_rad"] = [round(float(v), 4) for v in self.peaks["spacing"]]
+            out["angle_peak_spacing_deg"] = [round(float(np.degrees(v)), 1) for v in self.peaks["spacing"]]
+            out["angle_symmetry"] = self.angle_symmetry
         if self.nmf is not None:
             out["nmf_relative_error"] = round(self.nmf.error, 4)
         if self.loop_areas:
@@ -93,6 +96,7 @@ def analyse_latents(
     window_index: np.ndarray | None = None,
     bias: np.ndarray | None = None,
     seed: int = 0,
+    angle_symmetry: int = 1,
 ) -> LatentAnalysis:
     """Run the standard latent analysis; with ``folder``, also write its PNG figures there.
 
@@ -117,6 +121,10 @@ def analyse_latents(
         Bias per frame, in the order of the sorted frames present; gives the
         loadings-vs-bias loop and its area per NMF component.
     seed : int
+    angle_symmetry : int
+        Rotation order of the windows' motif (graphene sites: 3): the angle histogram and its
+        peaks are taken modulo ``2π / angle_symmetry``, so orientations a symmetry turn apart
+        count as one (graphene's sublattices then always appear 60° apart).
 
     Returns
     -------
@@ -131,7 +139,8 @@ def analyse_latents(
     frames = np.unique(table["frame"].to_numpy())
     result.fractions = cluster_fractions(table, frames=frames)
     if "angle" in table.columns:
-        result.peaks = find_angle_peaks(table["angle"].dropna(), offset=angle_offset)
+        result.peaks = find_angle_peaks(table["angle"].dropna(), offset=angle_offset, symmetry=angle_symmetry)
+        result.angle_symmetry = int(angle_symmetry)
     result.densities = latents_vs_frame(table, (["angle"] if "angle" in table else []) + z_names,
                                         bandwidth=bandwidth, frame_ids=frames)
     if len(z_names) >= 2:
@@ -153,19 +162,22 @@ def analyse_latents(
         result.loop = hysteresis_loop(result.nmf.loadings, bias, frames)
         result.loop_areas = [loop_area(bias, result.nmf.loadings[:, k]) for k in range(n_components)]
     if folder is not None:
-        result.figures = _write_figures(result, Path(folder), angle_offset, bias)
+        result.figures = _write_figures(result, Path(folder), angle_offset, bias, angle_symmetry)
     return result
 
 
-def _write_figures(result: LatentAnalysis, folder: Path, angle_offset: float, bias) -> dict[str, Path]:
+def _write_figures(result: LatentAnalysis, folder: Path, angle_offset: float, bias,
+                   symmetry: int = 1) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     table, figures = result.sites, {}
     z_names = [c for c in table.columns if c[:1] == "z" and c[1:].isdigit()]
     if result.peaks is not None:
-        centres, density = angle_histogram(table["angle"].dropna(), offset=angle_offset)
+        centres, density = angle_histogram(table["angle"].dropna(), offset=angle_offset, symmetry=symmetry)
+        modulo = f" modulo {360 // symmetry}° (the motif's {symmetry}-fold symmetry)" if symmetry > 1 else ""
         figures["angle_histogram"] = plots.plot_lines(
             folder / "angle_histogram.png", centres, {"density": density}, marks=result.peaks["angle"],
-            title=f"angle histogram: {len(result.peaks)} peaks", xlabel="angle (rad)", ylabel="density (1/rad)")
+            title=f"angle histogram{modulo}: {len(result.peaks)} peaks", xlabel="angle (rad)",
+            ylabel="density (1/rad)")
     for name, d in result.densities.items():
         figures[f"{name}_vs_frame"] = plots.plot_image(
             folder / f"{name}_vs_frame.png", d.density, extent=(d.grid[0], d.grid[-1], d.frames[0], d.frames[-1] + 1),

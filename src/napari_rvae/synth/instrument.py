@@ -17,20 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .render import render_spots
-
-
-def _blobs(shape, rng, n, radius_range) -> np.ndarray:
-    """Union of ``n`` wobbly discs (boolean mask)."""
-    Y, X = shape
-    yy, xx = np.mgrid[0:Y, 0:X]
-    mask = np.zeros(shape, bool)
-    for _ in range(n):
-        cy, cx, r = rng.uniform(0, Y), rng.uniform(0, X), rng.uniform(*radius_range)
-        th = np.arctan2(yy - cy, xx - cx)
-        wobble = 1 + 0.2 * np.sin(2 * th + rng.uniform(0, 6.3)) + 0.12 * np.sin(5 * th + rng.uniform(0, 6.3))
-        mask |= np.hypot(yy - cy, xx - cx) < r * wobble
-    return mask
+from .render import blobs, render_spots
 
 
 def amorphous(shape, rng, spacing: float, width: float) -> np.ndarray:
@@ -85,7 +72,8 @@ def degrade(clean: np.ndarray, rng: np.random.Generator, *, spacing: float, widt
     if contamination > 0:
         target = contamination * Y * X
         while covered.sum() < target:
-            covered |= _blobs((Y, X), rng, 1, (2 * spacing, max(3 * spacing, 0.25 * min(Y, X))))
+            covered |= blobs((Y, X), rng, 1, (2 * spacing, max(3 * spacing, 0.25 * min(Y, X))),
+                             harmonics=((2, 0.2), (5, 0.12)))
         soft = ndimage.gaussian_filter(covered.astype(np.float64), 0.7 * spacing)
         image = image * (1 - soft) + amorphous((Y, X), rng, spacing, width) * soft * rng.uniform(0.8, 1.6)
         covered = soft > 0.5

@@ -134,3 +134,21 @@ def normalise01(image: np.ndarray) -> np.ndarray:
     if hi <= lo:
         return np.zeros_like(image)
     return (image - lo) / (hi - lo)
+
+
+def blobs(shape: tuple[int, int], rng: np.random.Generator, n: int, radius_range: tuple[float, float],
+          harmonics: tuple = ((3, 0.25), (5, 0.15))) -> np.ndarray:
+    """Union of ``n`` wobbly discs (boolean ``(Y, X)`` mask): random centres and radii in
+    ``radius_range`` pixels, each radius modulated by ``1 + Σ a·sin(k θ + φ)`` over ``harmonics``
+    ``((k, a), …)`` with random phases; for holes, contamination and grains."""
+    Y, X = shape
+    yy, xx = np.mgrid[0:Y, 0:X]
+    mask = np.zeros(shape, bool)
+    for _ in range(n):
+        cy, cx, r = rng.uniform(0, Y), rng.uniform(0, X), rng.uniform(*radius_range)
+        th = np.arctan2(yy - cy, xx - cx)
+        wobble = 1.0
+        for k, a in harmonics:
+            wobble = wobble + a * np.sin(k * th + rng.uniform(0, 6.3))
+        mask |= np.hypot(yy - cy, xx - cx) < r * wobble
+    return mask

@@ -74,6 +74,21 @@ def window_images(movie: np.ndarray, sites, source: str, sites_path: Path | None
     return atom_probability(atom_map(movie)), "map"
 
 
+def default_window(sites) -> int:
+    """Two atom spacings (the sites' median nearest-neighbour distance in their first frame), as
+    :func:`napari_rvae.detect.lattice.scale_defaults` gives; one clear error for other sites."""
+    from ..detect._checks import nearest_neighbour_distance
+    from ..detect.lattice import scale_defaults
+
+    atoms = sites[sites["kind"] == "atom"] if "kind" in sites else sites
+    first = atoms[atoms["frame"] == atoms["frame"].min()] if len(atoms) else atoms
+    spacing = nearest_neighbour_distance(first[["y", "x"]].to_numpy()) if len(first) >= 2 else float("nan")
+    if not np.isfinite(spacing):
+        raise ValueError("give the window size with --window (the sites are not atoms, or too few to measure "
+                         "their spacing)")
+    return int(scale_defaults(spacing)["window"])
+
+
 def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3, channel=None,
                            source: str = "auto", map_path: Path | None = None):
     """Return ``(windows, sites table or None, cut report or None, normalisation dict)``."""
@@ -92,11 +107,11 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
             raise ValueError(f"{path}: windows contain NaN or infinite values")
         windows, norm = normalise(windows, options.get("normalisation", "none"), options.get("lo"), options.get("hi"))
         return windows, None, None, norm
-    if window is None:
-        raise ValueError("--window is needed to cut windows from a movie")
     movie = read_movie_array(path, channel)
     recipe = {"orientation": options.get("orientation"), "bond_symmetry": bond_symmetry}
     sites = with_orientation(read_sites(sites_path), recipe)
+    if window is None:
+        window = default_window(sites)
     images, used = window_images(movie, sites, source, sites_path, map_path)
     cut = cut_windows(images, sites, window, **options)
     if len(cut) == 0:
@@ -125,7 +140,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
     _add_window_source(p)
     p.add_argument("--arch", default="rvae", choices=["vae", "rvae", "skip-rvae", "shift-vae"])
     p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
-    p.add_argument("--window", type=int, help="window width in pixels (with a movie)")
+    p.add_argument("--window", type=int,
+                   help="window width in pixels (with a movie; default two atom spacings, from the sites)")
     p.add_argument("--classes", type=int, nargs="+", help="only sites of these classes")
     p.add_argument("--per-frame", type=int, help="random subset of at most this many sites per frame")
     p.add_argument("--normalisation", default="global", choices=["none", "global", "window"])
