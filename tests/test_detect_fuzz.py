@@ -14,20 +14,43 @@ values = st.floats(allow_nan=True, allow_infinity=True, width=32)
 frames = arrays(np.float32, st.tuples(st.integers(1, 2), st.integers(3, 24), st.integers(3, 24)), elements=values)
 
 
+def _valid_sites(sites, movie):
+    """A sites table whose positions lie in the frames they name."""
+    assert isinstance(sites, pd.DataFrame)
+    assert {"frame", "y", "x", "kind"} <= set(sites.columns)
+    yx = sites[["y", "x"]].to_numpy(dtype=float)
+    assert np.isfinite(yx).all()
+    t, h, w = movie.shape
+    assert ((yx >= -0.5) & (yx <= np.array([h, w]) - 0.5)).all()
+    assert sites["frame"].between(0, t - 1).all()
+
+
+def _one_line(err: ValueError) -> None:
+    message = str(err)
+    assert message and "\n" not in message, message
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(movie=frames, method=st.sampled_from(["peaks", "threshold"]))
 def test_detection_survives_any_frame(movie, method):
+    """The contract: a valid sites table, or one ValueError line — then rings and tracks keep it too."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             sites = detect_atoms(movie, method=method)
-        except ValueError:
+        except ValueError as err:
+            _one_line(err)
             return
-        assert isinstance(sites, pd.DataFrame)
-        assert np.isfinite(sites[["y", "x"]].to_numpy()).all()
+        _valid_sites(sites, movie)
         if len(sites):
-            find_rings(sites, bond_length=3.0)
-            link_tracks(sites, r_max=3.0)
+            for step in (lambda: find_rings(sites, bond_length=3.0), lambda: link_tracks(sites, r_max=3.0)):
+                try:
+                    result = step()
+                except ValueError as err:
+                    _one_line(err)
+                    continue
+                table = result[0] if isinstance(result, tuple) else result
+                assert isinstance(table, pd.DataFrame) and len(table) == len(sites)
 
 
 @settings(max_examples=15, deadline=None)
@@ -37,6 +60,7 @@ def test_walls_survive_any_phase(phase):
         warnings.simplefilter("ignore")
         try:
             sites = find_walls(phase)
-        except ValueError:
+        except ValueError as err:
+            _one_line(err)
             return
-        assert isinstance(sites, pd.DataFrame)
+        _valid_sites(sites, phase)

@@ -184,3 +184,24 @@ def test_export_needs_a_frame_size(tmp_path):
     write_sites(make_sites([0], [1.0], [1.0], z0=0.5), tmp_path / "s.csv")
     assert main(["export", "hyperspy", str(tmp_path / "s.csv"), "-o", str(tmp_path / "hs")]) == 2
     assert not (tmp_path / "hs").exists()  # refused before anything is written
+
+
+def test_exports_never_write_over_inputs_or_models_without_overwrite(tmp_path, capsys):
+    folder = _model_folder(tmp_path, arch="vae", window=(8, 8), latent=1)
+    assert main(["export", "decoder", str(folder), "-o", str(folder / "decoder.pt")]) == 2  # inside the model
+    assert "model folder" in capsys.readouterr().err and not (folder / "decoder.pt").exists()
+    sites = make_sites([0, 0], [5.0, 9.0], [5.0, 9.0], z0=[0.1, 0.2])
+    write_sites(sites, tmp_path / "sites.csv")
+    movie = np.zeros((1, 20, 20), np.float32)
+    np.save(tmp_path / "movie.npy", movie)
+    out = tmp_path / "atomai"
+    args = ["export", "atomai", str(tmp_path / "sites.csv"), "-o", str(out)]
+    assert main(args + ["--movie", str(tmp_path / "movie.npy"), "--window", "6"]) == 0
+    assert (out / "windows.npy").exists() and (out / "export.json").exists()
+    assert main(args) == 2  # an earlier export is not replaced silently
+    assert main(args + ["--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["coordinates.npz", "export.json"]  # replaced as a whole
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["export", "atomai", str(tmp_path / "sites.csv"), "-o", str(tmp_path / "other"), "--overwrite"]) == 2
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"  # someone else's folder is never replaced

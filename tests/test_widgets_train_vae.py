@@ -114,6 +114,41 @@ def test_stop_keeps_the_model_and_errors_are_reported(docks, qtbot, monkeypatch)
     assert train.continue_button.isEnabled()
 
 
+def test_a_diverging_training_is_shown_and_never_saved_as_nan(docks, qtbot, monkeypatch, tmp_path):
+    """The loss turns NaN in the third epoch: the dock says so, the model is the second epoch's
+    (finite), and Save model writes that one."""
+    import torch
+
+    from napari_rvae.vae import Trainer, TrainingDiverged, load_model
+
+    viewer, train, explorer, sites = docks
+    shown = []
+    monkeypatch.setattr("napari_rvae.widgets._workers.show_error", shown.append)
+    original, calls = Trainer._loss, {"n": 0}
+
+    def loss(self, *args, **kwargs):
+        total, r, k = original(self, *args, **kwargs)
+        if self.model.training:
+            calls["n"] += 1
+            if self.state.epoch >= 2:
+                total = total * float("nan")
+        return total, r, k
+
+    monkeypatch.setattr(Trainer, "_loss", loss)
+    train.window_spin.setValue(12)
+    train.epochs_spin.setValue(5)
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.train_button.click()
+    assert isinstance(train.job.last_error, TrainingDiverged)
+    assert shown and "diverged" in shown[-1]
+    assert "diverged" in train.status.text() and "epoch 2" in train.status.text()
+    assert len(train.loss_plot.history) == 2 and train.trainer.state.epoch == 2
+    assert all(bool(torch.isfinite(p).all()) for p in train.model.parameters())
+    train.save_model_to(tmp_path / "saved")
+    assert len(load_model(tmp_path / "saved").history) == 2
+    assert "z0" not in viewer.layers["sites"].features  # nothing half-trained was written into the layer
+
+
 def test_subpixel_centring_from_the_dock_is_used_to_train_and_encode(docks, qtbot):
     """Advanced ▸ centring = subpixel: the model records it and the sites are encoded with it."""
     from napari_rvae.patches import cut_windows

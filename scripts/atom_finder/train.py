@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"epoch {stats['epoch']:3d}  loss {stats['train_loss']:.4f}  val_loss {stats['val_loss']:.4f}  "
               f"val_iou {stats['val_iou']:.4f}  lr {stats['lr']:.2e}  {stats['seconds']:.1f}s", flush=True)
     train_s = time.perf_counter() - t_train
+    trainer.save(args.output)  # the weights first: a failure in scoring must not lose the training
     scores = heldout_scores(trainer.model)
     print("held-out:", scores, flush=True)
     record = {

@@ -60,7 +60,7 @@ def read_layers(path: str | list[str]) -> list[tuple]:
 
 def get_project_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
     """Return :func:`read_project` for a napari-rvae project folder or its ``project.json``."""
-    from .analysis.export import PROJECT_FILE
+    from .analysis.project import PROJECT_FILE
 
     if isinstance(path, list):
         if len(path) != 1:
@@ -75,7 +75,7 @@ def get_project_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | 
 def read_project(path: str | list[str]) -> list[tuple]:
     """Reopen a project written by ``napari-rvae analyze`` / the demo: the movie (when it is
     still where it was), the sites with every feature column, and any stored layers."""
-    from .analysis.export import load_project, project_layer_data
+    from .analysis.project import load_project, project_layer_data
 
     if isinstance(path, list):
         path = path[0]

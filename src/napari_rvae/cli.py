@@ -2,8 +2,10 @@
 
 Each subcommand is a pair of functions, ``_add_NAME(parser)`` declaring its
 options and ``_run_NAME(args)`` doing the work through the core; it is listed
-once in ``COMMANDS``. Errors (``ValueError`` from validation) print one clear
-line on stderr and exit with status 2.
+once in ``COMMANDS`` with what it writes (an :class:`~napari_rvae.io.outputs.Output`),
+which is checked before the command does any work. Errors print one clear line
+on stderr: ``ValueError`` (bad input, a refused output, a diverged training) exits
+with status 2, ``OSError`` (a full disk, a lost permission) and ``MemoryError`` with 1.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import warnings
 from pathlib import Path
 
 from . import __version__
+from .cli_checks import check_analyze_options, check_detect_options, check_sample_size
+from .display import usable_display
+from .io.outputs import Output, add_overwrite_option, check_output, describe_os_error, keep_results, write_or_rescue
 from .vae import commands as _vae  # torch is imported only when a VAE command runs
+from .vae import train_command as _train  # likewise
 from .analysis import commands as _analysis2  # likewise
 from .export import commands as _export  # likewise
 
@@ -116,10 +122,11 @@ def _run_sample(args: argparse.Namespace) -> int:
         for flag in ("frames", "size"):
             if flag in params and flag not in allowed:
                 raise ValueError(f"sample {args.name!r} has no --{flag}; its parameters: {', '.join(allowed)}")
+    check_sample_size(params)
     start = time.perf_counter()
     sample = make_sample(args.name, seed=args.seed, **params)
     seconds = time.perf_counter() - start
-    path = save_sample(sample, args.output)
+    path = write_or_rescue(lambda target: save_sample(sample, target), args.output, "the sample")
     print(f"{args.name}: data {tuple(sample['data'].shape)} + {len(sample) - 1} arrays -> {path} ({seconds:.1f} s)")
     return 0
 
@@ -196,6 +203,7 @@ def _run_detect(args: argparse.Namespace) -> int:
     movie = select_movie(_movie_source(args.movie), args.channel, prefer="phase" if args.walls else None,
                          register=args.register)
     data = np.asarray(movie.data, dtype=np.float32)
+    check_detect_options(args, data.shape)
     print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px", flush=True)
     if args.walls and args.wall_channel is not None:
         from .detect import model_probabilities, wall_sites, walls_from_probabilities
@@ -240,7 +248,7 @@ def _run_detect(args: argparse.Namespace) -> int:
                   f"{int((sites['kind'] == 'cell').sum())} unit cells", flush=True)
     record = sites.attrs.get("detection")
     sites = add_physical_columns(sites, movie.pixel_size_nm)
-    write_sites(sites, args.output)
+    write_or_rescue(lambda target: write_sites(sites, target), args.output, "the sites table")
     if record is not None:
         from .io.files import write_json
 
@@ -343,10 +351,11 @@ def _run_train_segmenter(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- demo
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true",
-                   help="run the pipeline without a window and write figures and tables (automatic when $DISPLAY is unset)")
+                   help="run the pipeline without a window and write figures and tables (automatic when there is no "
+                        "usable display)")
     p.add_argument("--no-run", action="store_true", help="open napari with the sample and the docks but do not start the pipeline")
     p.add_argument("-o", "--out", type=Path, default=None,
-                   help="headless: folder for sites.csv, model/, figures/, run.json (default: a new temporary folder)")
+                   help="headless: project folder for sites.csv, model/, figures/, run.json (default: a new temporary folder)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 12)")
 
 
@@ -355,18 +364,23 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs must be ≥ 1, got {args.epochs}")
-    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
-    if has_display and not args.headless:
-        from .widgets.demo import run_demo_gui
+    if not args.headless:
+        ok, why = usable_display()  # tested in a child process: Qt aborts on a broken display
+        if ok:
+            from .widgets.demo import run_demo_gui
 
-        return run_demo_gui(run=not args.no_run)
+            return run_demo_gui(run=not args.no_run)
+        if args.no_run:
+            raise ValueError(f"--no-run opens napari without running the pipeline, but there is no usable display ({why});"
+                             " drop --no-run to run the demo headless")
+        print(f"no usable display ({why}): running the demo pipeline headless", flush=True)
+    elif args.no_run:
+        raise ValueError("--headless with --no-run would do nothing; drop one of them")
     import tempfile
 
     from ._samples import _load
     from .pipeline import demo_settings, run_pipeline, write_outputs
 
-    if not has_display:
-        print("no display ($DISPLAY is unset): running the demo pipeline headless")
     out = args.out or Path(tempfile.mkdtemp(prefix="napari-rvae-demo-"))
     # two OpenMP threads collapse when another process is busy on a core: then train on one
     busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= 1.0
@@ -374,7 +388,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     movie = _load("graphene-movie")["data"]
     print(f"graphene-movie sample: {movie.shape[0]} frames of {movie.shape[1]}×{movie.shape[2]} px")
     result = run_pipeline(movie, settings, log=lambda line: print("  " + line))
-    written = write_outputs(result, out, extra={"sample": "graphene-movie (shipped, seed 0)"})
+    written = write_or_rescue(lambda target: write_outputs(result, target, extra={"sample": "graphene-movie (shipped, seed 0)"}),
+                              out, "the demo project")
     figures = sorted({p.name for k, p in written.items() if k.startswith("figure_")})
     print(f"done in {result.timings.get('total_s', float('nan')):.0f} s; wrote to {out}:")
     print(f"  sites.csv ({len(result.sites)} sites with angle, dx, dy, z0, z1, cluster), model/, results.npz, run.json")
@@ -428,6 +443,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     from .io.units import add_physical_columns
     from .pipeline import demo_settings, iter_pipeline, write_outputs
 
+    check_analyze_options(args)
     source = _movie_source(args.movie)
     movie = select_movie(source, args.channel, prefer="phase" if args.walls else None, register=args.register)
     movie_path = Path(movie.metadata.get("files", [source])[0]) if not isinstance(source, Path) else source
@@ -469,6 +485,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
         except StopIteration as done:
             result = done.value
             break
+        except ValueError as err:
+            if getattr(err, "model", None) is not None:  # training diverged: keep the sites and the last good model
+                raise type(err)(f"{err}; {keep_results(args.output, err.sites, err.model)}", err.epoch) from None
+            raise
         if item[0] == "stage":
             print(f"[{time.perf_counter() - start:6.1f} s] {item[1]}: {item[2]}", flush=True)
         elif item[0] == "epoch":
@@ -487,8 +507,12 @@ def _run_analyze(args: argparse.Namespace) -> int:
     result_sites = getattr(result, "sites", None)
     if isinstance(result_sites, pd.DataFrame):
         result.sites = add_physical_columns(result_sites, movie.pixel_size_nm)
-    written = write_outputs(result, args.output, movie=data, movie_path=movie_path.resolve(), bias=bias,
-                            n_clusters=args.clusters, extra=extra)
+    try:
+        written = write_or_rescue(lambda target: write_outputs(result, target, movie=data, movie_path=movie_path.resolve(),
+                                                               bias=bias, n_clusters=args.clusters, extra=extra),
+                                  args.output, "the project")
+    except ValueError as err:  # the analysis after training failed: keep the sites with latents and the model
+        raise ValueError(f"{err}; {keep_results(args.output, result.sites, result.model)}") from None
     figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
     print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
     print(f"  sites.csv, model/, results.npz, run.json, project.json; figures/: {len(figures)} PNG")
@@ -535,24 +559,35 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------ registry / main
-# (name, help, add-arguments function, run function)
+TABLE = (".csv", ".parquet", ".pq")
+# (name, help, add-arguments function, run function, what it writes)
 COMMANDS = [
-    ("info", "list a movie's channels, frames and calibration (pixel size, field, where it came from)", _add_info, _run_info),
-    ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample),
-    ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect),
+    ("info", "list a movie's channels, frames and calibration (pixel size, field, where it came from)", _add_info, _run_info,
+     None),
+    ("sample", "write a synthetic movie with its ground truth to .npz (--list shows the samples)", _add_sample, _run_sample,
+     Output("file", (".npz",))),
+    ("detect", "find atoms or domain walls; refine, classify, rings, tracks -> sites table", _add_detect, _run_detect,
+     Output("file", TABLE, inputs=("movie", "model"))),
     ("train-segmenter", "train or fine-tune a U-Net segmenter from painted labels", _add_train_segmenter,
-     _run_train_segmenter),
-    ("train", "train a VAE / rVAE / skip-rVAE / shift-VAE on windows or on a movie's sites", _vae.add_train, _vae.run_train),
-    ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode, _vae.run_encode),
-    ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode),
-    ("bench", "benchmark every stage: rVAE training, quality and latency vs AtomAI, U-Net inference, refinement, GUI", _add_bench, _run_bench),
-    ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png", _analysis2.add_chemistry_map, _analysis2.run_chemistry_map),
-    ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder", _analysis2.add_beta_search, _analysis2.run_beta_search),
+     _run_train_segmenter, Output("folder", holds="model", inputs=("image", "labels", "fine_tune"))),
+    ("train", "train a VAE / rVAE / skip-rVAE / shift-VAE on windows or on a movie's sites", _train.add_train,
+     _train.run_train, Output("folder", holds="model", inputs=("input", "sites", "map"), resume="resume")),
+    ("encode", "encode windows or a movie's sites with a trained model into a latents table", _vae.add_encode,
+     _vae.run_encode, Output("file", TABLE, inputs=("model", "input", "sites", "map"))),
+    ("decode", "decode a latent grid (manifold) of a trained model into a PNG", _vae.add_decode, _vae.run_decode,
+     Output("file", (".png", ".npy"), inputs=("model",))),
+    ("bench", "benchmark every stage: rVAE training, quality and latency vs AtomAI, U-Net inference, refinement, GUI",
+     _add_bench, _run_bench, Output("file", (".json",))),
+    ("chemistry-map", "ring chemistry (n5..n8 at the centre atom) of a model's decoded latent plane -> .npz/.png",
+     _analysis2.add_chemistry_map, _analysis2.run_chemistry_map, Output("file", (".npz", ".png"), inputs=("model",))),
+    ("beta-search", "shift-VAE beta-schedule grid search ranked by latent-map FFT smoothness -> folder",
+     _analysis2.add_beta_search, _analysis2.run_beta_search, Output("folder", holds="results", inputs=("image",))),
     ("analyze", "the whole pipeline headless: sites -> windows -> rVAE -> latents -> clusters, dynamics; a project folder",
-     _add_analyze, _run_analyze),
+     _add_analyze, _run_analyze, Output("folder", holds="project", inputs=("movie", "sites", "bias"))),
     ("export", "write sites, latent maps or a decoder in the formats peers use: AtomAI, HyperSpy, TorchScript/ONNX",
-     _export.add_export, _export.run_export),
-    ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display", _add_demo, _run_demo),
+     _export.add_export, _export.run_export, None),  # each format declares its own output (export/commands.py)
+    ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display",
+     _add_demo, _run_demo, Output("folder", holds="project", option="out")),
 ]
 
 
@@ -563,10 +598,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"napari-rvae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_text, add, run in COMMANDS:
+    for name, help_text, add, run, output in COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
-        p.set_defaults(_run=run)
+        if output is not None:
+            add_overwrite_option(p)
+        p.set_defaults(_run=run, _output=output)
     return parser
 
 
@@ -579,10 +616,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
+        if args._output is not None:
+            check_output(args, args._output)  # before any work: a bad -o costs nothing
         return int(args._run(args) or 0)
     except ValueError as err:
-        print(f"napari-rvae {args.command}: error: {err}", file=sys.stderr)
+        print(f"napari-rvae {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"napari-rvae {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 1
+    except MemoryError as err:
+        print(f"napari-rvae {args.command}: error: out of memory ({' '.join(str(err).split()) or 'no detail'}); "
+              "use a smaller input or fewer frames", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"napari-rvae {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -163,8 +163,13 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
                       leave_core_for_gui=settings.leave_core_for_gui)
     yield ("trainer", trainer)
     yield ("stage", "train", f"{config.arch}, {len(cut)} windows of {window} px, {settings.epochs} epochs")
-    for stats in trainer.run(settings.epochs):
-        yield ("epoch", stats)
+    try:
+        for stats in trainer.run(settings.epochs):
+            yield ("epoch", stats)
+    except ValueError as err:  # TrainingDiverged: the model is back at its last finite epoch
+        err.sites, err.model = sites, model  # what was computed, for the caller to keep
+        model.history = list(trainer.state.history)
+        raise
     timings["train_s"] = time.perf_counter() - t0
     model.history = list(trainer.state.history)
 
@@ -231,15 +236,34 @@ def write_outputs(
     index; open it, or the folder, in napari). ``movie_path`` is referenced,
     not copied. ``bias`` (one value per frame) adds the loadings-vs-bias loops.
 
+    The folder is replaced as a whole: everything is written beside it and swapped in at
+    the end, so a re-run leaves no figure of the previous run behind and a crash or a full
+    disk leaves the previous project or the new one (:mod:`napari_rvae.io.folders`).
+
     Returns a dict name → path of what was written.
     """
+    from .io.folders import replaced_folder
+
+    final = Path(folder)
+    with replaced_folder(final, markers=("project.json",)) as stage:
+        written = _write_project(result, stage, final, movie=movie, movie_path=movie_path, bias=bias,
+                                 n_clusters=n_clusters, extra=extra)
+    moved = {}
+    for name, path in written.items():
+        try:
+            moved[name] = final / Path(path).relative_to(stage)
+        except ValueError:
+            moved[name] = Path(path)
+    return moved
+
+
+def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, movie_path, bias, n_clusters,
+                   extra) -> dict:
     from .analysis import analyse_latents, wrap_angle
-    from .analysis.export import save_project
+    from .analysis.project import write_project_files
     from .analysis.plots import plot_image, plot_scatter
     from .vae import manifold, save_model
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     figures = folder / "figures"
     written = {"model": Path(save_model(result.model, folder / "model"))}
     sites = result.sites.copy()
@@ -277,8 +301,8 @@ def write_outputs(
     movie_info = None
     if movie is not None:
         movie_info = {"shape": [int(s) for s in np.shape(movie)]}
-    save_project(
-        folder, sites=sites, movie_path=movie_path, movie_info=movie_info, results=analysis.arrays(),
+    write_project_files(
+        folder, final=final, sites=sites, movie_path=movie_path, movie_info=movie_info, results=analysis.arrays(),
         models={"model": folder / "model"},
         figures={Path(p).stem: p for k, p in written.items() if k.startswith("figure_")},
         record=json.loads(json.dumps(record, default=str)),

@@ -43,17 +43,8 @@ from .dynamics import (
 )
 from .hysteresis import hysteresis_loop, loop_area, read_bias, sweep_direction
 from .report import LatentAnalysis, analyse_latents
-from .export import (
-    Project,
-    export_sites,
-    load_npz,
-    load_project,
-    project_layer_data,
-    run_record,
-    save_npz,
-    save_project,
-    write_run_record,
-)
+from .export import export_sites, load_npz, run_record, save_npz, write_run_record
+from .project import Project, load_project, project_layer_data, save_project
 
 __all__ = [
     "DensityNMF", "FrameDensity", "LatentAnalysis", "Project", "analyse_latents",

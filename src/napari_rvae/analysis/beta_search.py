@@ -232,6 +232,8 @@ class BetaSearch:
         (per latent), ``maps`` (name → (ny, nx)), ``done``, ``total``,
         ``best`` (the best point so far).
         """
+        from ..vae.trainer import TrainingDiverged
+
         self._stop = False
         self.status = "running"
         windows = random_windows(self.image, self.window, self.n_windows, self.seed)
@@ -247,7 +249,15 @@ class BetaSearch:
                     if base is None:
                         self.status = "stopped"
                         return
-                model, stopped = self._train_one(windows, bs, be, base)
+                try:
+                    model, stopped = self._train_one(windows, bs, be, base)
+                except TrainingDiverged as err:  # this β schedule is not usable: no score, go on with the grid
+                    self._trainer = None
+                    done += 1
+                    yield {"i": i, "j": j, "beta_start": float(bs), "beta_end": float(be), "score": float("nan"),
+                           "latent_scores": [], "maps": {}, "done": done, "total": total,
+                           "best": dict(self.best or {}), "diverged": " ".join(str(err).split())}
+                    continue
                 if stopped:
                     self.status = "stopped"
                     return

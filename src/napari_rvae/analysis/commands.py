@@ -7,6 +7,7 @@ torch is imported only when a command runs.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -70,6 +71,11 @@ def run_chemistry_map(args: argparse.Namespace) -> int:
         raise ValueError(f"--dims: expected two latent indices like 0,1, got {args.dims!r}") from None
     if len(dims) != 2:
         raise ValueError(f"--dims: expected two latent indices like 0,1, got {args.dims!r}")
+    from ..io.limits import bounded
+
+    bounded(args.grid, "--grid", 2, 1000, why="grid points per latent axis")
+    bounded(args.span, "--span", 0, 1e3, low_open=True)
+    bounded(args.threshold, "--threshold", -1e6, 1e6)
     model = load_model(args.model)
     start = time.perf_counter()
     chem = chemistry_map(model_decoder(model, dims=dims), d=args.grid, span=args.span, threshold=args.threshold,
@@ -89,6 +95,25 @@ def run_chemistry_map(args: argparse.Namespace) -> int:
     print(f"{args.grid}x{args.grid} chemistry map ({args.mode}) in {seconds:.1f} s: "
           f"{chem.physical.mean():.0%} physical, bond length {chem.bond_length:.2f} px -> {args.output}")
     return 0
+
+
+def _keep_stage(stage: Path, output: Path) -> str:
+    """Move what an interrupted run wrote out of its staging folder to a visible place; say where."""
+    import os
+
+    from ..io.outputs import rescue_places
+
+    if not any(stage.iterdir()):
+        return "nothing had been written yet"
+    for place in rescue_places(output):
+        try:
+            place.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(stage, place)
+            stage.mkdir()  # the staging folder is removed by replaced_folder
+        except OSError:
+            continue
+        return f"the grid points done so far are in {place}"
+    return f"the grid points done so far could not be kept ({stage} is removed)"
 
 
 # -------------------------------------------------------------- beta-search
@@ -119,6 +144,7 @@ def run_beta_search(args: argparse.Namespace) -> int:
     from .beta_search import BetaSearch
     from .plots import plot_image
 
+    from ..io.folders import replaced_folder
     from ..io.movie import select_movie
 
     data = np.asarray(select_movie(args.image, args.channel).data, dtype=np.float32)
@@ -129,21 +155,33 @@ def run_beta_search(args: argparse.Namespace) -> int:
     if data.ndim != 2:
         raise ValueError(f"{args.image.name}: expected an image or a (T, Y, X) movie, got shape {data.shape}")
     train = {"threads": args.threads} if args.threads else {}
-    search = BetaSearch(data, args.starts, args.ends, window=args.window, n_windows=args.windows, epochs=args.epochs,
-                        warmup_epochs=args.warmup_epochs, step=args.step, latent=args.latent, combine=args.combine,
-                        out_dir=args.output, train_options=train, seed=args.seed)
-    start = time.perf_counter()
-    for r in search.run():
-        per = ", ".join(f"{s:.3f}" for s in r["latent_scores"])
-        print(f"[{r['done']}/{r['total']}] beta {r['beta_start']:g} -> {r['beta_end']:g}: score {r['score']:.3f} "
-              f"(latents {per}; {time.perf_counter() - start:.0f} s)")
-    if search.best is None:
-        raise ValueError("beta-search: no grid point gave a finite score (flat latent maps)")
-    scores = search.scores if search.scores.shape[1] > 1 else np.repeat(search.scores, 2, axis=1)
-    plot_image(args.output / "scores.png", scores, title="smoothness score", xlabel="beta end (index)",
-               ylabel="beta start (index)")
-    for name, m in search.maps[(search.best["i"], search.best["j"])].items():
-        plot_image(args.output / f"best_{name}.png", m[::-1], title=f"best model: {name}")
+    with replaced_folder(args.output, markers=("beta_search.json",)) as stage:  # a re-run replaces the whole folder; a failure keeps the old one
+        search = BetaSearch(data, args.starts, args.ends, window=args.window, n_windows=args.windows, epochs=args.epochs,
+                            warmup_epochs=args.warmup_epochs, step=args.step, latent=args.latent, combine=args.combine,
+                            out_dir=stage, train_options=train, seed=args.seed)
+        start = time.perf_counter()
+        try:
+            for r in search.run():
+                if r.get("diverged"):
+                    print(f"[{r['done']}/{r['total']}] beta {r['beta_start']:g} -> {r['beta_end']:g}: not scored "
+                          f"({r['diverged']})")
+                    continue
+                per = ", ".join(f"{s:.3f}" for s in r["latent_scores"])
+                print(f"[{r['done']}/{r['total']}] beta {r['beta_start']:g} -> {r['beta_end']:g}: score {r['score']:.3f} "
+                      f"(latents {per}; {time.perf_counter() - start:.0f} s)")
+        except (KeyboardInterrupt, ValueError, OSError) as err:
+            kept = _keep_stage(stage, args.output)
+            if isinstance(err, KeyboardInterrupt):
+                print(f"interrupted; {kept}", file=sys.stderr)
+                raise
+            raise type(err)(f"{err}; {kept}") from None
+        if search.best is None:
+            raise ValueError("beta-search: no grid point gave a finite score (flat latent maps)")
+        scores = search.scores if search.scores.shape[1] > 1 else np.repeat(search.scores, 2, axis=1)
+        plot_image(stage / "scores.png", scores, title="smoothness score", xlabel="beta end (index)",
+                   ylabel="beta start (index)")
+        for name, m in search.maps[(search.best["i"], search.best["j"])].items():
+            plot_image(stage / f"best_{name}.png", m[::-1], title=f"best model: {name}")
     b = search.best
     print(f"best: beta {b['beta_start']:g} -> {b['beta_end']:g}, score {b['score']:.3f} -> {args.output}")
     return 0

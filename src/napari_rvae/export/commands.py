@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..io.outputs import Output, add_overwrite_option
+
+EXPORT_MARKER = "export.json"  # what a folder written by `export atomai|hyperspy` holds (io.outputs.MARKERS)
+
 
 def add_export(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="what", metavar="FORMAT", required=True)
@@ -19,7 +23,8 @@ def add_export(p: argparse.ArgumentParser) -> None:
     a.add_argument("--channel", default=None, metavar="NAME|INDEX", help="channel of a multi-channel movie")
     a.add_argument("--window", type=int, help="window side in pixels (with --movie)")
     a.add_argument("--classes", type=int, nargs="*", default=None, help="keep only these classes in the windows")
-    a.set_defaults(_export_run=run_atomai)
+    add_overwrite_option(a)
+    a.set_defaults(_export_run=run_atomai, _output=Output("folder", holds="export", inputs=("sites", "movie")))
 
     h = sub.add_parser("hyperspy", help="latent maps and the sites table as HyperSpy signals (.hspy)",
                        description="Write sites.hspy and latent_map_<column>.hspy (frames × Y × X, nm when the "
@@ -31,18 +36,35 @@ def add_export(p: argparse.ArgumentParser) -> None:
     h.add_argument("--shape", type=int, nargs=2, metavar=("Y", "X"), help="frame size in pixels, without --movie")
     h.add_argument("--columns", default=None, help="comma-separated columns to map (default: every latent)")
     h.add_argument("--step", type=int, default=1, help="map pixel step (default 1)")
-    h.set_defaults(_export_run=run_hyperspy)
+    add_overwrite_option(h)
+    h.set_defaults(_export_run=run_hyperspy, _output=Output("folder", holds="export", inputs=("sites", "movie")))
 
     d = sub.add_parser("decoder", help="a model's decoder as TorchScript (.pt) or ONNX (.onnx) plus a JSON",
                        description="Write the decoder (inputs z, [angle], [dx, dy], [classes] in the latents "
                                    "table's units; output windows) and FILE.json describing its inputs.")
     d.add_argument("model", type=Path, help="model folder (model.safetensors + model.json)")
     d.add_argument("-o", "--output", type=Path, required=True, help="decoder file: .pt (TorchScript) or .onnx")
-    d.set_defaults(_export_run=run_decoder)
+    add_overwrite_option(d)
+    d.set_defaults(_export_run=run_decoder, _output=Output("file", (".pt", ".onnx"), inputs=("model",)))
 
 
 def run_export(args: argparse.Namespace) -> int:
     return args._export_run(args)
+
+
+def _written_as_a_whole(args: argparse.Namespace, write) -> dict:
+    """Run ``write(folder)`` into a staging folder that replaces ``-o`` when it succeeds (a re-export
+    leaves nothing of the previous one); ``export.json`` lists what was written."""
+    from .. import __version__
+    from ..io.files import write_json
+    from ..io.folders import replaced_folder
+
+    with replaced_folder(args.output, markers=(EXPORT_MARKER,)) as stage:
+        written = write(stage)
+        write_json(stage / EXPORT_MARKER, {"format": args.what, "napari_rvae_version": __version__,
+                                           "sites": str(args.sites), "movie": str(args.movie) if args.movie else None,
+                                           "files": sorted(p.name for p in written.values())})
+    return written
 
 
 def _movie(path: Path, channel):
@@ -62,8 +84,16 @@ def run_atomai(args: argparse.Namespace) -> int:
     if args.movie is not None:
         movie = np.asarray(_movie(args.movie, args.channel).data, dtype=np.float32)
     options = {"classes": args.classes} if args.classes else {}
-    written = save_atomai(args.output, sites, movie, args.window, **options)
-    extra = f", {len(np.load(written['windows'], mmap_mode='r'))} windows" if "windows" in written else ""
+    counts = {}
+
+    def write(folder):
+        written = save_atomai(folder, sites, movie, args.window, **options)
+        if "windows" in written:
+            counts["windows"] = len(np.load(written["windows"], mmap_mode="r"))
+        return written
+
+    written = _written_as_a_whole(args, write)
+    extra = f", {counts['windows']} windows" if counts else ""
     print(f"{len(sites)} sites{extra} -> {args.output}: {', '.join(p.name for p in written.values())}")
     return 0
 
@@ -82,7 +112,8 @@ def run_hyperspy(args: argparse.Namespace) -> int:
     else:
         raise ValueError("give the movie (--movie) or the frame size (--shape Y X)")
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    written = save_hyperspy(args.output, sites, shape, columns=columns, pixel_size_nm=pixel_nm, step=args.step)
+    written = _written_as_a_whole(args, lambda folder: save_hyperspy(folder, sites, shape, columns=columns,
+                                                                      pixel_size_nm=pixel_nm, step=args.step))
     print(f"{len(written)} HyperSpy signal(s) -> {args.output}: {', '.join(p.name for p in written.values())}")
     return 0
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .calibration import parse_note, pixel_size_from_metadata
+from . import limits
 from .movie import LAZY_BYTES, Movie, UnreadableFile, lazy_array, make_movies, split_channels
 from .units import nm_per
 
@@ -24,6 +25,7 @@ def _is_large(path: Path) -> bool:
 # ---------------------------------------------------------------- numpy
 def read_npy(path: Path) -> list[Movie]:
     """``(Y, X)``, ``(T, Y, X)``, singleton axes anywhere, or a short trailing channel axis."""
+    limits.check_npy(path)
     array = np.load(path, allow_pickle=False, mmap_mode="r" if _is_large(path) else None)
     if isinstance(array, np.memmap):
         array = lazy_array(array)
@@ -34,6 +36,7 @@ def read_npy(path: Path) -> list[Movie]:
 def read_npz(path: Path) -> list[Movie]:
     """``data`` (with optional ``scale`` / ``units`` and ``channels`` names), as written by
     ``napari-rvae sample``; otherwise every image-like array in the archive, one channel each."""
+    limits.check_npz(path)
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.keys())
         notes: list[str] = []
@@ -74,6 +77,7 @@ def read_tiff(path: Path) -> list[Movie]:
         if not tif.series:
             raise UnreadableFile(f"{path.name}: the TIFF holds no image")
         series = tif.series[0]
+        limits.check_tiff(tif, path)
         axes = series.axes.upper()
         page = tif.pages[0]
         pixel_size, unit = _tiff_pixel_size(tif, page)
@@ -186,6 +190,7 @@ def _read_plain_h5(path: Path, f: Any) -> list[Movie]:
     images = [d for d in _datasets(f) if _image_like(d)]
     if not images:
         raise UnreadableFile(f"{path.name}: no image dataset in the HDF5 file")
+    limits.check_h5(path, images)
     pixel_size, unit, source = None, None, None
     for d in images:
         for k in ("pixel_size", "pixelsize", "px_size", "scale", "pixel_scale"):
@@ -219,6 +224,7 @@ def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
     images = [d for d in datasets if _image_like(d)]
     if not images:
         raise UnreadableFile(f"{path.name}: the pyNSID datasets hold no image")
+    limits.check_h5(path, images)
     channels, value_units, calibrations = [], [], []
     for d in images:
         labels = [_attr_text(x).strip().lower() for x in np.atleast_1d(d.attrs.get("DIMENSION_LABELS", []))]
@@ -260,6 +266,7 @@ def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
 def _read_hspy(path: Path) -> list[Movie]:
     from rsciio.hspy import file_reader
 
+    limits.check_h5(path)
     return _from_rsciio(path, file_reader(str(path), lazy=_is_large(path)), fmt="hspy")
 
 
@@ -269,6 +276,7 @@ def _rsciio_reader(module: str, fmt: str) -> Callable[[Path], list[Movie]]:
         import importlib
 
         reader = importlib.import_module(f"rsciio.{module}").file_reader
+        limits.check_rsciio(path, module)
         return _from_rsciio(path, reader(str(path), lazy=_is_large(path)), fmt=fmt)
 
     read.__doc__ = f"Read {fmt} files through rosettasciio (``rsciio.{module}``)."
@@ -324,6 +332,7 @@ def read_ibw(path: Path) -> list[Movie]:
     wave scaling (``sfA``) in metres, or from the note's ``ScanSize``."""
     from igor2 import binarywave
 
+    limits.check_ibw(path)
     loaded = binarywave.load(str(path))
     wave = loaded["wave"]
     data = np.asarray(wave["wData"])

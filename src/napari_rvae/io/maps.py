@@ -39,6 +39,9 @@ def read_atom_probability(path: str | os.PathLike) -> np.ndarray:
     (or of any movie file: its first channel)."""
     path = Path(path)
     if path.suffix.lower() == ".npz":
+        from .limits import check_npz
+
+        check_npz(path)
         try:
             with np.load(path, allow_pickle=False) as archive:
                 if ATOMS in archive.files:

@@ -14,16 +14,26 @@ def read_array(path: Path, what: str, channel: str | int | None = None) -> np.nd
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{what} file {path} not found")
+    from ..io import limits
+
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        limits.check_npy(path)
         try:
             return np.load(path, allow_pickle=False)
-        except ValueError as err:
+        except (ValueError, EOFError, OSError) as err:
             raise ValueError(f"{what} file {path}: not a plain numeric .npy array ({err})") from None
     if suffix in (".tif", ".tiff"):
         import tifffile
 
-        return tifffile.imread(path)
+        try:
+            with tifffile.TiffFile(path) as tif:
+                if not tif.series:
+                    raise ValueError(f"{what} file {path}: the TIFF holds no image")
+                limits.check_tiff(tif, path)
+                return tif.series[0].asarray()
+        except (OSError, tifffile.TiffFileError) as err:
+            raise ValueError(f"{what} file {path}: not a readable TIFF ({err})") from None
     from ..io.movie import select_movie
 
     return np.asarray(select_movie(path, channel).data)
@@ -42,8 +52,12 @@ def train_segmenter_command(args: argparse.Namespace) -> int:
     for name in ("epochs", "crop", "batch", "steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1")
-    if not args.lr > 0:
-        raise ValueError("--lr must be positive")
+    if not (args.lr > 0 and np.isfinite(args.lr)):
+        raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
+    if not 0 <= args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if not 1 <= args.filters <= 256 or not 1 <= args.depth <= 8:
+        raise ValueError(f"--filters must be 1..256 and --depth 1..8, got {args.filters} and {args.depth}")
     set_torch_threads()
     model = None
     if args.fine_tune:
@@ -63,11 +77,17 @@ def train_segmenter_command(args: argparse.Namespace) -> int:
                              lr=args.lr, val_fraction=args.val_fraction, seed=args.seed)
     trainer = SegmenterTrainer(images, labels, model=model, config=config, settings=settings)
     source = {"image": str(args.image), "labels": str(args.labels), "fine_tuned_from": args.fine_tune}
+    saved = 0
     try:
         for stats in trainer.run():
             print(f"epoch {stats['epoch']:3d}  loss {stats['train_loss']:.4f}  val_loss {stats['val_loss']:.4f}  "
                   f"val_iou {stats['val_iou']:.3f}  {stats['seconds']:.1f}s", flush=True)
+            if not np.isfinite(stats["train_loss"]) or not all(bool(p.isfinite().all()) for p in trainer.model.parameters()):
+                kept = f"the model of epoch {saved} is in {args.output}" if saved else f"nothing was saved to {args.output}"
+                raise ValueError(f"training diverged in epoch {stats['epoch']}: the loss became {stats['train_loss']:g}; "
+                                 f"{kept}. Lower the learning rate (--lr {args.lr:g})")
             trainer.save(args.output, extra={"source": source})
+            saved = stats["epoch"]
     except KeyboardInterrupt:
         if trainer.state.history:
             print(f"interrupted; model of epoch {trainer.state.epoch} is saved in {args.output}")

@@ -86,6 +86,12 @@ class UNetConfig:
             raise ValueError(f"upsampling must be 'bilinear' or 'nearest', got {self.upsampling!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        # bounds that keep a hostile model.json from allocating gigabytes before its weights are compared
+        if (int(self.filters) * 2 ** int(self.depth) > 8192 or int(self.depth) > 8 or int(self.n_classes) > 256
+                or int(self.in_channels) > 16 or max(self.convs_per_level) > 8 or len(self.dilations) > 8
+                or max(self.dilations) > 64):
+            raise ValueError(f"U-Net too large to build (filters {self.filters}, depth {self.depth}, classes "
+                             f"{self.n_classes}): at most 8192 channels at the bottom, depth 8, 256 classes")
 
     @property
     def multiple(self) -> int:

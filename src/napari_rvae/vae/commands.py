@@ -1,4 +1,5 @@
-"""The VAE subcommands of ``napari-rvae``: ``train``, ``encode``, ``decode``, ``bench``.
+"""The VAE subcommands of ``napari-rvae``: ``encode``, ``decode``, ``bench`` (``train`` is
+in :mod:`.train_command`), and the input helpers they share.
 
 Each is an ``add_*(parser)`` / ``run_*(args)`` pair listed in ``cli.COMMANDS``.
 torch is imported only when a command runs, so ``napari-rvae --help`` stays fast.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +89,28 @@ def default_window(sites) -> int:
     return int(scale_defaults(spacing)["window"])
 
 
+def load_windows_npy(path: Path) -> np.ndarray:
+    """An ``(N, w, w)`` (or ``(N, w)``) ``.npy`` of windows as float32; one-line errors for an
+    empty, truncated, pickled or hostile file."""
+    from ..io.limits import check_npy
+
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes); give an (N, w, w) .npy of windows")
+    check_npy(path)
+    try:
+        windows = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise ValueError(f"{path}: not a plain numeric .npy array ({' '.join(str(err).split())[:200]})") from None
+    if windows.dtype.kind not in "uif":
+        raise ValueError(f"{path}: windows must be numbers, got dtype {windows.dtype}")
+    windows = windows.astype(np.float32, copy=False)
+    if windows.ndim not in (2, 3) or len(windows) == 0 or windows.size == 0:
+        raise ValueError(f"{path}: expected windows of shape (N, w, w) or (N, w), got {windows.shape}")
+    if not np.isfinite(windows).all():
+        raise ValueError(f"{path}: windows contain NaN or infinite values")
+    return windows
+
+
 def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3, channel=None,
                            source: str = "auto", map_path: Path | None = None):
     """Return ``(windows, sites table or None, cut report or None, normalisation dict)``."""
@@ -100,11 +122,7 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
     if sites_path is None:
         if path.suffix.lower() != ".npy":
             raise ValueError(f"{path}: give an (N, w, w) .npy of windows, or a movie with --sites sites.csv")
-        windows = np.load(path, allow_pickle=False).astype(np.float32)
-        if windows.ndim not in (2, 3) or len(windows) == 0:
-            raise ValueError(f"{path}: expected windows of shape (N, w, w) or (N, w), got {windows.shape}")
-        if not np.isfinite(windows).all():
-            raise ValueError(f"{path}: windows contain NaN or infinite values")
+        windows = load_windows_npy(path)
         windows, norm = normalise(windows, options.get("normalisation", "none"), options.get("lo"), options.get("hi"))
         return windows, None, None, norm
     movie = read_movie_array(path, channel)
@@ -122,133 +140,13 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
     return cut.windows, sites, cut, cut.normalisation
 
 
-# --------------------------------------------------------------------- train
+# ------------------------------------------------------- shared by train
 def _add_window_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--windows-from", choices=("auto", "map", "image"), default="auto",
                    help="cut windows from the atom probability map (as the papers do for atoms) or the image; "
                         "default: the map when one is given (--map) or saved beside the sites (detect --save-map)")
     p.add_argument("--map", type=Path, default=None, metavar="MAP",
                    help="atom probability map (SITES_map.npz from detect --save-map)")
-
-
-def add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", type=Path, help="an (N, w, w) .npy of windows, or a movie (with --sites)")
-    p.add_argument("--channel", default=None, metavar="NAME|INDEX",
-                   help="channel of a multi-channel movie, by name (e.g. Phase) or index (default the first)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="model folder to write (model.safetensors + model.json)")
-    p.add_argument("--sites", type=Path, help="sites table (CSV) whose windows are cut from the movie")
-    _add_window_source(p)
-    p.add_argument("--arch", default="rvae", choices=["vae", "rvae", "skip-rvae", "shift-vae"])
-    p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
-    p.add_argument("--window", type=int,
-                   help="window width in pixels (with a movie; default two atom spacings, from the sites)")
-    p.add_argument("--classes", type=int, nargs="+", help="only sites of these classes")
-    p.add_argument("--per-frame", type=int, help="random subset of at most this many sites per frame")
-    p.add_argument("--normalisation", default="global", choices=["none", "global", "window"])
-    p.add_argument("--centring", default="pixel", choices=["pixel", "subpixel"],
-                   help="pixel: cut around the rounded site (papers' rule); subpixel: resample so the site is "
-                        "the window's exact centre (use for physical rotation angles)")
-    p.add_argument("--orientation", metavar="COLUMN",
-                   help="turn each window by the angle (radians) in this sites-table column, so sites of "
-                        "different lattice orientations look alike; 'bond_angle' is computed from the atom "
-                        "graph when the table lacks it (see --bond-symmetry)")
-    p.add_argument("--mask", type=_radii, metavar="R[,R2]",
-                   help="circular mask: keep the window within R px of its centre, taper to 0 at R2 px "
-                        "(default: the half width); kept with the model and repeated by encode")
-    p.add_argument("--bond-symmetry", type=int, default=3,
-                   help="order of the bond star for --orientation bond_angle (3 graphene, 4 square, 6 hexagonal)")
-    p.add_argument("--round-columns", action="store_true",
-                   help="make elliptical columns (probe astigmatism) round before cutting: measure them on the "
-                        "movie, blur along their short axis; kept with the model and repeated by encode")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--encoder", default="mlp", choices=["mlp", "conv"])
-    p.add_argument("--encoder-widths", type=_widths, default=(128, 128), help="e.g. 128,128")
-    p.add_argument("--decoder-widths", type=_widths, default=(128, 128, 128), help="e.g. 128,128,128")
-    p.add_argument("--likelihood", default="gaussian", choices=["gaussian", "bernoulli"])
-    p.add_argument("--noise-sigma", type=float, default=0.1,
-                   help="σ of the Gaussian likelihood in intensity units (default 0.1 for windows in [0, 1]; "
-                        "1 = unit variance)")
-    p.add_argument("--angle-encoding", default="circular", choices=["circular", "linear"],
-                   help="angle mean as atan2 of two encoder outputs (circular, default) or one output (linear)")
-    p.add_argument("--no-translation", action="store_true",
-                   help="spatial models without the dx, dy latents (rotation-only rVAE)")
-    p.add_argument("--rotation-prior", type=float, default=0.1, help="σ of the angle prior, radians")
-    p.add_argument("--translation-prior", type=float, default=0.1, help="shift scale, half-window units")
-    p.add_argument("--beta", type=float, default=1.0, help="KL weight (start of the schedule)")
-    p.add_argument("--beta-end", type=float, help="KL weight at the end of a linear/cyclical schedule")
-    p.add_argument("--beta-schedule", default="constant", choices=["constant", "linear", "cyclical"])
-    p.add_argument("--beta-epochs", type=int, default=10, help="epochs of one ramp")
-    p.add_argument("--capacity", type=float, default=0.0, help="final KL capacity (nats) for capacity annealing")
-    p.add_argument("--test-fraction", type=float, default=0.15)
-    p.add_argument("--pixel-fraction", type=float, default=1.0,
-                   help="evaluate the decoder at this random share of pixels per step (faster; 1 = all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--resume", action="store_true", help="continue training the model in -o")
-
-
-def run_train(args: argparse.Namespace) -> int:
-    from .config import BetaSchedule, VAEConfig
-    from ..patches import recipe_options
-    from .files import load_model, save_model, train_state
-    from .models import build_model
-    from .trainer import Trainer
-
-    options = {"normalisation": args.normalisation, "centring": args.centring, "round_columns": args.round_columns}
-    if args.round_columns and args.sites is None:
-        raise ValueError("--round-columns works on a movie: give the movie with --sites (not a windows .npy)")
-    if args.mask is not None:
-        if args.sites is None:
-            raise ValueError("--mask needs a movie with --sites (windows given as .npy are already cut)")
-        options["mask"] = args.mask
-    if args.orientation:
-        if args.sites is None:
-            raise ValueError("--orientation needs a movie with --sites (windows given as .npy are already cut)")
-        options["orientation"] = args.orientation
-    symmetry = args.bond_symmetry
-    model = state = None
-    if args.resume:
-        model = load_model(args.output)
-        state = train_state(model)
-        options = recipe_options(model.normalisation)
-        symmetry = int((model.normalisation or {}).get("bond_symmetry", symmetry))
-    if args.sites is not None:
-        options.update(classes=args.classes, per_frame=args.per_frame, seed=args.seed)
-    window = args.window or (model.config.window[0] if model is not None else None)
-    source = (model.normalisation or {}).get("source", "image") if model is not None else args.windows_from
-    windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry,
-                                                    channel=args.channel, source=source, map_path=args.map)
-    if cut is not None:
-        print(f"windows: {cut.report.summary()} (from the "
-              f"{'atom probability map' if norm.get('source') == 'map' else 'image'})")
-    if model is None:
-        beta = BetaSchedule(kind=args.beta_schedule, start=args.beta,
-                            end=args.beta if args.beta_end is None else args.beta_end, epochs=args.beta_epochs,
-                            capacity_end=args.capacity, capacity_epochs=args.beta_epochs)
-        config = VAEConfig(arch=args.arch, window=windows.shape[1:], latent=args.latent, encoder=args.encoder,
-                           encoder_widths=args.encoder_widths, decoder_widths=args.decoder_widths,
-                           likelihood=args.likelihood, rotation_prior=args.rotation_prior,
-                           translation_prior=args.translation_prior, noise_sigma=args.noise_sigma,
-                           angle_encoding=args.angle_encoding, translation=not args.no_translation, beta=beta)
-        model = build_model(config, seed=args.seed)
-    model.normalisation = norm
-    trainer = Trainer(model, windows, test_fraction=args.test_fraction, batch_size=args.batch, lr=args.lr,
-                      seed=args.seed, device=args.device, threads=args.threads, pixel_fraction=args.pixel_fraction,
-                      state=state)
-    settings = {"lr": args.lr, "batch": args.batch, "seed": args.seed, "test_fraction": args.test_fraction,
-                "pixel_fraction": args.pixel_fraction, "input": str(args.input), "windows": int(len(windows))}
-    print(f"training {model.config.arch} on {len(windows)} windows of {windows.shape[1:]} px "
-          f"({len(trainer.train_index)} train / {len(trainer.test_index)} test), device {trainer.device}")
-    for stats in trainer.run(args.epochs):
-        save_model(model, args.output, history=trainer.state.history, training=settings)  # autosave every epoch
-        print(f"epoch {stats['epoch']:4d}  train {stats['train_loss']:.4f} (rec {stats['train_recon']:.4f}, "
-              f"KL {stats['train_kl']:.4f})  test {stats['test_loss']:.4f}  β {stats['beta']:.3g}  "
-              f"{stats['samples_per_s']:.0f} windows/s", flush=True)
-    print(f"model saved to {args.output}")
-    return 0
 
 
 # -------------------------------------------------------------------- encode
@@ -267,6 +165,7 @@ def add_encode(p: argparse.ArgumentParser) -> None:
 def run_encode(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from ..io.outputs import write_or_rescue
     from ..io.sites import read_sites, write_sites
     from ..patches import recipe_options
     from .files import load_model
@@ -285,15 +184,23 @@ def run_encode(args: argparse.Namespace) -> int:
     else:
         windows, _, _, _ = _load_windows_or_movie(args.input, None, None, recipe_options(norm))
         table = pd.concat([pd.DataFrame({"window": np.arange(len(windows))}), encode(model, windows)], axis=1)
-    write_sites(table, args.output)
+    latents = [c for c in table.columns if c[:1] == "z" and c[1:].isdigit()]
+    if len(table) and latents and table[latents].isna().all().all():
+        raise ValueError(f"{args.model}: the model gave no finite latents for any window; nothing was written")
+    write_or_rescue(lambda target: write_sites(table, target), args.output, "the latents table")
     print(f"{len(table)} rows with latents written to {args.output}")
     return 0
 
 
 # -------------------------------------------------------------------- decode
+#: decode --grid: at most this many windows per side, and mosaics at most this many pixels per side
+MAX_GRID = 200
+MAX_MOSAIC = 8192
+
+
 def add_decode(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="model folder")
-    p.add_argument("--grid", type=int, default=10, help="D: a D×D grid over two content latents")
+    p.add_argument("--grid", type=int, default=10, help="D: a D×D grid over two content latents (default 10, at most 200)")
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG (or .npy for the raw mosaic)")
     p.add_argument("--dims", type=int, nargs=2, default=(0, 1), help="the two content latents to span")
     p.add_argument("--span", type=float, default=3.0, help="linear grid over [−span, span]")
@@ -305,24 +212,32 @@ def add_decode(p: argparse.ArgumentParser) -> None:
 
 def run_decode(args: argparse.Namespace) -> int:
     from ..io.files import atomic_write
+    from ..io.limits import bounded
+    from ..io.outputs import write_or_rescue
     from .files import load_model
     from .latents import manifold
 
+    bounded(args.grid, "--grid", 1, MAX_GRID, why="the number of decoded windows per side")
+    for name in ("span", "angle", "dx", "dy"):
+        bounded(getattr(args, name), f"--{name}", -1e6, 1e6)
     model = load_model(args.model)
-    if args.grid < 1:
-        raise ValueError("--grid must be ≥ 1")
-    if max(args.dims) >= max(model.config.latent, 1):
+    h, w = model.config.window if model.config.dims == 2 else (1, model.config.window[0])
+    if args.grid * max(h, w) > MAX_MOSAIC:
+        raise ValueError(f"--grid {args.grid}: a {args.grid * h}×{args.grid * w} px mosaic of {h}×{w} px windows is too "
+                         f"large; use at most {MAX_MOSAIC // max(h, w)}")
+    if min(args.dims) < 0 or max(args.dims) >= max(model.config.latent, 1):
         raise ValueError(f"--dims: the model has {model.config.latent} content latents")
     _, mosaic, _ = manifold(model, d=args.grid, dims=tuple(args.dims), kind="icdf" if args.icdf else "linear",
                             span=args.span, angle=args.angle, dx=args.dx, dy=args.dy)
     if args.output.suffix.lower() == ".npy":
-        atomic_write(args.output, lambda p: np.save(p, mosaic))
+        write_or_rescue(lambda target: atomic_write(target, lambda p: np.save(p, mosaic)), args.output, "the mosaic")
     else:
         from PIL import Image
 
         lo, hi = float(mosaic.min()), float(mosaic.max())
         image = ((mosaic - lo) / (hi - lo if hi > lo else 1.0) * 255).round().astype(np.uint8)
-        atomic_write(args.output, lambda p: Image.fromarray(image).save(p, format="PNG"))
+        write_or_rescue(lambda target: atomic_write(target, lambda p: Image.fromarray(image).save(p, format="PNG")),
+                        args.output, "the mosaic")
     print(f"{args.grid}×{args.grid} manifold ({mosaic.shape[0]}×{mosaic.shape[1]} px) written to {args.output}")
     return 0
 

@@ -6,6 +6,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 ARCHS = ("vae", "rvae", "skip-rvae", "shift-vae")
+#: size bounds of a model: a hostile model.json or a slip of the keyboard must not allocate gigabytes
+MAX_WINDOW = 512
+MAX_LATENT = 64
+MAX_CLASSES = 1000
+MAX_LAYERS = 16
+MAX_WIDTH = 8192
+MAX_PARAMETERS = 50_000_000
 ENCODERS = ("mlp", "conv")
 ANGLE_ENCODINGS = ("circular", "linear")
 LIKELIHOODS = ("gaussian", "bernoulli")
@@ -37,8 +44,9 @@ class BetaSchedule:
             raise ValueError(f"beta schedule kind {self.kind!r} unknown; use one of {', '.join(BETA_KINDS)}")
         if self.epochs < 1 or self.capacity_epochs < 1:
             raise ValueError("beta schedule: epochs and capacity_epochs must be ≥ 1")
-        if min(self.start, self.end) < 0:
-            raise ValueError("beta schedule: β must be ≥ 0")
+        values = (self.start, self.end, self.capacity_start, self.capacity_end)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"beta schedule: β and the capacity must be finite numbers ≥ 0, got {values}")
 
     def beta(self, epoch: int) -> float:
         """β for a (0-based) epoch."""
@@ -129,10 +137,43 @@ class VAEConfig:
             raise ValueError("a shift-VAE without translation has no latents to learn a shift; use translation=True")
         if self.angle_encoding not in ANGLE_ENCODINGS:
             raise ValueError(f"angle_encoding {self.angle_encoding!r} unknown; use 'circular' or 'linear'")
-        if not self.noise_sigma > 0:
-            raise ValueError(f"noise_sigma must be > 0 (intensity units), got {self.noise_sigma}")
-        if not (self.rotation_prior > 0 and self.translation_prior > 0):
-            raise ValueError("rotation_prior and translation_prior must be > 0")
+        if not (self.noise_sigma > 0 and math.isfinite(self.noise_sigma)):
+            raise ValueError(f"noise_sigma must be a finite number > 0 (intensity units), got {self.noise_sigma}")
+        if not all(v > 0 and math.isfinite(v) for v in (self.rotation_prior, self.translation_prior)):
+            raise ValueError("rotation_prior and translation_prior must be finite numbers > 0")
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Bounds that keep a model (from the command line or a hostile model.json) trainable in memory."""
+        if max(self.window) > MAX_WINDOW:
+            raise ValueError(f"window {self.window}: at most {MAX_WINDOW} pixels per side")
+        if self.latent > MAX_LATENT:
+            raise ValueError(f"latent {self.latent}: at most {MAX_LATENT} content latents")
+        if not 0 <= self.n_classes <= MAX_CLASSES:
+            raise ValueError(f"n_classes {self.n_classes}: must be between 0 and {MAX_CLASSES}")
+        widths = self.encoder_widths + self.decoder_widths
+        if len(self.encoder_widths) > MAX_LAYERS or len(self.decoder_widths) > MAX_LAYERS or max(widths) > MAX_WIDTH:
+            raise ValueError(f"encoder_widths {list(self.encoder_widths)}, decoder_widths {list(self.decoder_widths)}: "
+                             f"at most {MAX_LAYERS} layers of at most {MAX_WIDTH} units")
+        n = self.n_parameters
+        if n > MAX_PARAMETERS:
+            raise ValueError(f"this architecture has about {n / 1e6:.0f} M parameters; napari-rvae builds models of "
+                             f"at most {MAX_PARAMETERS / 1e6:.0f} M (smaller widths or windows)")
+
+    @property
+    def n_parameters(self) -> int:
+        """Weights of the model this configuration builds (approximate: biases left out)."""
+        outputs = 2 * (self.latent + self.n_structural + (1 if self.angle_encoding == "circular" and self.has_angle else 0))
+        if self.encoder == "conv":
+            channels = (1,) + self.encoder_widths
+            encoder = sum(9 * a * b for a, b in zip(channels, channels[1:])) + channels[-1] * self.n_pixels * outputs
+        else:
+            sizes = (self.n_pixels,) + self.encoder_widths + (outputs,)
+            encoder = sum(a * b for a, b in zip(sizes, sizes[1:]))
+        inputs = self.latent + self.n_classes + (self.dims if self.spatial else 0)
+        out = 1 if self.spatial else self.n_pixels
+        sizes = (inputs,) + self.decoder_widths + (out,)
+        return encoder + sum(a * b for a, b in zip(sizes, sizes[1:]))
 
     # ---- derived facts ----------------------------------------------------
     @property

@@ -3,6 +3,9 @@
 ``model.json`` holds ``kind: "vae"``, the architecture (:class:`VAEConfig`,
 with the priors and the β schedule), the window size, the normalisation of the
 training windows, the training history and settings, and the package version.
+A model saved during training also has ``training.safetensors`` (Adam's moments and
+the random generator) described by ``model.json``'s ``optimizer`` entry, so that
+``train --resume`` continues exactly. The folder is replaced as a whole on every save.
 Loading never unpickles (see :func:`napari_rvae.io.files.load_model_files`).
 """
 
@@ -12,21 +15,23 @@ import os
 
 import torch
 
-from ..io.files import load_model_files, save_model_files
+from ..io.files import load_model_files, load_tensor_file, save_model_files
 from .config import VAEConfig
 from .models import InvariantVAE, build_model
-from .trainer import TrainState
+from .trainer import Trainer, TrainState
 
 FORMAT_VERSION = 1
+CHECKPOINT_NAME = "training.safetensors"
 
 
 def save_model(model: InvariantVAE, folder: str | os.PathLike, *, normalisation: dict | None = None,
-               history: list | None = None, training: dict | None = None):
-    """Save a model (atomically) into ``folder``; returns the folder path.
+               history: list | None = None, training: dict | None = None, trainer: Trainer | None = None):
+    """Save a model into ``folder``, replacing the folder as a whole; returns the folder path.
 
     ``normalisation`` (from :func:`napari_rvae.patches.normalise`) and
     ``history`` default to the ones attached to the model
-    (``model.normalisation``, ``model.history``).
+    (``model.normalisation``, ``model.history``). With ``trainer``, its optimizer and
+    random-generator state are saved too (``training.safetensors``) for an exact resume.
     """
     cfg = model.config
     norm = normalisation if normalisation is not None else getattr(model, "normalisation", {"mode": "none"})
@@ -44,7 +49,12 @@ def save_model(model: InvariantVAE, folder: str | os.PathLike, *, normalisation:
         "training": training if training is not None else getattr(model, "training_settings", {}),
     }
     tensors = {k: v for k, v in model.state_dict().items()}
-    return save_model_files(folder, tensors, config)
+    extra = None
+    if trainer is not None:
+        checkpoint, meta = trainer.checkpoint()
+        config["optimizer"] = {"file": CHECKPOINT_NAME, **meta}
+        extra = {CHECKPOINT_NAME: checkpoint}
+    return save_model_files(folder, tensors, config, extra=extra)
 
 
 def load_model(folder: str | os.PathLike, device: str = "cpu") -> InvariantVAE:
@@ -78,7 +88,23 @@ def load_model(folder: str | os.PathLike, device: str = "cpu") -> InvariantVAE:
     model.history = list(config.get("history", []))
     model.training_settings = dict(config.get("training", {}))
     model.package_version = config.get("package_version")
+    model.optimizer_meta = config.get("optimizer") if isinstance(config.get("optimizer"), dict) else None
     return model.to(torch.device(device))
+
+
+def load_checkpoint(folder: str | os.PathLike, model: InvariantVAE) -> tuple[dict, dict] | None:
+    """The ``(tensors, meta)`` optimizer checkpoint saved with a model (for
+    ``Trainer(checkpoint=…)``), or ``None`` when the model was saved without one."""
+    meta = getattr(model, "optimizer_meta", None)
+    if not meta:
+        return None
+    from pathlib import Path
+
+    path = Path(folder)
+    path = (path.parent if path.is_file() else path) / CHECKPOINT_NAME
+    if meta.get("file") != CHECKPOINT_NAME or not path.is_file():
+        raise ValueError(f"{path}: model.json describes an optimizer state but {CHECKPOINT_NAME} is missing")
+    return load_tensor_file(path), meta
 
 
 def train_state(model: InvariantVAE) -> TrainState:

@@ -16,6 +16,8 @@ Example
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -32,7 +34,7 @@ from .models import InvariantVAE
 class TrainState:
     """What a GUI shows and controls: status, epochs done, history, stop flag."""
 
-    status: str = "idle"  # idle | running | stopped | finished
+    status: str = "idle"  # idle | running | stopped | finished | diverged
     epoch: int = 0
     history: list = field(default_factory=list)
     stop_requested: bool = False
@@ -40,6 +42,32 @@ class TrainState:
     def request_stop(self) -> None:
         """Ask the running loop to stop before its next batch."""
         self.stop_requested = True
+
+
+#: an epoch whose training loss is this many times the best one so far has diverged (losses are ≥ 0)
+EXPLOSION = 1e4
+
+
+class TrainingDiverged(ValueError):
+    """The loss (or the weights) stopped being finite. The trainer's model and optimizer were
+    put back to the end of the last epoch that finished with finite values (``epoch``)."""
+
+    def __init__(self, message: str, epoch: int):
+        super().__init__(message)
+        self.epoch = epoch
+
+
+def _finite_number(value, name: str, *, low: float | None = None, low_open: bool = False, high: float | None = None):
+    number = float(value)
+    if not math.isfinite(number) or (low is not None and (number <= low if low_open else number < low)) or (
+            high is not None and number > high):
+        bound = []
+        if low is not None:
+            bound.append(f"{'>' if low_open else '≥'} {low:g}")
+        if high is not None:
+            bound.append(f"≤ {high:g}")
+        raise ValueError(f"{name} must be a finite number {' and '.join(bound)}, got {value}")
+    return number
 
 
 class Trainer:
@@ -78,13 +106,20 @@ class Trainer:
         same arithmetic, faster on CPU. ``chunk`` is the number of windows per piece.
     state : TrainState, optional
         Continue from an existing state (e.g. the history of a loaded model).
+    checkpoint : (tensors, meta), optional
+        What :meth:`checkpoint` returned when the model was saved: restores Adam's moments
+        and the random generator, so a resumed run continues exactly where it stopped.
+
+    A loss or weight that stops being finite, or an epoch whose loss is :data:`EXPLOSION`
+    times the best epoch's, ends :meth:`run` with :class:`TrainingDiverged` after the
+    model and the optimizer are put back to the last good epoch.
     """
 
     def __init__(self, model: InvariantVAE, windows, *, classes=None, test_fraction: float = 0.15,
                  batch_size: int = 100, lr: float = 1e-3, seed: int = 0, device: str = "auto",
                  threads: int | None = None, leave_core_for_gui: bool = False, pixel_fraction: float = 1.0,
                  micro_batch: int | None = None, fused: bool = True, chunk: int = 2,
-                 state: TrainState | None = None):
+                 state: TrainState | None = None, checkpoint: tuple[dict, dict] | None = None):
         cfg = model.config
         x = np.asarray(windows, dtype=np.float32)
         if x.shape[1:] != cfg.window:
@@ -93,12 +128,13 @@ class Trainer:
             raise ValueError("windows: contain NaN or infinite values; cut them with nan='drop'")
         if cfg.likelihood == "bernoulli":
             check_bernoulli_data(x)
-        if not 0 <= test_fraction < 1:
+        test_fraction = _finite_number(test_fraction, "test_fraction", low=0.0)
+        if not test_fraction < 1:
             raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
-        if batch_size < 1 or lr <= 0:
-            raise ValueError("batch_size must be ≥ 1 and lr > 0")
-        if not 0 < pixel_fraction <= 1:
-            raise ValueError(f"pixel_fraction must be in (0, 1], got {pixel_fraction}")
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number ≥ 1, got {batch_size}")
+        lr = _finite_number(lr, "lr (learning rate)", low=0.0, low_open=True)
+        pixel_fraction = _finite_number(pixel_fraction, "pixel_fraction", low=0.0, low_open=True, high=1.0)
         if cfg.n_classes and classes is None:
             raise ValueError("this model is class-conditional: pass classes (one per window)")
         self.device = select_device(device)
@@ -124,6 +160,80 @@ class Trainer:
         self.test_c = None if cls is None else cls[self.test_index].to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        if checkpoint is not None:
+            self.restore_checkpoint(*checkpoint)
+        self._good = None  # (epoch, model, optimizer, generator) at the end of the last finite epoch
+
+    # ------------------------------------------------------------ checkpoint
+    def checkpoint(self) -> tuple[dict, dict]:
+        """The optimizer and random-generator state as ``(tensors, meta)``: tensors for a
+        safetensors file, ``meta`` plain JSON (never pickle)."""
+        state = self.optimizer.state_dict()
+        tensors, scalars = {}, {}
+        for index, values in state["state"].items():
+            for key, value in values.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optimizer.{index}.{key}"] = value.detach().cpu()
+                else:
+                    scalars[f"{index}.{key}"] = value
+        tensors["generator"] = self.generator.get_state()
+        groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
+        meta = {"optimizer": "Adam", "param_groups": groups, "scalars": scalars, "device": self.device.type,
+                "n_parameters": len(list(self.model.parameters()))}
+        return tensors, meta
+
+    def restore_checkpoint(self, tensors: dict, meta: dict) -> None:
+        """Put back what :meth:`checkpoint` saved; ``ValueError`` when it does not fit this model."""
+        params = list(self.model.parameters())
+        try:
+            if meta.get("optimizer") != "Adam" or int(meta.get("n_parameters", -1)) != len(params):
+                raise ValueError("it was saved for another model")
+            groups = [dict(g, betas=tuple(g["betas"])) for g in meta["param_groups"]]
+            state: dict = {}
+            for name, value in tensors.items():
+                if not name.startswith("optimizer."):
+                    continue
+                _, index, key = name.split(".", 2)
+                state.setdefault(int(index), {})[key] = value
+            for key, value in (meta.get("scalars") or {}).items():
+                index, name = key.split(".", 1)
+                state.setdefault(int(index), {})[name] = value
+            for index, values in state.items():
+                if not 0 <= index < len(params):
+                    raise ValueError(f"state for parameter {index} of {len(params)}")
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if key in values and tuple(values[key].shape) != tuple(params[index].shape):
+                        raise ValueError(f"parameter {index} has shape {tuple(params[index].shape)}, "
+                                         f"the stored moments {tuple(values[key].shape)}")
+                    if key in values and not bool(torch.isfinite(values[key]).all()):
+                        raise ValueError("the stored moments hold NaN or infinite values")
+            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+            generator = tensors.get("generator")
+            if generator is not None and meta.get("device", "cpu") == self.device.type:
+                self.generator.set_state(generator.to(torch.uint8))
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise ValueError(f"the stored optimizer state cannot be used ({err})") from None
+        for group in self.optimizer.param_groups:  # a learning rate given now wins over the stored one
+            group["lr"] = self.lr
+
+    def _snapshot(self) -> None:
+        self._good = (self.state.epoch, copy.deepcopy(self.model.state_dict()),
+                      copy.deepcopy(self.optimizer.state_dict()), self.generator.get_state())
+
+    def _diverged(self, what: str, epoch_now: int) -> TrainingDiverged:
+        epoch, weights, optimizer, generator = self._good
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(optimizer)
+        self.generator.set_state(generator)
+        self.state.status = "diverged"
+        self.state.stop_requested = False
+        kept = f"the model of epoch {epoch} was kept" if epoch else "the model was put back to its untrained start"
+        return TrainingDiverged(
+            f"training diverged in epoch {epoch_now}: {what}; {kept}. Lower the learning rate (now {self.lr:g}) or β, "
+            "or check the windows", epoch)
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
     # ------------------------------------------------------------------ loop
     def run(self, epochs: int) -> Iterator[dict]:
@@ -134,20 +244,32 @@ class Trainer:
         ``test_kl`` (per window), ``beta``, ``capacity``, ``seconds``,
         ``samples_per_s`` and ``stopped``.
         """
-        if epochs < 0:
-            raise ValueError(f"epochs must be ≥ 0, got {epochs}")
+        if int(epochs) != epochs or epochs < 0:
+            raise ValueError(f"epochs must be a whole number ≥ 0, got {epochs}")
         state = self.state
         if state.stop_requested:  # Stop pressed before this run began: honour it, ready for Continue
             state.stop_requested = False
             state.status = "stopped"
             return
         state.status = "running"
+        self._snapshot()
         for _ in range(int(epochs)):
             stats = self._epoch(state.epoch)
+            checked = ("train_loss", "train_recon", "train_kl") + (("test_loss",) if len(self.test_x) else ())
+            if not all(math.isfinite(stats[k]) for k in checked):
+                raise self._diverged(f"the loss became {stats['train_loss']:g} (test {stats['test_loss']:g})",
+                                     state.epoch + 1)
+            if not self._weights_finite():
+                raise self._diverged("the weights became NaN or infinite", state.epoch + 1)
+            best = min((h["train_loss"] for h in state.history if math.isfinite(h.get("train_loss", math.nan))),
+                       default=None)
+            if best is not None and stats["train_loss"] > EXPLOSION * max(best, 1e-3):
+                raise self._diverged(f"the loss exploded from {best:.4g} to {stats['train_loss']:.4g}", state.epoch + 1)
             if not stats["stopped"]:
                 state.epoch += 1
             stats["epoch"] = state.epoch
             state.history.append(stats)
+            self._snapshot()
             yield stats
             if stats["stopped"] or state.stop_requested:
                 state.stop_requested = False
@@ -204,8 +326,11 @@ class Trainer:
             for piece in pieces:
                 total, r, k = self._loss(self.train_x[piece], None if self.train_c is None else self.train_c[piece],
                                          beta, capacity, pixels, n_sub, self.generator)
+                value = total.item()
+                if not math.isfinite(value):
+                    raise self._diverged(f"the loss became {value:g} at window {s + 1} of {n}", epoch + 1)
                 (total * (len(piece) / len(idx))).backward()
-                sums += np.array([total.item(), r.item(), k.item()]) * len(piece)
+                sums += np.array([value, r.item(), k.item()]) * len(piece)
             self.optimizer.step()
             done += len(idx)
         seconds = time.perf_counter() - start

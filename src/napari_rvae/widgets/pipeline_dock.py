@@ -54,7 +54,12 @@ class RunPipeline(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.loss_plot, stretch=1)
         layout.addWidget(self.status)
+        self.job.errored.connect(self._on_error)
         self._set_buttons()
+
+    def _on_error(self, err) -> None:
+        """Say in the dock why the run stopped (the notification may be missed)."""
+        self.status.setText(f"stopped: {' '.join(str(err).split())}")
 
     def settings(self):
         from ..pipeline import demo_settings

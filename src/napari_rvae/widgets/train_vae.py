@@ -224,6 +224,7 @@ class TrainVAE(QWidget):
         layout.addLayout(file_row)
         layout.addWidget(self.status)
 
+        self.job.errored.connect(self._on_error)
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(150)
@@ -340,7 +341,8 @@ class TrainVAE(QWidget):
 
         if self.model is None:
             raise ValueError("no model to save: train or load one first")
-        path = save_model(self.model, folder)
+        trainer = self.trainer if self.trainer is not None and self.trainer.model is self.model else None
+        path = save_model(self.model, folder, history=trainer.state.history if trainer else None, trainer=trainer)
         self.status.setText(f"model saved in {path}")
         return str(path)
 
@@ -392,6 +394,11 @@ class TrainVAE(QWidget):
         write_columns(layer, table, names)
         self.link.set_model(self.model)
         self.status.setText(f"{report.summary()}; latents written to '{layer.name}' ({', '.join(latent_columns(table))})")
+
+    def _on_error(self, err) -> None:
+        """Show why training stopped in the dock; after a divergence the model is the last good epoch's
+        (the trainer put it back), so Save model never writes NaN weights."""
+        self.status.setText(f"training stopped: {' '.join(str(err).split())}")
 
     def _use_model(self, model) -> None:
         self.model = model
