@@ -1,7 +1,7 @@
 """End-to-end (slow): graphene-movie (rotated grain, as shipped) -> bond-frame, masked windows -> VAE
 -> chemistry map -> every atom looked up; Si tracks' latent steps against their true ring environment.
 
-The same run with its numbers printed is ``python -m napari_rvae.analysis.validate_chemistry --seed 1``
+The same run with its numbers printed is ``python -m benchmarks.validate_chemistry --seed 1``
 (the defaults: ~2–4 min on 2 cores). Seed 1 was held out while the window recipe (bond frame, circular
 mask 11 → 14 px) was chosen on seed 0. Measured, seed 0 / seed 1: 92.9 / 92.2 % of pristine atoms in
 (0, 3, 0) cells; Stone–Wales atoms in 5/7 cells 29.4 / 37.7 % (24× / 13× chance); Si steps that change
@@ -13,7 +13,7 @@ import pytest
 
 @pytest.mark.slow
 def test_chemistry_map_and_si_trajectories_on_graphene_movie():
-    from napari_rvae.analysis.validate_chemistry import run
+    from benchmarks.validate_chemistry import run
 
     result = run(None, seed=1, d=100)
     # ≥ 90 % of the atoms whose true environment is three hexagons land in (0, 3, 0) cells

@@ -6,7 +6,7 @@ from scipy.optimize import curve_fit
 from scipy.spatial import cKDTree
 
 from napari_rvae.detect import detect_atoms, fit_gaussians, refine_positions
-from napari_rvae.detect.benchmark import refinement_benchmark
+from benchmarks.refine import refinement_benchmark
 from napari_rvae.detect.refine import extract_boxes, initial_guess
 from napari_rvae.detect.scenes import graphene_scene
 from napari_rvae.synth.render import add_noise, render_spots

@@ -164,7 +164,7 @@ def test_bench_vs_atomai_runs_both_sides():
     """The AtomAI comparison runner (needs an AtomAI environment; skipped without one)."""
     import os
 
-    from napari_rvae.segment.benchmark import bench_vs_atomai
+    from benchmarks.segment import bench_vs_atomai
 
     python = os.environ.get("ATOMAI_PYTHON", str(Path(__file__).resolve().parents[1] / ".venv-atomai" / "bin" / "python"))
     if not os.path.isfile(python):

@@ -63,7 +63,7 @@ def test_bench_inference_alternates_with_atomai_and_reports_ratios():
     timings) and ours, and every ratio is AtomAI's median over ours (above 1: ours faster)."""
     import numpy as np
 
-    from napari_rvae.vae.bench import ATOMAI_ARCH, _inference
+    from benchmarks.vae.bench import ATOMAI_ARCH, _inference
     from napari_rvae.vae.config import VAEConfig
     from napari_rvae.vae.models import build_model
 

@@ -211,8 +211,8 @@ def test_default_likelihood_keeps_the_variants_in_the_content_latents():
     atom, random rotation and shift) the default noise σ = 0.1 keeps the variant in the
     content latents (k-NN(15) ≥ 0.5, chance 0.25) and they carry at least twice the
     information (KL) of the unit-variance likelihood after the same 2 short epochs."""
-    from napari_rvae.vae.bench import ATOMAI_ARCH, knn_accuracy
-    from napari_rvae.vae.benchdata import bench_windows
+    from benchmarks.vae.bench import ATOMAI_ARCH, knn_accuracy
+    from benchmarks.vae.benchdata import bench_windows
 
     x, variant, _ = bench_windows(1500, 28, seed=1)
     info, knn = {}, {}

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from napari_rvae.widgets.benchmark import TARGETS_MS, run_gui_benchmarks, synthetic_sites
+from benchmarks.gui import TARGETS_MS, run_gui_benchmarks, synthetic_sites
 
 pytestmark = pytest.mark.gui
 

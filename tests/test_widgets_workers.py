@@ -20,6 +20,7 @@ class DummyState:
         self.epoch = 0
         self.losses: list[float] = []
         self.stop = False
+        self.torch_threads: list[int] = []
 
 
 def dummy_training(state: DummyState, epochs: int, batches: int = 20):
@@ -38,6 +39,7 @@ def dummy_training(state: DummyState, epochs: int, batches: int = 20):
             optimiser.step()
         state.epoch += 1
         state.losses.append(float(loss))
+        state.torch_threads.append(torch.get_num_threads())
         yield state
     return state
 
@@ -46,13 +48,12 @@ def test_training_keeps_gui_responsive_and_stops(make_napari_viewer, qtbot):
     make_napari_viewer()
     state = DummyState()
     seen: list[int] = []
-    threads = []
-    job = BackgroundJob("Training", on_yield=lambda s: (seen.append(s.epoch), threads.append(torch.get_num_threads())))
+    job = BackgroundJob("Training", on_yield=lambda s: seen.append(s.epoch))
     meter = EventLoopGapMeter()
     before = torch.get_num_threads()
     job.start(dummy_training, state, 10_000, stop=lambda: setattr(state, "stop", True))
+    assert torch.get_num_threads() == before  # the GUI thread's setting is not touched
     qtbot.waitUntil(lambda: len(seen) >= 1, timeout=30_000)
-    assert threads[0] == torch_threads(leave_core_for_gui=True)  # one core left to the GUI while it runs
     meter.start()  # from the first epoch on: the GUI while training (the bench reports the gaps' sizes)
     qtbot.wait(1000)
     meter.stop()
@@ -68,6 +69,9 @@ def test_training_keeps_gui_responsive_and_stops(make_napari_viewer, qtbot):
     with qtbot.waitSignal(job.finished, timeout=60_000):
         job.start(dummy_training, state, stopped_at + 3)
     assert state.epoch == stopped_at + 3
+    # inside the job: one core left to the GUI; after it, the process's setting as it was
+    assert set(state.torch_threads) == {torch_threads(leave_core_for_gui=True)}
+    assert torch.get_num_threads() == before
     assert np.all(np.isfinite(state.losses)) and state.losses[-1] < state.losses[0]
 
 
@@ -104,3 +108,33 @@ def test_start_twice_is_refused(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: state.epoch >= 1, timeout=60_000)  # a user presses Stop once training shows
     with qtbot.waitSignal(job.finished, timeout=60_000):
         job.stop()
+
+
+def test_jobs_run_in_the_plugins_own_pool_and_restore_torch_threads(make_napari_viewer, qtbot):
+    """Good neighbour: napari's global thread pool keeps its size; torch's count for new threads
+    (what another plugin's worker gets) is back to what it was once the job ends."""
+    import threading
+
+    from qtpy.QtCore import QThreadPool
+
+    make_napari_viewer()
+    global_pool = QThreadPool.globalInstance().maxThreadCount()
+    torch.set_num_threads(2)
+    seen = {}
+
+    def job_steps():
+        seen["in_job"] = torch.get_num_threads()
+        seen["private_pool_active"] = _workers.plugin_thread_pool().activeThreadCount()
+        yield 1
+
+    job = BackgroundJob("Probe", on_yield=lambda v: None)
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        job.start(job_steps)
+    assert QThreadPool.globalInstance().maxThreadCount() == global_pool
+    assert seen["private_pool_active"] == 1
+    assert seen["in_job"] == torch_threads(leave_core_for_gui=True)
+    fresh = {}
+    other = threading.Thread(target=lambda: fresh.setdefault("threads", torch.get_num_threads()))
+    other.start()
+    other.join()
+    assert fresh["threads"] == 2

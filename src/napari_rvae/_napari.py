@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from .io.formats import READERS
 from .io.movie import find_channel, read_movie
-from .io.sites import write_sites as _write_sites_table
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
@@ -58,31 +56,6 @@ def read_layers(path: str | list[str]) -> list[tuple]:
                 kwargs["contrast_limits"] = (lo, hi if hi > lo else lo + 1.0)
         layers.append((data, kwargs, "image"))
     return layers
-
-
-def write_sites(path: str, data: Any, attributes: dict) -> list[str]:
-    """Save a Points layer as a sites table CSV.
-
-    Positions come from the layer's data (the user may have moved points):
-    ``(t, y, x)`` → ``frame, y, x``; a 2D layer gets ``frame = 0``. Every
-    feature column is kept.
-    """
-    coords = np.asarray(data, dtype=np.float64)
-    if coords.ndim != 2 or coords.shape[1] not in (2, 3):
-        raise ValueError(f"expected points with (y, x) or (t, y, x) coordinates, got shape {coords.shape}")
-    features = attributes.get("features")
-    table = pd.DataFrame(features).reset_index(drop=True) if features is not None else pd.DataFrame()
-    if len(table) != len(coords):
-        table = pd.DataFrame(index=range(len(coords)))
-    frame = np.rint(coords[:, 0]).astype(np.int64) if coords.shape[1] == 3 else np.zeros(len(coords), np.int64)
-    table["frame"], table["y"], table["x"] = frame, coords[:, -2], coords[:, -1]
-    for column, default in (("kind", "atom"), ("class", 0), ("intensity", np.nan)):
-        if column not in table:
-            table[column] = default
-    first = ["frame", "y", "x", "kind", "class", "intensity"]
-    table = table[first + [c for c in table.columns if c not in first]]
-    _write_sites_table(table, path)
-    return [str(path)]
 
 
 def get_project_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:

@@ -22,6 +22,7 @@ from .io.outputs import Output, add_overwrite_option, check_output, describe_os_
 from .vae import commands as _vae  # torch is imported only when a VAE command runs
 from .vae import train_command as _train  # likewise
 from .analysis import commands as _analysis2  # likewise
+from .export import commands as _export  # likewise
 
 
 # --------------------------------------------------------------------- info
@@ -520,23 +521,41 @@ def _run_analyze(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------- bench
-def _add_bench(p: argparse.ArgumentParser) -> None:
-    from .bench import SECTIONS
+def _checkout_benchmarks():
+    """The source checkout's ``benchmarks.bench`` module, or ``None`` in an installed wheel.
 
-    _vae.add_bench(p)
-    p.add_argument("--sections", default=",".join(SECTIONS),
-                   help=f"comma-separated parts to run (default all: {', '.join(SECTIONS)}); "
-                        "the options above apply to 'vae'")
+    The benchmark code (AtomAI comparisons, GUI latency, validations) lives in the repository's
+    top-level ``benchmarks/`` folder, not in the package: it is importable only when this package
+    runs from a checkout (editable install or ``PYTHONPATH=src``).
+    """
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "benchmarks" / "bench.py").is_file() or not (root / "pyproject.toml").is_file():
+        return None
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
+    import importlib
+
+    return importlib.import_module("benchmarks.bench")
+
+
+_NO_BENCH = ("the benchmarks are not part of the installed package; run `napari-rvae bench` from a source "
+             "checkout of napari-rvae (pip install -e . in the clone)")
+
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    bench = _checkout_benchmarks()
+    if bench is None:
+        p.description = f"{p.description} — {_NO_BENCH}"
+        p.set_defaults(_accepts_any_options=True)  # whatever the options, the answer is _NO_BENCH
+    else:
+        bench.add_arguments(p)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from .bench import run
-
-    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
-    results = run(args.output, sections, vae_options=_vae.bench_options(args), log=lambda s: print(s, flush=True))
-    failed = [name for name, part in results["sections"].items() if not part.get("ok")]
-    print(f"results written to {args.output}" + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)
-    return 1 if failed else 0
+    bench = _checkout_benchmarks()
+    if bench is None:
+        raise ValueError(_NO_BENCH)
+    return bench.main(args)
 
 
 # ------------------------------------------------------------ registry / main
@@ -565,6 +584,8 @@ COMMANDS = [
      _analysis2.add_beta_search, _analysis2.run_beta_search, Output("folder", holds="results", inputs=("image",))),
     ("analyze", "the whole pipeline headless: sites -> windows -> rVAE -> latents -> clusters, dynamics; a project folder",
      _add_analyze, _run_analyze, Output("folder", holds="project", inputs=("movie", "sites", "bias"))),
+    ("export", "write sites, latent maps or a decoder in the formats peers use: AtomAI, HyperSpy, TorchScript/ONNX",
+     _export.add_export, _export.run_export, None),  # each format declares its own output (export/commands.py)
     ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display",
      _add_demo, _run_demo, Output("folder", holds="project", option="out")),
 ]
@@ -588,7 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "_accepts_any_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 1

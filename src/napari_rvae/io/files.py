@@ -201,3 +201,13 @@ def load_model_files(folder: str | os.PathLike, kind: str | None = None) -> tupl
         raise ValueError(f"{weights}: {len(broken)} weight tensor(s) hold NaN or infinite values ({broken[0]}, …): "
                          "the training that saved it diverged; retrain with a lower learning rate")
     return tensors, config
+
+
+def user_data_folder(*parts: str) -> Path:
+    """napari-rvae's folder in the platform's user-data place (platformdirs), e.g.
+    ``~/.local/share/napari-rvae`` on Linux, ``%LOCALAPPDATA%\\napari-rvae`` on Windows,
+    ``~/Library/Application Support/napari-rvae`` on macOS; ``parts`` name a sub-folder.
+    Not created here."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_path("napari-rvae", appauthor=False)).joinpath(*parts)

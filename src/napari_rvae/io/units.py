@@ -133,3 +133,24 @@ def add_physical_columns(sites: pd.DataFrame, pixel_nm: tuple[float, float] | No
     out.attrs = dict(sites.attrs)
     out.attrs["pixel_size_nm"] = [py, px]
     return out
+
+
+def table_pixel_size_nm(sites: pd.DataFrame) -> tuple[float, float] | None:
+    """``(y, x)`` pixel size in nm that a sites table carries: ``attrs["pixel_size_nm"]`` or the
+    ratio of its ``y_nm`` / ``x_nm`` columns to ``y`` / ``x`` (median over sites away from 0);
+    ``None`` when it has neither."""
+    stored = sites.attrs.get("pixel_size_nm")
+    if stored is not None and len(stored) == 2:
+        return float(stored[0]), float(stored[1])
+    if not {"y", "x", "y_nm", "x_nm"} <= set(sites.columns):
+        return None
+    sizes = []
+    for pixels, nm in (("y", "y_nm"), ("x", "x_nm")):
+        p = sites[pixels].to_numpy(dtype=np.float64)
+        n = sites[nm].to_numpy(dtype=np.float64)
+        ok = np.isfinite(p) & np.isfinite(n) & (np.abs(p) > 0.5)
+        ratio = float(np.median(n[ok] / p[ok])) if ok.any() else float("nan")
+        if not (np.isfinite(ratio) and ratio > 0):
+            return None
+        sizes.append(ratio)
+    return sizes[0], sizes[1]

@@ -15,7 +15,7 @@ Typical use::
 _NAMES = {
     "BetaSchedule": "config", "VAEConfig": "config",
     "InvariantVAE": "models", "build_model": "models",
-    "Trainer": "trainer", "TrainState": "trainer", "TrainingDiverged": "trainer",
+    "Trainer": "trainer", "TrainState": "trainer", "TrainingDiverged": "trainer", "train": "train",
     "encode": "latents", "decode": "latents", "encode_sites": "latents", "manifold": "latents",
     "latent_grid": "latents", "reconstruct": "latents", "wrap_angle": "latents", "kl_per_latent": "latents",
     "save_model": "files", "load_model": "files", "train_state": "files", "load_checkpoint": "files",

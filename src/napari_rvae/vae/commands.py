@@ -241,33 +241,3 @@ def run_decode(args: argparse.Namespace) -> int:
     print(f"{args.grid}×{args.grid} manifold ({mosaic.shape[0]}×{mosaic.shape[1]} px) written to {args.output}")
     return 0
 
-
-# --------------------------------------------------------------------- bench
-def add_bench(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", type=Path, required=True, help="results JSON")
-    p.add_argument("--n", type=int, default=20000, help="windows of the reference data")
-    p.add_argument("--epochs", type=int, default=3, help="epochs of the quality runs")
-    p.add_argument("--threads", type=int, help="torch threads (default all cores); AtomAI gets the same")
-    p.add_argument("--atomai-python", help="Python of a venv with AtomAI 0.8.1: time its rVAE side by side")
-    p.add_argument("--atomai-scripts", default=os.environ.get("NAPARI_RVAE_ATOMAI_SCRIPTS"),
-                   help="folder holding atomai_baseline.py and synth.py (the reference benchmark)")
-    p.add_argument("--atomai-n", type=int, default=2000, help="windows per AtomAI timing run")
-    p.add_argument("--repeats", type=int, default=2, help="alternating timing rounds")
-    p.add_argument("--ideas", action="store_true", help="also time each speed idea separately")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run of every stage on tiny settings (600 windows, 1 epoch, 1 round); "
-                        "the numbers mean nothing")
-    p.add_argument("--quality-runs", default="atomai_settings,shipped_defaults,shipped_defaults_pixel_fraction_0.25",
-                   help="comma-separated quality runs (atomai_settings: lr 1e-4 for --epochs; the others stop "
-                        "once AtomAI's 3-epoch quality is reached)")
-
-
-def bench_options(args: argparse.Namespace) -> dict:
-    """Keyword arguments of :func:`napari_rvae.vae.bench.run_bench` from the ``bench`` options."""
-    if args.atomai_python and not args.atomai_scripts:
-        raise ValueError("--atomai-python needs --atomai-scripts (the folder with atomai_baseline.py and synth.py)")
-    if args.quick:
-        args.n, args.epochs, args.atomai_n, args.repeats = 600, 1, 300, 1
-    return dict(n=args.n, epochs=args.epochs, threads=args.threads, atomai_python=args.atomai_python,
-                atomai_script_dir=args.atomai_scripts, atomai_n=args.atomai_n, repeats=args.repeats, ideas=args.ideas,
-                quality_runs=tuple(r for r in args.quality_runs.split(",") if r))

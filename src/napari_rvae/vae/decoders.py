@@ -40,7 +40,7 @@ def per_window_first_layer(w_q, bias, angle=None, shift=None):
         # columns of W_q·R(−θ): R(−θ) = [[c, s], [−s, c]] on (x, y)
         a = torch.stack([w_q[:, 0] * c - w_q[:, 1] * s, w_q[:, 0] * s + w_q[:, 1] * c], dim=2)
     else:
-        a = w_q.expand(len(bias), -1, -1)
+        a = w_q.expand(bias.shape[0], -1, -1)  # shape[0], not len(): stays symbolic when traced
     if shift is not None:
         bias = bias - torch.einsum("bhd,bd->bh", a, shift)
     return a, bias
@@ -67,7 +67,7 @@ class SpatialDecoder(nn.Module):
         scale = 2.0 if self.mlp.fast else 1.0
         bias = self.mlp.biases[0] + (content @ w_z.t() if self.n_content else 0)  # (B, H) or (H,)
         if bias.dim() == 1:
-            bias = bias.expand(len(content), -1)
+            bias = bias.expand(content.shape[0], -1)
         a, bias = per_window_first_layer(w_q, bias, angle if self.rotate else None, shift)
         return a * scale, bias * scale
 
@@ -79,7 +79,7 @@ class SpatialDecoder(nn.Module):
         """
         grid = self.grid if grid is None else grid
         a, bias = self.first_layer(content, angle, shift)
-        first = torch.baddbmm(bias.unsqueeze(1), grid.expand(len(a), -1, -1), a.transpose(1, 2))
+        first = torch.baddbmm(bias.unsqueeze(1), grid.expand(a.shape[0], -1, -1), a.transpose(1, 2))
         out = self.mlp(None, extra=content if self.n_content else None, first=first, first_doubled=self.mlp.fast)
         return out.squeeze(-1)
 

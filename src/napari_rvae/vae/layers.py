@@ -114,8 +114,8 @@ class TanhMLP(nn.Module):
             shift = (b - w.sum(1)) * (scale / 2)
             if i < n and extra is not None and len(self.extra_weights):
                 shift = shift + (extra @ self.extra_weights[i - 1].t()) * 2  # (B, width) per window
-                u3 = u.reshape(len(extra), -1, u.shape[-1])
-                wt = (w * scale).t().expand(len(extra), -1, -1)
+                u3 = u.reshape(extra.shape[0], -1, u.shape[-1])
+                wt = (w * scale).t().expand(extra.shape[0], -1, -1)
                 pre = torch.baddbmm(shift.unsqueeze(1), u3, wt).reshape(-1, w.shape[0])
             else:
                 pre = torch.addmm(shift, u, (w * scale).t())

@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .._compute import select_device, set_torch_threads
+from .._compute import select_device, torch_thread_limit, torch_threads
 from .losses import check_bernoulli_data, kl_terms, total_loss
 from .models import InvariantVAE
 
@@ -138,13 +138,9 @@ class Trainer:
         if cfg.n_classes and classes is None:
             raise ValueError("this model is class-conditional: pass classes (one per window)")
         self.device = select_device(device)
-        self.threads = None
+        self.threads = None  # torch threads while an epoch runs (restored after each, see torch_thread_limit)
         if self.device.type == "cpu":
-            if threads:
-                torch.set_num_threads(int(threads))
-                self.threads = int(threads)
-            else:
-                self.threads = set_torch_threads(leave_core_for_gui)
+            self.threads = int(threads) if threads else torch_threads(leave_core_for_gui)
         self.model = model.to(self.device)
         self.batch_size, self.lr, self.seed = int(batch_size), float(lr), int(seed)
         self.pixel_fraction, self.micro_batch = float(pixel_fraction), micro_batch
@@ -287,6 +283,12 @@ class Trainer:
         return list(self.run(epochs))
 
     def _epoch(self, epoch: int) -> dict:
+        if self.threads is None:
+            return self._epoch_on_device(epoch)
+        with torch_thread_limit(self.threads):
+            return self._epoch_on_device(epoch)
+
+    def _epoch_on_device(self, epoch: int) -> dict:
         if not (self.fused and self.device.type == "cpu" and self.model.can_fuse):
             return self._epoch_inner(epoch)
         # The fused decoder runs one thread per core itself; the remaining small ops

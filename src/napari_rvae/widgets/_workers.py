@@ -25,7 +25,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from .._compute import set_torch_threads
+from .._compute import with_torch_thread_limit
 from ._state import load_torch_in_background, wait_for_torch
 
 
@@ -55,39 +55,20 @@ def warm_up_torch() -> None:
 
 def _in_worker(function: Callable, uses_torch: bool) -> Callable:
     """``function`` wrapped to run in the worker thread: wait for torch (loaded in the
-    background, never in the GUI thread), use all cores but one while the job runs, and
-    restore torch's thread count afterwards."""
-
-    def setup():
-        if not uses_torch:
-            return None
-        wait_for_torch()
-        import torch
-
-        old = torch.get_num_threads()
-        set_torch_threads(leave_core_for_gui=True)
-        return old
-
-    def restore(old):
-        if old is not None:
-            import torch
-
-            torch.set_num_threads(old)
-
+    background, never in the GUI thread), then run each step with all cores but one for
+    torch, the process's count restored after every step (:func:`with_torch_thread_limit`:
+    other plugins and the user's notebook share that setting)."""
+    limited = with_torch_thread_limit(function, leave_core_for_gui=True) if uses_torch else function
     if inspect.isgeneratorfunction(function):
         def job(*args, **kwargs):
-            old = setup()
-            try:
-                return (yield from function(*args, **kwargs))
-            finally:
-                restore(old)
+            if uses_torch:
+                wait_for_torch()
+            return (yield from limited(*args, **kwargs))
     else:
         def job(*args, **kwargs):
-            old = setup()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                restore(old)
+            if uses_torch:
+                wait_for_torch()
+            return limited(*args, **kwargs)
     job.__name__ = getattr(function, "__name__", "job")
     return job
 
@@ -129,10 +110,6 @@ class BackgroundJob(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        # Qt's global pool runs as many workers as there are cores (2 here): a slow job of one
-        # dock must not queue another dock's job behind it
-        pool = QThreadPool.globalInstance()
-        pool.setMaxThreadCount(max(pool.maxThreadCount(), 8))
         if uses_torch:
             load_torch_in_background()
         self.uses_torch = uses_torch
@@ -196,7 +173,7 @@ class BackgroundJob(QObject):
         _job_started(self)
         if self.parent() is not None:  # closing the dock stops its job
             self.parent().destroyed.connect(lambda *_: self._abandon(worker))
-        worker.start()
+        start_in_plugin_pool(worker)
         self.started.emit()
         self.progressed.emit(0, self._total)
         return worker
@@ -300,6 +277,33 @@ class BackgroundJob(QObject):
                 self.finished.emit()
             except RuntimeError:  # this job's dock is gone
                 pass
+
+
+_POOL: QThreadPool | None = None
+
+
+def plugin_thread_pool() -> QThreadPool:
+    """The plugin's own thread pool (8 threads: a slow job of one dock never queues another's).
+
+    napari's global pool, shared by every plugin, is left as napari set it.
+    """
+    global _POOL
+    if _POOL is None:
+        _POOL = QThreadPool()
+        _POOL.setMaxThreadCount(8)
+    return _POOL
+
+
+def start_in_plugin_pool(worker) -> None:
+    """Start a napari/superqt worker in :func:`plugin_thread_pool` instead of Qt's global pool.
+
+    Mirrors ``WorkerBase.start``: the worker joins the set napari asks to quit on close.
+    """
+    if worker in worker._worker_set:
+        raise RuntimeError("this worker is already started")
+    worker._worker_set.add(worker)
+    worker._finished.connect(worker._set_discard)
+    plugin_thread_pool().start(worker)
 
 
 def call_safely(name: str, function: Callable, *args, **kwargs):

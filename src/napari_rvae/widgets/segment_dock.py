@@ -16,7 +16,7 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit
 
-from ..io.files import atomic_write
+from ..io.files import atomic_write, user_data_folder
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
                       tip, widget_values)
 from ._layers import LayerMaker, geometry
@@ -27,8 +27,8 @@ from ._plots import LossPlot
 
 
 def autosave_folder() -> Path:
-    """Where painted labels are autosaved: ``$NAPARI_RVAE_AUTOSAVE`` or ``~/.cache/napari-rvae/labels``."""
-    return Path(os.environ.get("NAPARI_RVAE_AUTOSAVE", Path.home() / ".cache" / "napari-rvae" / "labels"))
+    """Where painted labels are autosaved: ``$NAPARI_RVAE_AUTOSAVE`` or ``labels/`` in the user-data folder."""
+    return Path(os.environ.get("NAPARI_RVAE_AUTOSAVE") or user_data_folder("labels"))
 
 
 def train_job(images, labels, model, settings, trainer=None, epochs: int = 10):

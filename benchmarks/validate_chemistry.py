@@ -2,7 +2,7 @@
 
 Run::
 
-    python -m napari_rvae.analysis.validate_chemistry [-o OUT_DIR] [--epochs 20] [--model MODEL_DIR]
+    python -m benchmarks.validate_chemistry [-o OUT_DIR] [--epochs 20] [--model MODEL_DIR]
 
 Steps (paper 000): a graphene-movie with exact ring truth (with its rotated
 grain, as the sample ships; ``--no-grain`` for one orientation) and 5 % Si
@@ -34,8 +34,8 @@ import pandas as pd
 
 
 def _scene(seed: int, frames: int, size: int, cc: float, grain: bool = True, si_fraction: float = 0.01):
-    from ..synth import graphene_movie
-    from ..synth.render import render_spots
+    from napari_rvae.synth import graphene_movie
+    from napari_rvae.synth.render import render_spots
 
     s = graphene_movie(seed, frames=frames, size=size, cc=cc, noise=False, n_stone_wales=8, n_holes=2,
                        si_hop=0.5, hole_growth=0.3, grain=grain, si_fraction=si_fraction)
@@ -56,18 +56,18 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
         decoder_widths=(256, 256), pixel_fraction=0.25, grain=True, align=True, si_fraction=0.05, mask=(11.0, 14.0)) -> dict:
     import torch
 
-    from ..io.sites import make_sites
-    from ..patches import cut_windows
-    from ..vae import BetaSchedule, Trainer, VAEConfig, build_model, encode, load_model, save_model
-    from .chemistry import chemistry_map, model_decoder
-    from .trajectories import latent_trajectories
+    from napari_rvae.io.sites import make_sites
+    from napari_rvae.patches import cut_windows
+    from napari_rvae.vae import BetaSchedule, Trainer, VAEConfig, build_model, encode, load_model, save_model
+    from napari_rvae.analysis.chemistry import chemistry_map, model_decoder
+    from napari_rvae.analysis.trajectories import latent_trajectories
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     s, atoms, maps = _scene(seed, frames, size, cc, grain, si_fraction)
     sites = make_sites(atoms.frame.to_numpy(), atoms.y.to_numpy(), atoms.x.to_numpy(), "atom", atoms["class"].to_numpy())
     if align:  # windows in each atom's own bond frame: sublattices and grains alike
-        from ..detect import bond_orientation
+        from napari_rvae.detect import bond_orientation
 
         sites = bond_orientation(sites, symmetry=3)
     cut = cut_windows(maps, sites, window, orientation="bond_angle" if align else None, mask=mask)
@@ -162,12 +162,12 @@ def run(out: Path | None, *, seed=0, frames=8, size=256, cc=5.0, window=28, n_wi
           f"{result['tracks_all_steps_right']:.0%} (of the {result['tracks_with_change']} whose environment "
           f"changes: {result['tracks_with_change_all_right']:.0%})")
     if out is not None:
-        from .export import save_npz
+        from napari_rvae.analysis.export import save_npz
 
         save_npz(out / "chemistry_map.npz", {"counts": chem.counts, "physical": chem.physical, "grid": chem.grid,
                                              "z": z, "env": env})
         try:
-            from .plots import plot_image
+            from napari_rvae.analysis.plots import plot_image
 
             plot_image(out / "chemistry_rgb_n5.png", chem.n(5), title="n5")
         except Exception as err:  # figures are a bonus here

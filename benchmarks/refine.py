@@ -57,9 +57,9 @@ def refinement_benchmark(
     from scipy.optimize import curve_fit
     from scipy.spatial import cKDTree
 
-    from .atoms import atoms_from_image
-    from .refine import default_half_box, extract_boxes, fit_gaussians, initial_guess, refine_positions
-    from .scenes import graphene_scene
+    from napari_rvae.detect.atoms import atoms_from_image
+    from napari_rvae.detect.refine import default_half_box, extract_boxes, fit_gaussians, initial_guess, refine_positions
+    from napari_rvae.detect.scenes import graphene_scene
 
     scene = graphene_scene(shape, bond, seed=seed, dose=dose)
     found = atoms_from_image(scene["image"])[["y", "x"]].to_numpy()

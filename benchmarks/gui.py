@@ -75,10 +75,10 @@ def blob_decoder(window: int = 28) -> Callable:
 def model_decoder_for_bench(window: int = 28):
     """The real decoder path: an (untrained) rVAE with 28×28 windows (AtomAI's reference size), or None."""
     try:
-        from ..vae import VAEConfig, build_model
+        from napari_rvae.vae import VAEConfig, build_model
     except ImportError:
         return None
-    from ._model_link import model_decoder
+    from napari_rvae.widgets._model_link import model_decoder
 
     return model_decoder(build_model(VAEConfig(arch="rvae", window=(window, window), latent=2), seed=0))
 
@@ -104,7 +104,7 @@ def run_gui_benchmarks(n_points: int = 200_000, repeats: int = 30, decode: Calla
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from .latent_explorer import LatentExplorer
+    from napari_rvae.widgets.latent_explorer import LatentExplorer
 
     sites = synthetic_sites(n_points)
     if decode is None:
@@ -252,9 +252,9 @@ def run_gui_benchmarks(n_points: int = 200_000, repeats: int = 30, decode: Calla
 
 
 def stall_benchmarks(epochs: int = 3, timeout: float = 1200.0) -> dict:
-    """:func:`~.benchmark_stall.run_stall_benchmarks` in a fresh process (so torch's first load is
+    """:func:`benchmarks.stall.run_stall_benchmarks` in a fresh process (so torch's first load is
     measured too), under ``xvfb-run`` when there is no display."""
-    code = ("import json; from napari_rvae.widgets.benchmark_stall import run_stall_benchmarks; "
+    code = ("import json; from benchmarks.stall import run_stall_benchmarks; "
             f"print('RESULT ' + json.dumps(run_stall_benchmarks({int(epochs)})))")
     return _in_subprocess(code, timeout)
 
@@ -265,7 +265,7 @@ def gui_benchmarks(n_points: int = 200_000, repeats: int = 30, timeout: float = 
     Returns the result dict, or ``{"skipped": reason}`` when no display can be had.
     """
     code = (
-        "import json, sys; from napari_rvae.widgets.benchmark import run_gui_benchmarks; "
+        "import json, sys; from benchmarks.gui import run_gui_benchmarks; "
         f"print('RESULT ' + json.dumps(run_gui_benchmarks({int(n_points)}, {int(repeats)})))"
     )
     return _in_subprocess(code, timeout)
@@ -277,7 +277,9 @@ def _in_subprocess(code: str, timeout: float) -> dict:
         if shutil.which("xvfb-run") is None:
             return {"skipped": "no display and no xvfb-run (apt-get install xvfb)"}
         command = ["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24", *command]
-    env = dict(os.environ)
+    from benchmarks import subprocess_env
+
+    env = subprocess_env()
     env.pop("QT_QPA_PLATFORM", None)  # napari needs OpenGL: offscreen does not work
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     for line in done.stdout.splitlines():

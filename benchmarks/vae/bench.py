@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .benchdata import REFERENCE_FINGERPRINT, bench_windows, fingerprint
-from .config import VAEConfig
-from .latents import decode, encode, manifold
-from .models import build_model
-from .trainer import Trainer
+from benchmarks.vae.benchdata import REFERENCE_FINGERPRINT, bench_windows, fingerprint
+from napari_rvae.vae.config import VAEConfig
+from napari_rvae.vae.latents import decode, encode, manifold
+from napari_rvae.vae.models import build_model
+from napari_rvae.vae.trainer import Trainer
 
 # AtomAI 0.8.1's rVAE defaults (reference benchmark): MLP 2×128 tanh encoder and decoder.
 ATOMAI_ARCH = dict(arch="rvae", window=(28, 28), latent=2, encoder="mlp", encoder_widths=(128, 128),
@@ -153,7 +153,7 @@ def run_bench(out: str | os.PathLike | None = None, *, n: int = 20000, epochs: i
     ideas : bool
         Also time each speed idea separately.
     """
-    from .._compute import cpu_count
+    from napari_rvae._compute import cpu_count
 
     threads = int(threads or cpu_count())
     torch.set_num_threads(threads)
@@ -242,7 +242,7 @@ def run_bench(out: str | os.PathLike | None = None, *, n: int = 20000, epochs: i
     res["total_s"] = round(time.perf_counter() - t0, 1)
     res["env"]["load_at_end"] = _load()
     if out is not None:
-        from ..io.files import write_json
+        from napari_rvae.io.files import write_json
 
         write_json(out, res)
     return res

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..synth.render import add_noise, normalise01, render_spots
-from .predict import Predictor
-from .unet import UNet, atomai_equivalent_config
+from napari_rvae.synth.render import add_noise, normalise01, render_spots
+from napari_rvae.segment.predict import Predictor
+from napari_rvae.segment.unet import UNet, atomai_equivalent_config
 
 ATOMAI_RECORDED = {
     "frames_per_s": [5.2, 5.9],
@@ -122,7 +122,7 @@ def bench_unet_inference(n_frames: int = 6, repeats: int = 3, threads: int | Non
         t0 = time.perf_counter()
         variants["ours_compiled"](frames[:1])
         compile_s = round(time.perf_counter() - t0, 1)
-    from .default_model import load_default_atom_model
+    from napari_rvae.segment.default_model import load_default_atom_model
 
     try:
         default = load_default_atom_model()
@@ -228,7 +228,7 @@ def bench_vs_atomai(atomai_python: str | os.PathLike, n_frames: int = 6, repeats
     benchmark frames by an untimed first call), speed-ups vs AtomAI, parameter counts, load
     averages, versions.
     """
-    from .default_model import load_default_atom_model
+    from napari_rvae.segment.default_model import load_default_atom_model
 
     atomai_python = Path(atomai_python)
     if not atomai_python.is_file():
