@@ -91,14 +91,15 @@ def test_entropy_is_high_on_ambiguous_atom_edges(shipped):
     from napari_rvae.segment import predictive_entropy
 
     model, config = shipped
-    movie = make_sample("graphene-movie", seed=12, frames=1, size=256, n_holes=3, dose=200.0)
-    h = predictive_entropy(predict(model, movie["data"], rescale=config["canonical_spacing_px"] / 12.0))[0]
-    atoms = movie["atoms"]
+    movie = make_sample("graphene-movie", seed=12, frames=12, size=256, n_holes=3, dose=200.0)
+    last = movie["data"].shape[0] - 1  # the holes have grown by the last frame
+    h = predictive_entropy(predict(model, movie["data"][last:], rescale=config["canonical_spacing_px"] / 12.0))[0]
+    atoms = movie["atoms"][movie["atoms"]["frame"] == last]
     pos = np.column_stack([atoms["y"], atoms["x"]])
     yy, xx = np.mgrid[0:256, 0:256]
     d = np.min(np.hypot(yy[..., None] - pos[:, 0], xx[..., None] - pos[:, 1]), axis=-1)
     r = 0.25 * 12.0  # the label disk radius at the training scale, in original pixels
     centre, rim = d < 1.0, np.abs(d - r) < 1.0
-    vacuum = ndimage.binary_erosion(movie["hole_masks"][0], iterations=8)
+    vacuum = ndimage.binary_erosion(movie["hole_masks"][last], iterations=8)
     assert vacuum.any()
     assert h[rim].mean() > 3 * max(h[centre].mean(), h[vacuum].mean())

@@ -319,7 +319,7 @@ def detect_atoms(
     elif classify == "none":
         sites["class"] = 0
     seen = decorated(sites, lattice)
-    if (lattice.candidate or lattice.kind == "unknown") and spacing is None:
+    if (lattice.candidate or not lattice.regular) and spacing is None:
         # the autocorrelation alone was not conclusive (no periodicity, or no regular ring of
         # directions): the atoms found must sit at the spacing along a lattice's star of bonds
         if not confirms(sites, seen, data.shape):

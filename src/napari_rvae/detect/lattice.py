@@ -61,6 +61,10 @@ class Lattice:
         Per-frame spacings (pixels) for a movie estimate.
     note : str
         Why no lattice was found, or what was uncertain.
+    regular : bool
+        The autocorrelation's ring was a regular star (three directions 60° apart, or two 90°
+        apart); otherwise (several grains, distortion, a rectangular projection) detection
+        confirms the lattice from the atoms it finds.
     """
 
     spacing: float = float("nan")
@@ -70,6 +74,7 @@ class Lattice:
     found: bool = False
     frames: list = field(default_factory=list)
     note: str = ""
+    regular: bool = False
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -365,6 +370,12 @@ def _spacing_and_kind(offsets: np.ndarray, heights: np.ndarray, image: np.ndarra
         centred = _centred(offsets, heights, radius, angles, np.pi / 4, level) or \
             _neighbours_at(image, radius, radius / np.sqrt(2), 2)
         return (radius / np.sqrt(2), "square") if centred else (radius, "square")
+    # an irregular ring (several grains, distortion): the real-space tests still tell a honeycomb or a
+    # centred lattice, whose atoms have neighbours inside the ring
+    if len(angles) >= 3 and _neighbours_at(image, radius, radius / np.sqrt(3), 1):
+        return radius / np.sqrt(3), "honeycomb"
+    if len(angles) >= 2 and _neighbours_at(image, radius, radius / np.sqrt(2), 2):
+        return radius / np.sqrt(2), "square"
     r = np.hypot(offsets[:, 0], offsets[:, 1])
     inner = (heights >= 0.25 * strongest) & (r < 0.92 * radius)
     return (float(r[inner].min()) if inner.any() else radius), "unknown"
@@ -429,6 +440,8 @@ def _lattice_up_to(frame: np.ndarray, limit: float) -> Lattice:
     periodic = _periodic(ring_map_, ring, level) and _same_in_quadrants(frame, radius, ring, limit)
     contrast = _contrast(flat, radius)
     spacing, kind = _spacing_and_kind(offsets, heights, flat, radius)
+    angles = np.arctan2(ring[:, 0], ring[:, 1]) % np.pi
+    regular = _regular(angles, 3) or _regular(angles, 2)
     if kind == "honeycomb":
         # blurred bright atoms of a honeycomb form a network around sharp dark hollows, skewed like
         # dark atoms: which extrema have three neighbours each settles it (the one case where
@@ -446,7 +459,7 @@ def _lattice_up_to(frame: np.ndarray, limit: float) -> Lattice:
         return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=prominence, frames=[spacing],
                        note="no periodic atom contrast (the autocorrelation's peaks do not repeat across the frame)")
     return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=prominence, found=True,
-                   frames=[spacing])
+                   frames=[spacing], regular=regular)
 
 
 def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray, limit: float) -> bool:
@@ -539,7 +552,7 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
     spread = np.ptp([res.spacing for res in good]) / spacing if len(good) > 1 else 0.0
     note = f"spacing varies by {100 * spread:.0f} % between frames" if spread > 0.1 else ""
     return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=float(np.median([r.prominence for r in good])),
-                   found=True, frames=spacings, note=note)
+                   found=True, frames=spacings, note=note, regular=any(r.regular for r in good))
 
 
 def scale_defaults(spacing: float) -> dict:
