@@ -89,7 +89,14 @@ def test_correlated_noise_is_rarely_taken_for_a_lattice():
 def test_movie_estimate_and_defaults_follow_the_spacing():
     frames = np.stack([lattice_image("honeycomb", 14.0, seed=s, size=256) for s in range(3)])
     lattice = estimate_lattice(frames)
-    assert lattice.found and len(lattice.frames) == 3 and abs(lattice.spacing - 14.0) < 0.3
+    # two agreeing frames are enough; asking for three analyses all of them
+    assert lattice.found and len(lattice.frames) == 2 and abs(lattice.spacing - 14.0) < 0.3
+    every = estimate_lattice(frames, agree=3)
+    assert len(every.frames) == 3 and abs(every.spacing - 14.0) < 0.3
+    # a blank frame in the middle makes it look further instead of giving up
+    frames[1] = 0.5
+    gap = estimate_lattice(frames)
+    assert gap.found and len(gap.frames) == 3 and np.isnan(gap.frames[0]) and gap.analysed == [1, 0, 2] and abs(gap.spacing - 14.0) < 0.3
     defaults = scale_defaults(lattice.spacing)
     assert defaults["window"] == 28 and defaults["min_distance"] == pytest.approx(0.55 * lattice.spacing, rel=1e-3)
     assert defaults["rescale"] == pytest.approx(10.0 / lattice.spacing, rel=1e-3)

@@ -58,7 +58,9 @@ class Lattice:
         Whether a lattice was found. A frame whose rings do not pass the periodicity checks keeps
         its measured spacing as a candidate (``found`` False, ``candidate`` True).
     frames : list of float
-        Per-frame spacings (pixels) for a movie estimate.
+        Per-frame spacings (pixels) for a movie estimate, one per analysed frame.
+    analysed : list of int
+        The frames (0-based) those spacings belong to, in the order they were analysed.
     note : str
         Why no lattice was found, or what was uncertain.
     regular : bool
@@ -75,12 +77,14 @@ class Lattice:
     frames: list = field(default_factory=list)
     note: str = ""
     regular: bool = False
+    analysed: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["spacing"] = None if not np.isfinite(self.spacing) else round(float(self.spacing), 3)
         out["prominence"] = round(float(self.prominence), 3)
         out["frames"] = [None if not np.isfinite(s) else round(float(s), 3) for s in self.frames]
+        out["analysed"] = [int(t) for t in self.analysed]
         return out
 
     @property
@@ -513,8 +517,13 @@ def _rings(frame: np.ndarray, period: float, search: float):
     return offsets, heights, min(1.0, strongest / top), flat, ring
 
 
-def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int = 8) -> Lattice:
+def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int = 8, agree: int = 2) -> Lattice:
     """The lattice of a movie: the median over up to ``max_frames`` evenly spaced frames.
+
+    The middle, first and last of them come first; the search stops as soon as
+    ``agree`` frames show the same lattice (kind and contrast, spacing within
+    5 %), since the spacing changes little over a movie. Frames without a
+    lattice (blank, out of focus) or disagreeing ones make it look further.
 
     Parameters
     ----------
@@ -522,27 +531,38 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
     max_spacing : float, optional
         Largest spacing looked for, pixels (see :func:`frame_lattice`).
     max_frames : int
-        Frames analysed (evenly spaced); the spacing changes little over a movie.
+        Most frames analysed (evenly spaced).
+    agree : int
+        Frames that must agree before the search stops early (``max_frames``: never).
 
     Returns
     -------
     Lattice
         ``found`` is False when no analysed frame shows a lattice; ``frames``
-        lists the per-frame spacings (NaN where none was found).
+        lists the spacings of the analysed frames (NaN where none was found).
     """
     data = as_movie(movie)
     picks = np.unique(np.linspace(0, data.shape[0] - 1, min(max_frames, data.shape[0])).round().astype(int))
-    results = [frame_lattice(data[t], max_spacing=max_spacing) for t in picks]
+    order = list(dict.fromkeys([picks[len(picks) // 2], picks[0], picks[-1], *picks]))
+    results, analysed = [], []
+    for t in order:
+        analysed.append(int(t))
+        results.append(frame_lattice(data[t], max_spacing=max_spacing))
+        found = [r for r in results if r.found]
+        if len(found) >= max(1, agree) and _consistent(found):
+            break
     good = [res for res in results if res.found]
     spacings = [res.spacing if res.found else float("nan") for res in results]
     if not good:
         candidates = [res for res in results if res.candidate]
         if not candidates:
-            return Lattice(frames=spacings, note=results[0].note, prominence=max(r.prominence for r in results))
+            return Lattice(frames=spacings, analysed=analysed, note=results[0].note,
+                           prominence=max(r.prominence for r in results))
         kinds = [res.kind for res in candidates]
         contrasts = [res.contrast for res in candidates]
         return Lattice(spacing=float(np.median([r.spacing for r in candidates])), kind=max(set(kinds), key=kinds.count),
-                       contrast=max(set(contrasts), key=contrasts.count), frames=spacings, note=candidates[0].note,
+                       contrast=max(set(contrasts), key=contrasts.count), frames=spacings, analysed=analysed,
+                       note=candidates[0].note,
                        prominence=max(r.prominence for r in results))
     spacing = float(np.median([res.spacing for res in good]))
     kinds = [res.kind for res in good]
@@ -552,7 +572,14 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
     spread = np.ptp([res.spacing for res in good]) / spacing if len(good) > 1 else 0.0
     note = f"spacing varies by {100 * spread:.0f} % between frames" if spread > 0.1 else ""
     return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=float(np.median([r.prominence for r in good])),
-                   found=True, frames=spacings, note=note, regular=any(r.regular for r in good))
+                   found=True, frames=spacings, analysed=analysed, note=note, regular=any(r.regular for r in good))
+
+
+def _consistent(results: list[Lattice]) -> bool:
+    """Whether frame lattices agree: one kind, one contrast, spacings within 5 % of their median."""
+    spacings = np.array([r.spacing for r in results])
+    return (len({r.kind for r in results}) == 1 and len({r.contrast for r in results}) == 1
+            and bool(np.all(np.abs(spacings / np.median(spacings) - 1.0) <= 0.05)))
 
 
 def scale_defaults(spacing: float) -> dict:

@@ -326,13 +326,12 @@ def _without_neighbours(frame, centres, params, ok, h):
     s2 = 2.0 * params[good, 3] ** 2
     gy = np.exp(-((cy[:, None] + offs) - y0[:, None]) ** 2 / s2[:, None])
     gx = np.exp(-((cx[:, None] + offs) - x0[:, None]) ** 2 / s2[:, None])
-    model = np.zeros((Y + 2 * r, X + 2 * r))
-    rows = (cy[:, None] + r + offs)[:, :, None]
-    cols = (cx[:, None] + r + offs)[:, None, :]
-    rows, cols = np.clip(rows, 0, Y + 2 * r - 1), np.clip(cols, 0, X + 2 * r - 1)
-    np.add.at(model, (np.broadcast_to(rows, (len(good), 2 * r + 1, 2 * r + 1)),
-                      np.broadcast_to(cols, (len(good), 2 * r + 1, 2 * r + 1))),
-              params[good, 0, None, None] * gy[:, :, None] * gx[:, None, :])
+    rows = np.clip(cy[:, None] + r + offs, 0, Y + 2 * r - 1)
+    cols = np.clip(cx[:, None] + r + offs, 0, X + 2 * r - 1)
+    index = rows[:, :, None] * (X + 2 * r) + cols[:, None, :]
+    values = params[good, 0, None, None] * gy[:, :, None] * gx[:, None, :]
+    model = np.bincount(index.ravel(), weights=values.ravel(), minlength=(Y + 2 * r) * (X + 2 * r))
+    model = model.reshape(Y + 2 * r, X + 2 * r)
     boxes, weights, _ = extract_boxes(frame - model[r: r + Y, r: r + X], centres.astype(np.float64), h)
     b = np.arange(-h, h + 1)
     own_y = np.exp(-(b[None] - params[:, 1, None]) ** 2 / (2.0 * params[:, 3, None] ** 2))
@@ -380,20 +379,35 @@ def _fit_uncertainty(boxes: np.ndarray, weights: np.ndarray, params: np.ndarray,
     """Standard error (pixels) of each fitted centre and the residual noise σ of each box.
 
     From the Gauss–Newton covariance ``s² (JᵀJ)⁻¹`` at the fitted parameters, ``s²`` the
-    residual variance of the box (its pixels' noise)."""
+    residual variance of the box (its pixels' noise). Fully weighted boxes take the separable
+    path of the fit (:func:`_separable_state`)."""
     n, b, _ = boxes.shape
     h = (b - 1) // 2
     offs = np.arange(-h, h + 1, dtype=np.float64)
-    model, jac = _model_and_jacobian(params, np.repeat(offs, b), np.tile(offs, b))
     w = weights.reshape(n, -1)
-    resid = (boxes.reshape(n, -1) - model) * w
-    noise2 = (resid**2).sum(1) / np.maximum(w.sum(1) - 5, 1.0)
-    jtj = np.einsum("npi,npj,np->nij", jac, jac, w)
+    jtj = np.empty((n, 5, 5))
+    cost = np.empty(n)
+    uniform = (w == 1).all(1)
+    if uniform.any():
+        d = np.ascontiguousarray(boxes[uniform].transpose(1, 2, 0))
+        gram, _, c = _separable_state(np.ascontiguousarray(params[uniform].T), d, d.sum((0, 1)), offs[:, None],
+                                      (d * d).sum((0, 1)))
+        jtj[uniform], cost[uniform] = gram.transpose(2, 0, 1), c
+    if (~uniform).any():
+        model, jac = _model_and_jacobian(params[~uniform], np.repeat(offs, b), np.tile(offs, b))
+        wu = w[~uniform]
+        cost[~uniform] = (((boxes[~uniform].reshape(len(wu), -1) - model) ** 2) * wu).sum(1)
+        jtj[~uniform] = np.einsum("npi,npj,np->nij", jac, jac, wu)
+    noise2 = np.clip(cost, 0.0, None) / np.maximum(w.sum(1) - 5, 1.0)
     error = np.full(n, np.inf)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         good = ok & np.isfinite(jtj).all((1, 2)) & (np.abs(np.linalg.det(jtj)) > 0)
         if good.any():
-            cov = np.linalg.pinv(jtj[good]) * noise2[good, None, None]
+            try:
+                inverse = np.linalg.inv(jtj[good])
+            except np.linalg.LinAlgError:
+                inverse = np.linalg.pinv(jtj[good])
+            cov = inverse * noise2[good, None, None]
             error[good] = np.sqrt(np.clip(cov[:, 1, 1] + cov[:, 2, 2], 0, None))
     return error, np.sqrt(noise2)
 
