@@ -1,6 +1,6 @@
 """Atom detection against ground truth on realistic low-dose frames, with defaults only.
 
-    python benchmarks/detection_quality.py [--seeds 0-11] [--methods auto,peaks,model]
+    python benchmarks/detection_quality.py [--seeds 0-11] [--methods auto,peaks,model] [--precision int8]
 
 Frames come from :func:`napari_rvae.synth.instrument.low_dose_graphene` (graphene
 11–18 px spacing, 3–40 counts per atom, amorphous cover, grain boundaries, scan
@@ -77,8 +77,10 @@ def main() -> None:
     parser.add_argument("--methods", default="auto")
     parser.add_argument("--json", default=None)
     parser.add_argument("--model", default=None, help="a segmenter folder instead of the shipped one")
+    parser.add_argument("--precision", default=None, choices=("float32", "bfloat16", "int8", "auto"), help="network arithmetic")
     args = parser.parse_args()
-    rows = run(_seeds(args.seeds), args.methods.split(","), {"model": args.model} if args.model else None)
+    options = {key: value for key, value in (("model", args.model), ("precision", args.precision)) if value}
+    rows = run(_seeds(args.seeds), args.methods.split(","), options)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1, default=float)

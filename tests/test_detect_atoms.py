@@ -171,6 +171,7 @@ def test_model_seam_calls_the_segment_package(monkeypatch, scenes):
     fake = types.ModuleType("napari_rvae.segment")
     fake.load_default_atom_model = lambda with_config=False: (calls.append("default") or ("net", {}))
     fake.load_segmenter = lambda folder: (calls.append(str(folder)) or "net", {})
+    fake.native_bfloat16 = lambda: False
     fake.predict = lambda net, movie, rescale=1.0, precision="float32": (
         calls.append((net, movie.shape, rescale, precision)) or maps)
     monkeypatch.setitem(sys.modules, "napari_rvae.segment", fake)

@@ -1,5 +1,5 @@
-"""int8 inference (``Predictor(precision="int8")``): accuracy against the graphene-movie ground truth with the
-shipped atom finder, agreement with float32, determinism, and the float32 fallback.
+"""int8 and bfloat16 inference (``Predictor(precision=...)``): accuracy against the graphene-movie ground truth
+with the shipped atom finder, agreement with float32, determinism, the float32 fallback, and ``"auto"``.
 
 The graphene-movie seeds here are held out (the default model was trained on ``atom_lattices`` frames only;
 the float32 accuracy tests use seeds 4242 and 77).
@@ -50,7 +50,7 @@ def both(request):
     sample = make_sample("graphene-movie", seed=request.param, frames=3, size=SIZE, n_holes=2, n_stone_wales=3)
     model = load_default_atom_model()
     out = {}
-    for precision in ("float32", "int8"):
+    for precision in ("float32", "int8", "bfloat16"):
         pred = Predictor(model, precision=precision)
         probs = pred(sample["data"])
         assert pred.active_precision == precision
@@ -62,21 +62,22 @@ def both(request):
 def test_int8_default_atom_finder_meets_the_graphene_targets(both):
     # issue 5 bars: F1 >= 0.99 at 2 px, RMSE <= 0.2 px after refinement, Si vs C >= 98 %, no atoms in holes
     sample, out = both
-    for precision in ("float32", "int8"):
+    for precision in ("float32", "int8", "bfloat16"):
         score = _score(sample, out[precision]["sites"])
         assert score["f1"] >= 0.99 and score["rmse"] <= 0.2, (precision, score)
         assert score["class"] >= 0.98 and score["in_holes"] == 0, (precision, score)
 
 
-def test_int8_agrees_with_float32(both):
+@pytest.mark.parametrize("precision", ["int8", "bfloat16"])
+def test_reduced_precision_agrees_with_float32(both, precision):
     _, out = both
-    p32, p8 = out["float32"]["probs"], out["int8"]["probs"]
+    p32, p8 = out["float32"]["probs"], out[precision]["probs"]
     assert p8.dtype == np.float32 and p8.shape == p32.shape
     assert np.allclose(p8.sum(1), 1.0, atol=1e-5)
     diff = np.abs(p8 - p32)[:, ATOM_CHANNEL]
     # a few rim pixels may move by up to ~0.1-0.2 (where the probability crosses 0.5 steeply), the map as a whole not
     assert diff.max() <= 0.3 and diff.mean() <= 0.01 and np.quantile(diff, 0.999) <= 0.1
-    a, b = out["float32"]["sites"], out["int8"]["sites"]
+    a, b = out["float32"]["sites"], out[precision]["sites"]
     only, total, shift = 0, 0, []
     for t in a["frame"].unique():
         ya, yb = a.loc[a["frame"] == t, ["y", "x"]].to_numpy(), b.loc[b["frame"] == t, ["y", "x"]].to_numpy()
@@ -193,3 +194,23 @@ def test_int8_on_a_stroke_trained_wall_and_domain_model():
     assert thin_iou(walls32, truth[[0, 20, 26]] == 2, tolerance=1)["tolerant"] >= 0.6  # it did learn the walls
     assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.995
     assert thin_iou(walls8, walls32, tolerance=0)["strict"] >= 0.9
+
+
+def test_auto_precision_is_bfloat16_only_where_native(monkeypatch):
+    import importlib
+
+    from napari_rvae import segment
+
+    predict_module = importlib.import_module("napari_rvae.segment.predict")
+
+    model = load_default_atom_model()
+    for native in (True, False):
+        monkeypatch.setattr(predict_module, "native_bfloat16", lambda native=native: native)
+        monkeypatch.setattr(segment, "native_bfloat16", lambda native=native: native)
+        assert Predictor(model, precision="auto").active_precision == ("bfloat16" if native else "float32")
+    # detection records the arithmetic it used, never "auto"
+    sample = make_sample("graphene-movie", seed=5, frames=1, size=128)
+    sites = detect_atoms(sample["data"], method="model")
+    assert sites.attrs["detection"]["parameters"]["precision"] == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        Predictor(model, precision="half")

@@ -146,9 +146,11 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
                    help="atoms brighter (HAADF) or darker (ABF/BF) than their surroundings; default: from the frames")
     p.add_argument("--rescale", type=float, default=None,
                    help="segmenter input rescale (default: the model's training spacing / the spacing)")
-    p.add_argument("--precision", choices=("float32", "int8"), default="float32",
-                   help="segmenter arithmetic: int8 is about 2x faster per frame, calibrated on this movie "
-                        "(falls back to float32 with a warning if the model cannot be quantised)")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "int8"), default="auto",
+                   help="segmenter arithmetic: auto = bfloat16 where the CPU computes it natively (about 2x "
+                        "faster, the same atoms), else float32; int8 is about 2x faster per frame on long movies, "
+                        "calibrated on this movie (falls back to float32 with a warning if the model cannot be "
+                        "quantised)")
     p.add_argument("--save-map", action="store_true",
                    help="also write the segmenter's per-class probability map beside the sites (SITES_map.npz; "
                         "channels 'atoms' = 1 - background, and one per class); train/encode/analyze --map use it")

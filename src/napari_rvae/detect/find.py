@@ -36,12 +36,16 @@ from .lattice import Lattice, estimate_lattice, scale_defaults
 from .plausibility import check_sites, confirms, decorated
 from .refine import refine_sites
 
+#: Network arithmetic for the segmenter (``napari_rvae.segment.Predictor``; kept here so that
+#: importing detection does not import torch).
+PRECISIONS = ("float32", "bfloat16", "int8", "auto")
+
 CLASSIFY = ("auto", "channel", "intensity", "none")
 CONTRASTS = ("auto", "bright", "dark")
 AUTO_METHOD = "model"  # what method="auto" runs (docs/detection.md shows the evidence)
 
 
-def model_probabilities(movie, model="default", *, rescale: float | None = 1.0, precision: str = "float32",
+def model_probabilities(movie, model="default", *, rescale: float | None = 1.0, precision: str = "auto",
                         spacing: float | None = None) -> np.ndarray:
     """Probability maps ``(T, C, Y, X)`` from a segmenter, imported lazily.
 
@@ -59,8 +63,10 @@ def model_probabilities(movie, model="default", *, rescale: float | None = 1.0, 
         Passed to ``napari_rvae.segment.predict``: predict at a resized scale and
         map back. ``None``: the model's training spacing (``canonical_spacing_px``
         in its ``model.json``) over ``spacing``, or 1 without either.
-    precision : {"float32", "int8"}
-        Network arithmetic (``napari_rvae.segment.Predictor``): ``"int8"`` is
+    precision : {"auto", "float32", "bfloat16", "int8"}
+        Network arithmetic (``napari_rvae.segment.Predictor``): ``"auto"`` (default) uses
+        bfloat16 where the CPU computes it natively (about 2× faster, the same atoms), else
+        float32; ``"int8"`` is
         about 2× faster per frame, calibrated on this movie, and falls back to
         float32 with a warning if the model cannot be quantised. Ignored for a
         callable ``model``.
@@ -69,8 +75,8 @@ def model_probabilities(movie, model="default", *, rescale: float | None = 1.0, 
     """
     from ._checks import frame_is_usable
 
-    if precision not in ("float32", "int8"):
-        raise ValueError(f"precision: expected 'float32' or 'int8', got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     data = as_movie(movie)
     if callable(model):
         return as_probabilities(model(data), "model output")
@@ -117,7 +123,7 @@ def _load_model(model):
 
 
 def atom_map(movie, *, lattice: Lattice | None = None, spacing: float | None = None, model="default",
-             precision: str = "float32") -> np.ndarray:
+             precision: str = "auto") -> np.ndarray:
     """The segmenter's per-class probability map ``(T, C, Y, X)`` of a movie, at the movie's pixels.
 
     Frames are rescaled to the model's training spacing first (the spacing is
@@ -176,7 +182,7 @@ def detect_atoms(
     classify: str = "auto",
     intensity_radius: float | None = None,
     rescale: float | None = None,
-    precision: str = "float32",
+    precision: str = "auto",
     contrast: str = "auto",
     lattice: Lattice | None = None,
 ) -> pd.DataFrame:
@@ -224,8 +230,8 @@ def detect_atoms(
         Disc radius (pixels) of the integrated intensity; default 0.3 × spacing.
     rescale : float, optional
         Segmenter input rescale; default: the model's training spacing / spacing.
-    precision : {"float32", "int8"}
-        Segmenter arithmetic (see :func:`model_probabilities`).
+    precision : {"auto", "float32", "bfloat16", "int8"}
+        Segmenter arithmetic (see :func:`model_probabilities`); the metadata records the one used.
     contrast : {"auto", "bright", "dark"}
         Atom contrast; ``"auto"`` reads it from the frames.
     lattice : Lattice, optional
@@ -252,8 +258,8 @@ def detect_atoms(
         raise ValueError(f"classify: expected one of {', '.join(CLASSIFY)}, got {classify!r}")
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast: expected one of {', '.join(CONTRASTS)}, got {contrast!r}")
-    if precision not in ("float32", "int8"):
-        raise ValueError(f"precision: expected 'float32' or 'int8', got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     chosen = AUTO_METHOD if method == "auto" else method
     if probabilities is not None and method == "auto":
         chosen = "model"
@@ -282,6 +288,10 @@ def detect_atoms(
     elif chosen == "model":
         if rescale is None and not callable(model):
             rescale = training_rescale(_load_model(model)[1], measured)
+        if precision == "auto" and not callable(model):
+            from .. import segment
+
+            precision = "bfloat16" if segment.native_bfloat16() else "float32"
         maps = model_probabilities(work, model, rescale=1.0 if rescale is None else rescale, precision=precision)
     if maps is not None and (maps.shape[0], maps.shape[2], maps.shape[3]) != data.shape:
         raise ValueError(f"probabilities: shape {maps.shape} does not match the movie {data.shape}")

@@ -131,10 +131,11 @@ def _flatten(frame: np.ndarray, max_period: float) -> np.ndarray:
     edges do not add a broad bump to the autocorrelation: inside them only
     noise is left, which correlates at lag 0 alone.
     """
-    f = np.asarray(frame, dtype=np.float64)
+    f = np.asarray(frame, dtype=np.float32)  # float32: twice as fast, far more precise than any image
     finite = np.isfinite(f)
     if not finite.all():
         f = np.where(finite, f, np.median(f[finite]))
+    f = f - np.float32(np.mean(f))
     s = max(8.0, 0.5 * max_period)
     detail = f - _smooth(f, s)
     local = _smooth(detail**2, s)
@@ -388,12 +389,13 @@ def _spacing_and_kind(offsets: np.ndarray, heights: np.ndarray, image: np.ndarra
 def _contrast(frame: np.ndarray, spacing: float) -> str:
     """``"bright"`` or ``"dark"`` atoms: sign of the skewness of the band-passed frame."""
     s = max(0.5, 0.15 * spacing)
-    band = ndimage.gaussian_filter(frame, s) - ndimage.gaussian_filter(frame, 1.2 * spacing)
+    band = ndimage.gaussian_filter(frame, s) - _smooth(frame, 1.2 * spacing)
     v = band - band.mean()
     sd = v.std()
     if sd <= 0:
         return "bright"
-    skew = float(np.mean((v / sd) ** 3))
+    z = v / sd
+    skew = float(np.mean(z * z * z))
     return "dark" if skew < -0.1 else "bright"
 
 
@@ -438,10 +440,13 @@ def _lattice_up_to(frame: np.ndarray, limit: float) -> Lattice:
         return Lattice(note=first)
     radius = _dominant_ring(first[0], first[1])[0]
     # second pass: lags out to four rings, the ring refined
-    second = _rings(frame, min(2.5 * radius, limit), 4.4 * radius)
+    period = min(2.5 * radius, limit)
+    second = _rings(frame, period, 4.4 * radius, flat=first[3] if period == limit else None)
     offsets, heights, prominence, flat, ring_map_ = first if isinstance(second, str) else second
+    flat_period = limit if isinstance(second, str) else period
     radius, ring, level = _dominant_ring(offsets, heights, near=radius)
-    periodic = _periodic(ring_map_, ring, level) and _same_in_quadrants(frame, radius, ring, limit)
+    periodic = _periodic(ring_map_, ring, level) and _same_in_quadrants(
+        frame, radius, ring, limit, flat if min(2.5 * radius, limit) == flat_period else None)
     contrast = _contrast(flat, radius)
     spacing, kind = _spacing_and_kind(offsets, heights, flat, radius)
     angles = np.arctan2(ring[:, 0], ring[:, 1]) % np.pi
@@ -466,12 +471,14 @@ def _lattice_up_to(frame: np.ndarray, limit: float) -> Lattice:
                    frames=[spacing], regular=regular)
 
 
-def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray, limit: float) -> bool:
+def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray, limit: float,
+                       flat: np.ndarray | None = None) -> bool:
     """Whether the frame's quadrants show the same strongest ring (radius within 8 %, or its
     honeycomb / centred inner ring; and, for a ring of one direction, that direction within 10°): a lattice is the same everywhere, the
     chance peaks of correlated noise are not. Quadrants without a ring (a hole, vacuum) abstain;
     at most one may disagree and at least two must agree. Frames with fewer than three lattice
-    periods per quadrant pass."""
+    periods per quadrant pass. ``flat``: the whole frame already flattened for the quadrants' period
+    (cut into quadrants instead of flattening each)."""
     half = (frame.shape[0] // 2, frame.shape[1] // 2)
     if min(half) < 3 * radius:
         return True
@@ -479,7 +486,9 @@ def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray, limit
     agree = voted = 0
     for qy in (0, half[0]):
         for qx in (0, half[1]):
-            found = _rings(frame[qy : qy + half[0], qx : qx + half[1]], min(2.5 * radius, limit), 1.3 * radius)
+            quadrant = (slice(qy, qy + half[0]), slice(qx, qx + half[1]))
+            found = _rings(frame[quadrant], min(2.5 * radius, limit), 1.3 * radius,
+                           flat=None if flat is None else flat[quadrant])
             if isinstance(found, str):
                 continue
             voted += 1
@@ -493,10 +502,11 @@ def _same_in_quadrants(frame: np.ndarray, radius: float, ring: np.ndarray, limit
     return agree >= 2 and agree >= voted - 1
 
 
-def _rings(frame: np.ndarray, period: float, search: float):
+def _rings(frame: np.ndarray, period: float, search: float, flat: np.ndarray | None = None):
     """Autocorrelation peaks of ``frame`` flattened for periods up to ``period`` pixels, out to
-    ``search`` pixels: ``(offsets, heights, prominence, flattened frame, ring map)``, or why there are none."""
-    flat = _flatten(frame, period)
+    ``search`` pixels: ``(offsets, heights, prominence, flattened frame, ring map)``, or why there are none.
+    ``flat``: the frame already flattened for ``period``."""
+    flat = _flatten(frame, period) if flat is None else flat
     if not np.any(flat):
         return "the frame has no contrast at atomic scale"
     L = min(int(np.ceil(search)) + 3, min(frame.shape) - 1)

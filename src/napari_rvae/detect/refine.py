@@ -45,17 +45,19 @@ def extract_boxes(image: np.ndarray, yx: np.ndarray, half_box: int) -> tuple[np.
     centres : (N, 2) int64 box centres (pixels)
     """
     h = int(half_box)
-    image = np.asarray(image, dtype=np.float64)
-    padded = np.pad(image, h, mode="constant", constant_values=np.nan)
+    image = np.asarray(image)
     centres = np.rint(np.asarray(yx, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
     for axis in (0, 1):
         size = image.shape[axis]
         low, high = (h, size - 1 - h) if size > 2 * h else (0, size - 1)
         centres[:, axis] = np.clip(centres[:, axis], low, high)
     offs = np.arange(-h, h + 1)
-    rows = centres[:, 0, None] + h + offs[None]
-    cols = centres[:, 1, None] + h + offs[None]
-    boxes = padded[rows[:, :, None], cols[:, None, :]]
+    if min(image.shape) > 2 * h:  # every box lies inside the frame
+        source, rows, cols = image, centres[:, 0, None] + offs[None], centres[:, 1, None] + offs[None]
+    else:  # a frame smaller than a box: the pixels outside it are NaN (weight 0)
+        source = np.pad(image.astype(np.float64), h, mode="constant", constant_values=np.nan)
+        rows, cols = centres[:, 0, None] + h + offs[None], centres[:, 1, None] + h + offs[None]
+    boxes = source[rows[:, :, None], cols[:, None, :]].astype(np.float64)
     weights = np.isfinite(boxes).astype(np.float64)
     return np.nan_to_num(boxes, nan=0.0), weights, centres
 
@@ -349,10 +351,12 @@ def smoothed_peaks(image: np.ndarray, yx: np.ndarray, smooth: float, rounds: int
     """
     from scipy import ndimage
 
-    image = np.asarray(image, dtype=np.float64)
+    image = np.asarray(image)
     finite = np.isfinite(image)
+    # float32 smoothing about the mean (counts far from zero keep their precision): twice as fast
+    image = (image - (image[finite].mean() if finite.any() else 0.0)).astype(np.float32)
     filled = np.where(finite, image, np.median(image[finite])) if not finite.all() else image
-    surface = ndimage.gaussian_filter(filled, smooth) if smooth > 0 else filled
+    surface = (ndimage.gaussian_filter(filled, smooth) if smooth > 0 else filled).astype(np.float64)
     Y, X = surface.shape
     dy, dx = (a.ravel() for a in np.mgrid[-1:2, -1:2])
     design = np.column_stack([np.ones(9), dy, dx, dy**2, dx**2, dy * dx])

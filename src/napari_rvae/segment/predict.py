@@ -22,7 +22,7 @@ from .augment import normalise_frame
 from .quantise import quantise_int8
 from .unet import UNet
 
-PRECISIONS = ("float32", "int8")
+PRECISIONS = ("float32", "bfloat16", "int8", "auto")
 CALIBRATION_TILES = 4
 CALIBRATION_CROP = 256
 
@@ -117,8 +117,13 @@ class Predictor:
         about 1.3× faster per frame on CPU, but the first call of each tile
         shape costs 0.5–2 minutes and needs a C++ compiler; worth it for long
         movies. Falls back to eager mode (with a warning) if compiling fails.
-    precision : {"float32", "int8"}
-        ``"int8"``: 8-bit integer inference (:mod:`.quantise`; about 2× faster
+    precision : {"float32", "bfloat16", "int8", "auto"}
+        ``"bfloat16"``: the float network's convolutions in bfloat16 (torch's CPU
+        autocast), logits and probabilities in float32; about 2× faster per
+        frame on CPUs with native bfloat16 (AVX512-BF16 or AMX), slower on the
+        others. ``"auto"``: ``"bfloat16"`` where the CPU has it natively, else
+        ``"float32"`` (detection with either gives the same atoms: see
+        ``docs/detection.md``). ``"int8"``: 8-bit integer inference (:mod:`.quantise`; about 2× faster
         per frame on an AVX2 CPU for a 16-filter U-Net). The network is
         quantised once per Predictor, on the first call, calibrated on up to
         ``CALIBRATION_TILES`` tiles of that call's frames, spread evenly and
@@ -151,6 +156,10 @@ class Predictor:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "int8" and (mc_dropout or compile):
             raise ValueError("precision='int8' works without mc_dropout and compile; use float32 for those")
+        if precision == "auto":
+            precision = "bfloat16" if native_bfloat16() and not mc_dropout else "float32"
+        if precision == "bfloat16" and compile:
+            raise ValueError("precision='bfloat16' works without compile; use float32 for it")
         self.precision = precision
         self._model = model if precision == "int8" else None
         self._int8 = None
@@ -168,8 +177,11 @@ class Predictor:
 
     @property
     def active_precision(self) -> str:
-        """``"int8"`` once the quantised network is in use, else ``"float32"`` (also after a fallback)."""
-        return "int8" if self._int8 is not None else "float32"
+        """``"int8"`` once the quantised network is in use, ``"bfloat16"`` for bfloat16 convolutions, else
+        ``"float32"`` (also after an int8 fallback)."""
+        if self._int8 is not None:
+            return "int8"
+        return "bfloat16" if self.precision == "bfloat16" else "float32"
 
     def calibrate(self, frames, rescale: float = 1.0) -> bool:
         """(Re)build the int8 network from ``frames`` (normalised and tiled as for prediction).
@@ -212,6 +224,10 @@ class Predictor:
                     self._int8, self._int8_failed = None, True
         x = torch.from_numpy(tiles[:, None]).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
+            if self.precision == "bfloat16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = self.net(x)
+                return torch.softmax(logits.float(), dim=1).numpy()
             try:
                 logits = self.net(x)
             except Exception as err:  # noqa: BLE001 - compiler missing / unsupported: fall back, never fail
@@ -287,6 +303,15 @@ class Predictor:
                 out[t, :, y0 : y0 + th, x0 : x0 + tw] += p * weights[(y0, x0)]
         out /= wsum
         return out[:, :, :Y, :X]
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bfloat16 convolutions
+    are about twice as fast as float32; elsewhere torch emulates them, more slowly."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception:  # noqa: BLE001 - private helpers gone: assume no native bfloat16
+        return False
 
 
 def predict(model: UNet, frames, *, rescale: float = 1.0, tile: int | None = None, overlap: int | None = None,
