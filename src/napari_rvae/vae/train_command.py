@@ -236,6 +236,12 @@ def run_train(args: argparse.Namespace) -> int:
         if saved:
             print(f"interrupted; the model of epoch {saved} is in {args.output}", file=sys.stderr)
         raise
+    from ..analysis.collapse import check_after_training
+
+    check = check_after_training(model, windows)
+    settings["latent_check"] = check.to_dict()  # kept in model.json beside the training settings
+    _save_epoch(model, args.output, trainer, settings, saved)
+    print(check.line())
     print(f"model saved to {args.output}")
     return 0
 
