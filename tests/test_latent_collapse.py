@@ -135,3 +135,17 @@ def test_cli_says_and_records_a_model_that_learned_nothing(tmp_path, capsys):
     assert "cluster" not in sites and {"z0", "z1", "angle"} <= set(sites.columns)  # latents are still written
     assert (tmp_path / "project" / "model" / "model.safetensors").is_file()
     assert not (tmp_path / "project" / "figures" / "angle_histogram.png").exists()
+
+
+def test_the_fix_leaves_out_what_the_model_already_does():
+    from types import SimpleNamespace
+
+    from napari_rvae.analysis.collapse import fixes
+
+    everything = fixes()
+    assert "--windows-from map" in everything and "--normalisation window" in everything and "--epochs" in everything
+    model = SimpleNamespace(normalisation={"mode": "window", "source": "map"},
+                            config=SimpleNamespace(likelihood="gaussian", noise_sigma=0.1))
+    tailored = fixes(model)
+    assert "--windows-from map" not in tailored and "--normalisation window" not in tailored
+    assert "now 0.1" in tailored and "--noise-sigma" in tailored and "--epochs" in tailored

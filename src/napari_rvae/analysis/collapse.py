@@ -34,9 +34,24 @@ SHIFT_SPREAD = 0.25  # pixels
 MIN_GAIN = 0.05  # share of the variance around the mean window the reconstructions explain
 CHECK_WINDOWS = 2000  # windows used by check_model (a fixed random subset of larger sets)
 
-FIXES = ("for atom sites, cut the windows from the segmentation (atom probability) map (--windows-from map); "
-         "scale each window on its own (--normalisation window), lower the likelihood's σ (--noise-sigma) "
-         "or train more epochs (--epochs)")
+
+
+def fixes(model=None) -> str:
+    """What to try, most likely first, leaving out what ``model`` already does (its windows' source
+    and normalisation are recorded in ``model.normalisation``)."""
+    norm = (getattr(model, "normalisation", None) or {}) if model is not None else {}
+    steps = []
+    if norm.get("source") != "map":
+        steps.append("for atom sites, cut the windows from the segmentation (atom probability) map "
+                     "(--windows-from map)")
+    if norm.get("mode") != "window":
+        steps.append("scale each window on its own (train --normalisation window)")
+    cfg = getattr(model, "config", None)
+    if cfg is None or cfg.likelihood == "gaussian":
+        now = f"now {cfg.noise_sigma:g}; " if cfg is not None else ""
+        steps.append(f"lower the likelihood's σ towards the windows' noise ({now}train --noise-sigma)")
+    steps.append("train more epochs (--epochs)")
+    return "; ".join(steps)
 
 
 @dataclass
@@ -135,7 +150,7 @@ def _is_collapsed(name: str, spread: float) -> bool:
     return spread < CONTENT_SPREAD
 
 
-def _verdict(n: int, spread: dict, kl: dict | None = None, gain: float | None = None) -> LatentCheck:
+def _verdict(n: int, spread: dict, kl: dict | None = None, gain: float | None = None, model=None) -> LatentCheck:
     collapsed = [k for k, v in spread.items() if _is_collapsed(k, v)]
     content = [k for k in spread if k not in ("angle", "dx", "dy")]
     carrying = [k for k in spread if k not in collapsed]
@@ -153,13 +168,11 @@ def _verdict(n: int, spread: dict, kl: dict | None = None, gain: float | None = 
             why.append(f"every latent collapsed (largest spread {biggest:.2g})")
         warnings.append(f"the model learned nothing: {' and '.join(why)}; clusters, angle peaks and NMF of these "
                         f"latents would be noise and are not reported. Likely cause: windows that differ mostly "
-                        f"by noise or smooth background. Fix: {FIXES}.")
+                        f"by noise or smooth background. Fix: {fixes(model)}.")
     else:
         if "angle" in collapsed and any(c not in collapsed for c in content + ["dx", "dy"] if c in spread):
             warnings.append(f"the angle collapsed (spread {spread['angle']:.2g} rad): rotation was not learned, "
-                            "or the windows do not rotate; angle peaks are not findings. Fix: cut the windows "
-                            "from the segmentation map (--windows-from map), scale each window on its own "
-                            "(--normalisation window) or train more epochs (--epochs).")
+                            f"or the windows do not rotate; angle peaks are not findings. Fix: {fixes(model)}.")
         elif "angle" in collapsed:
             warnings.append(f"the angle collapsed (spread {spread['angle']:.2g} rad): rotation was not learned, "
                             "or the windows do not rotate; angle peaks are not findings.")
@@ -221,7 +234,7 @@ def check_model(model, windows, *, max_windows: int = CHECK_WINDOWS, seed: int =
         baseline = float(np.mean((x - x.mean(axis=0)) ** 2))
         error = float(np.mean((x - recon) ** 2))
         gain = 1.0 - error / baseline if baseline > 1e-12 * float(np.mean(x**2)) else 0.0  # all windows alike: 0
-    return _verdict(len(x), spread, dict(zip(names, (float(v) for v in kl))), gain)
+    return _verdict(len(x), spread, dict(zip(names, (float(v) for v in kl))), gain, model)
 
 
 def check_after_training(model, windows) -> LatentCheck:

@@ -370,7 +370,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
 def _refuse_collapsed(sites, columns, what: str) -> None:
     """Say that the chosen latents carry no information instead of reporting structure in them
     (:mod:`napari_rvae.analysis.collapse`); feature columns that are not latents are not judged."""
-    from ..analysis.collapse import check_latent_table
+    from ..analysis.collapse import check_latent_table, fixes
 
     latents = [c for c in columns if c in latent_columns(sites)]
     if not latents:
@@ -380,8 +380,7 @@ def _refuse_collapsed(sites, columns, what: str) -> None:
     if not check.informative or len(dead) == len(latents):
         spreads = ", ".join(f"{c} {check.spread[c]:.2g}" for c in dead)
         raise ValueError(f"{', '.join(dead)} collapsed (spread {spreads}): the model learned nothing there, so "
-                         f"{what} would be noise. Retrain: cut the windows from the atom probability map, scale "
-                         "each window on its own, lower the likelihood's σ or train more epochs")
+                         f"{what} would be noise. Retrain: {fixes()}")
 
 
 def _density_and_nmf(frames, values, frame_ids, name, n_grid, bandwidth, n_components, bias):
