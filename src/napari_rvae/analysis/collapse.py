@@ -209,10 +209,8 @@ def check_model(model, windows, *, max_windows: int = CHECK_WINDOWS, seed: int =
     -------
     LatentCheck with spreads, KL per latent and the reconstruction gain over the mean window.
     """
-    import torch
-
     from ..patches import windows_as_array
-    from ..vae.latents import encode, reconstruct
+    from ..vae.latents import encode, kl_per_latent, reconstruct
 
     cfg = model.config
     x = windows_as_array(windows, cfg.window[-1])
@@ -221,13 +219,7 @@ def check_model(model, windows, *, max_windows: int = CHECK_WINDOWS, seed: int =
     table = encode(model, x, batch_size=len(x))
     names = cfg.structural_names() + [f"z{i}" for i in range(cfg.latent)]
     spread = latent_spreads(table[names])
-    with torch.no_grad():
-        mean, logvar = model.encode(torch.from_numpy(x).to(next(model.parameters()).device))
-        mean, logvar = mean.cpu().double(), logvar.cpu().double()
-    kl = (0.5 * (mean.square() + logvar.exp() - 1 - logvar)).mean(0).numpy()
-    if cfg.has_angle:  # the angle's prior bounds only its σ (see losses.kl_terms)
-        var = logvar[:, 0].exp() / cfg.rotation_prior**2
-        kl[0] = float((0.5 * (var - 1 - torch.log(var))).mean())
+    kl = kl_per_latent(model, x, structural=True)
     recon = reconstruct(model, x, batch_size=256) if not cfg.n_classes else None
     gain = None
     if recon is not None:
