@@ -268,7 +268,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         if not columns:
             raise ValueError("the sites have no latent columns (angle, z0 …); encode them with a model "
                              "or tick the feature columns to cluster on")
-        _refuse_collapsed(sites, columns, "clusters")
+        columns = _refuse_collapsed(sites, columns, "clusters")
         method, covariance = METHODS[self.method_combo.currentText()]
         return self.cluster_job.start(cluster_sites, sites, columns, self.n_clusters.value(), method=method,
                                       covariance=covariance, seed=self.seed.value())
@@ -367,20 +367,23 @@ class AnalysisDock(ChemistryTab, RvaeDock):
             self.peaks_label.setText("no peaks above the noise (a flat or single-variant distribution)")
 
 
-def _refuse_collapsed(sites, columns, what: str) -> None:
+def _refuse_collapsed(sites, columns, what: str) -> list:
     """Say that the chosen latents carry no information instead of reporting structure in them
-    (:mod:`napari_rvae.analysis.collapse`); feature columns that are not latents are not judged."""
+    (:mod:`napari_rvae.analysis.collapse`); returns the columns without the collapsed latents
+    (standardised, their noise would split the sites). Feature columns that are not latents are
+    not judged."""
     from ..analysis.collapse import check_latent_table, fixes
 
     latents = [c for c in columns if c in latent_columns(sites)]
     if not latents:
-        return
+        return list(columns)
     check = check_latent_table(sites[["frame"] + latents] if "frame" in sites else sites[latents])
     dead = [c for c in latents if c in check.collapsed]
     if not check.informative or len(dead) == len(latents):
         spreads = ", ".join(f"{c} {check.spread[c]:.2g}" for c in dead)
         raise ValueError(f"{', '.join(dead)} collapsed (spread {spreads}): the model learned nothing there, so "
                          f"{what} would be noise. Retrain: {fixes()}")
+    return [c for c in columns if c not in dead]
 
 
 def _density_and_nmf(frames, values, frame_ids, name, n_grid, bandwidth, n_components, bias):
