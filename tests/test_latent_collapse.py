@@ -149,3 +149,31 @@ def test_the_fix_leaves_out_what_the_model_already_does():
     tailored = fixes(model)
     assert "--windows-from map" not in tailored and "--normalisation window" not in tailored
     assert "now 0.1" in tailored and "--noise-sigma" in tailored and "--epochs" in tailored
+
+
+REAL_DM3 = Path(__file__).resolve().parents[1] / ".." / "shared" / "real" / "stem" / "DMReader_Image_SI-Survey.dm3"
+
+
+@pytest.mark.skipif(not REAL_DM3.is_file(), reason="real data folder ../shared/real is absent")
+def test_analyze_on_a_smoothed_real_image_writes_everything_and_reports_no_noise(tmp_path, capsys):
+    """The issue's real case: a smoothed HAADF image (perovskite film, DM3). `analyze` must finish,
+    write the model, the latents and the record, and report clusters / angle peaks only when the
+    check calls the latents informative."""
+    from scipy import ndimage
+
+    from napari_rvae.io.movie import select_movie
+
+    image = np.asarray(select_movie(REAL_DM3, None).data, np.float32)[:, :256, :256]
+    np.save(tmp_path / "smooth.npy", ndimage.gaussian_filter(image, (0, 3, 3)).astype(np.float32))
+    assert main(["analyze", str(tmp_path / "smooth.npy"), "-o", str(tmp_path / "p"), "--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "check:" in out
+    for name in ("sites.csv", "run.json", "project.json", "model/model.safetensors"):
+        assert (tmp_path / "p" / name).is_file(), name
+    analysis = json.loads((tmp_path / "p" / "run.json").read_text())["analysis"]
+    sites = pd.read_csv(tmp_path / "p" / "sites.csv")
+    assert {"angle", "z0", "z1"} <= set(sites.columns)
+    if not analysis["latent_check"]["informative"]:
+        assert "cluster" not in sites and "angle_peaks_rad" not in analysis and "learned nothing" in out
+    else:
+        assert "cluster" in sites

@@ -518,7 +518,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
     _print_analysis_record(Path(written.get("run", args.output / "run.json")))
     print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
-    print(f"  sites.csv, model/, results.npz, run.json, project.json; figures/: {len(figures)} PNG")
+    print(f"  sites.csv, model/, {'results.npz, ' if 'results' in written else ''}run.json, project.json; "
+          f"figures/: {len(figures)} PNG")
     print(f"  reopen in napari: napari {args.output / 'project.json'}")
     return 0
 

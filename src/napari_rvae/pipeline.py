@@ -324,6 +324,7 @@ def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, 
         figures={Path(p).stem: p for k, p in written.items() if k.startswith("figure_")},
         record=json.loads(json.dumps(record, default=str)),
     )
-    written.update({"sites": folder / "sites.csv", "run": folder / "run.json", "project": folder / "project.json",
-                    "results": folder / "results.npz"})
+    written.update({"sites": folder / "sites.csv", "run": folder / "run.json", "project": folder / "project.json"})
+    if (folder / "results.npz").is_file():  # absent when no analysis produced numbers (uninformative latents)
+        written["results"] = folder / "results.npz"
     return written
