@@ -177,3 +177,26 @@ def test_analyze_on_a_smoothed_real_image_writes_everything_and_reports_no_noise
         assert "cluster" not in sites and "angle_peaks_rad" not in analysis and "learned nothing" in out
     else:
         assert "cluster" in sites
+
+
+def test_all_identical_latents_are_said_and_nothing_crashes(tmp_path):
+    n = 200
+    table = pd.DataFrame({"frame": np.arange(n) % 4, "x": np.arange(n) % 20, "y": np.arange(n) // 20,
+                          "angle": np.full(n, 0.7), "dx": np.zeros(n), "dy": np.zeros(n),
+                          "z0": np.full(n, 0.01), "z1": np.full(n, -0.02)})
+    analysis = analyse_latents(table, tmp_path, n_clusters=5)
+    assert not analysis.check.informative and "learned nothing" in analysis.check.warnings[0]
+    assert not analysis.failed and {"clusters", "angle peaks", "nmf"} <= set(analysis.skipped)
+    assert analysis.peaks is None and analysis.nmf is None and not analysis.densities
+
+
+@pytest.mark.parametrize("arch", ["vae", "shift-vae", "skip-rvae"])
+def test_check_runs_on_every_architecture(arch):
+    windows = np.random.default_rng(3).random((120, W, W)).astype(np.float32)
+    model = build_model(VAEConfig(arch=arch, window=(W, W), latent=2), seed=0)
+    Trainer(model, windows, seed=0, threads=1).fit(1)
+    check = check_model(model, windows)
+    expected = {"vae": ["z0", "z1"], "shift-vae": ["dx", "dy", "z0", "z1"],
+                "skip-rvae": ["angle", "dx", "dy", "z0", "z1"]}[arch]
+    assert list(check.spread) == expected == list(check.kl)
+    assert check.gain is not None and not check.informative  # noise: nothing to learn
