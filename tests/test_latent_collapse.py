@@ -56,15 +56,16 @@ def test_model_on_structureless_windows_is_flagged_uninformative(kind):
 
 
 def test_model_on_ferroic_windows_is_not_flagged():
-    """Rotation-only rVAE on cell-centred ferroic windows (one frame, 14 epochs): the angle learns the
-    four polarisation variants, so the check must call it informative (it cannot fire always)."""
-    sample = make_sample("ferroic", seed=0, frames=1)
+    """Rotation-only rVAE on cell-centred ferroic windows (two frames, 12 epochs): the angle learns the
+    four polarisation variants (variant from the angle ≈ 0.97), so the check must call it informative
+    (it cannot fire always). Measured: angle spread 1.41 rad, gain 0.23."""
+    sample = make_sample("ferroic", seed=0, frames=2)
     sites, _ = cell_centres(sample)
     windows = cut_windows(sample["data"], sites, W, normalisation="global").windows
-    model = trained(windows, 14, latent=1, translation=False)
+    model = trained(windows, 12, latent=1, translation=False)
     check = check_model(model, windows)
     assert check.informative, check.warnings
-    assert check.spread["angle"] > 5 * ANGLE_SPREAD and check.gain > 0.05
+    assert check.spread["angle"] > 5 * ANGLE_SPREAD and check.gain > 0.1
     assert not check.warnings
     table = encode(model, windows)
     assert check_latent_table(table).informative
