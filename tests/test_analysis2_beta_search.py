@@ -60,6 +60,9 @@ def test_beta_search_iterates_keeps_the_best_and_stops(tmp_path):
     assert (tmp_path / "beta_search.json").exists()
     table = search.table()
     assert list(table.columns[:3]) == ["beta_start", "beta_end", "score"] and len(table) == 2
+    ranking = search.ranking()  # best first
+    assert list(ranking["rank"]) == [1, 2] and ranking["score"].is_monotonic_decreasing
+    assert ranking["beta_start"][0] == search.best["beta_start"]
 
     # a stop request ends the run before the next grid point is scored
     search2 = BetaSearch(img, starts=(0.1, 1.0, 5.0), ends=(1.0,), window=12, n_windows=120, epochs=1, step=4,
@@ -91,6 +94,7 @@ def test_beta_search_recovers_the_order_parameter_and_shows_leakage_at_large_ini
                         warmup_epochs=20, step=step, train_options={"threads": 1}).fit()
     best = search.best
     assert best["beta_start"] == 0.1
+    assert search.ranking()["beta_start"][0] == 0.1  # ranked first by its smoothness score
     maps = search.maps[(best["i"], best["j"])]
     per = search.latent_scores[best["i"], best["j"]]
     smoothest = maps[f"z{int(np.nanargmax(per))}"]

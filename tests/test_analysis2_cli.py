@@ -33,5 +33,13 @@ def test_beta_search_cli(tmp_path, capsys):
                  "--windows", "100", "--epochs", "1", "--warmup-epochs", "1", "--step", "4", "--threads", "1"]) == 0
     text = capsys.readouterr().out
     assert "[2/2]" in text and "best:" in text
-    for name in ("beta_search.json", "scores.png", "best_z0.png", "best_model/model.json"):
+    for name in ("beta_search.json", "ranking.csv", "scores.png", "best_z0.png", "best_model/model.json"):
         assert (out / name).exists(), name
+    # the ranking is shown, best (highest smoothness score) first, and agrees with "best:"
+    import pandas as pd
+
+    ranking = pd.read_csv(out / "ranking.csv")
+    assert list(ranking["rank"]) == [1, 2] and ranking["score"].is_monotonic_decreasing
+    shown = text.split("ranking by smoothness score")[1].splitlines()[2].split()
+    assert shown[0] == "1" and float(shown[1]) == ranking["beta_start"][0] and float(shown[3]) == ranking["score"][0].round(3)
+    assert f"best: beta {ranking['beta_start'][0]:g} ->" in text

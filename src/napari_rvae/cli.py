@@ -411,7 +411,8 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("--walls-per-frame", type=int, default=400, help="wall sites kept per frame with --walls (default 400)")
     p.add_argument("--grid", type=int, metavar="STEP",
                    help="windows on a regular grid with this step (pixels) in every frame, as paper 002 does for "
-                        "segmented domain movies, instead of detecting atoms")
+                        "segmented domain movies, instead of detecting atoms; with --arch shift-vae the model "
+                        "trains on windows at random positions and maps its latents on the grid (paper 004)")
     p.add_argument("--detect-method", choices=("auto", "model", "peaks", "threshold"), default="auto",
                    help="atom finding (see detect --method; default auto: the shipped atom finder)")
     p.add_argument("--spacing", type=float, default=None, metavar="PIXELS",
@@ -423,7 +424,8 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
                         "default: the map for atom sites, the image otherwise")
     p.add_argument("--arch", choices=("rvae", "skip-rvae", "shift-vae", "vae"), default="rvae", help="model (default rvae)")
     p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
-    p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default 12; shift-vae: 20, after 20 shift warm-up epochs)")
     p.add_argument("--per-frame", type=int, help="random sites per frame used for training (default all)")
     p.add_argument("--clusters", type=int, default=5, help="GMM clusters on the latents (default 5)")
     p.add_argument("--bias", type=Path,
@@ -477,7 +479,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     if bias_source is not None:
         bias = read_bias(bias_source, frames=range(data.shape[0]))
     settings = demo_settings(detect_method=args.detect_method, window=args.window, arch=args.arch, latent=args.latent,
-                             epochs=args.epochs, per_frame=args.per_frame, seed=args.seed, spacing=args.spacing,
+                             **({"epochs": args.epochs} if args.epochs else {}), per_frame=args.per_frame, seed=args.seed, spacing=args.spacing,
                              windows_from=args.windows_from)
     start = time.perf_counter()
     steps = iter_pipeline(data, settings, sites)
@@ -495,9 +497,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
             print(f"[{time.perf_counter() - start:6.1f} s] {item[1]}: {item[2]}", flush=True)
         elif item[0] == "epoch":
             stats = item[1]
-            bar = "#" * int(20 * stats["epoch"] / settings.epochs)
-            print(f"\r[{time.perf_counter() - start:6.1f} s] train [{bar:<20s}] epoch {stats['epoch']}/{settings.epochs}"
-                  f" loss {stats.get('train_loss', float('nan')):.4g}", end="" if stats["epoch"] < settings.epochs else "\n",
+            total = settings.epochs + settings.warmup_epochs  # shift-VAE: warm-up epochs come first
+            bar = "#" * min(20, int(20 * stats["epoch"] / total))  # a rejected shift-VAE run trains again
+            print(f"\r[{time.perf_counter() - start:6.1f} s] train [{bar:<20s}] epoch {stats['epoch']}/{total}"
+                  f" loss {stats.get('train_loss', float('nan')):.4g}", end="" if stats["epoch"] < total else "\n",
                   flush=True)
     if bias is not None and len(bias) != data.shape[0]:
         raise ValueError(f"bias: {len(bias)} values for {data.shape[0]} frames")

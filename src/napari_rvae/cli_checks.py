@@ -56,7 +56,8 @@ def check_analyze_options(args: argparse.Namespace) -> None:
     if args.spacing is not None:
         bounded(args.spacing, "--spacing", 0, 1e4, unit="pixels", low_open=True)
     bounded(args.latent, "--latent", 1, 64)
-    bounded(args.epochs, "--epochs", 1, 1e6)
+    if args.epochs is not None:
+        bounded(args.epochs, "--epochs", 1, 1e6)
     bounded(args.clusters, "--clusters", 1, 100)
     if args.grid is not None:
         bounded(args.grid, "--grid", 1, 4096, unit="pixels")

@@ -513,6 +513,28 @@ def grid_sites(shape, window: int, step: int = 1, *, frames=None) -> pd.DataFram
     return make_sites(ff.ravel(), yy.ravel().astype(float), xx.ravel().astype(float), kind="grid")
 
 
+def random_sites_like(sites: pd.DataFrame, n: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """``n`` sites (default as many as ``sites``; ``kind="random"``) at random whole-pixel positions,
+    each inside the bounding box of the sites of a frame drawn like the sites' frames.
+
+    Windows on a grid whose step divides the lattice period see only a few positions of the
+    lattice (a 4-px grid on a 12-px lattice: 3 × 3); windows at random positions see every one,
+    as the shift-VAE paper samples them.
+    """
+    if len(sites) == 0:
+        raise ValueError("sites: the table is empty; there is nothing to sample positions from")
+    rng = np.random.default_rng(seed)
+    frames = sites["frame"].to_numpy()
+    if n is not None:
+        frames = np.sort(rng.choice(frames, int(n), replace=int(n) > len(frames)))
+    box = sites.groupby("frame")[["y", "x"]].agg(["min", "max"])
+    lo_y, hi_y = box[("y", "min")].reindex(frames).to_numpy(), box[("y", "max")].reindex(frames).to_numpy()
+    lo_x, hi_x = box[("x", "min")].reindex(frames).to_numpy(), box[("x", "max")].reindex(frames).to_numpy()
+    y = np.floor(lo_y + rng.random(len(frames)) * (hi_y - lo_y + 1)).clip(lo_y, hi_y)
+    x = np.floor(lo_x + rng.random(len(frames)) * (hi_x - lo_x + 1)).clip(lo_x, hi_x)
+    return make_sites(frames, y, x, kind="random")
+
+
 def windows_as_array(windows, window: int | None = None) -> np.ndarray:
     """Validate an ``(N, w, w)`` (or ``(N, w)``) stack of windows and return float32."""
     x = np.asarray(windows, dtype=np.float32)

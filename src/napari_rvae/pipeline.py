@@ -28,6 +28,10 @@ import pandas as pd
 WINDOW_SOURCES = ("auto", "map", "image")
 
 
+#: shift-VAE on grid sites: at least this many training windows at random positions
+SHIFT_TRAIN_WINDOWS = 4000
+
+
 @dataclass
 class PipelineSettings:
     """Every choice of a run (stored in ``run.json``). Pixels and radians throughout."""
@@ -51,8 +55,15 @@ class PipelineSettings:
     pixel_fraction: float = 1.0  # < 1: each step decodes a random subset of pixels (unbiased, faster)
     threads: int | None = None  # CPU threads for torch (default: all cores, or all but one beside a GUI)
     leave_core_for_gui: bool = False
+    # shift-VAE only: epochs of shift warm-up before ``epochs`` (None: vae.shiftvae.WARMUP_EPOCHS)
+    warmup_epochs: int | None = None
 
     def __post_init__(self):
+        if self.warmup_epochs is None:
+            self.warmup_epochs = 20 if self.arch == "shift-vae" else 0  # vae.shiftvae.WARMUP_EPOCHS (no torch import)
+        if self.warmup_epochs < 0 or (self.warmup_epochs and self.arch != "shift-vae"):
+            raise ValueError(f"warmup_epochs: a number ≥ 0 of shift warm-up epochs, for arch shift-vae only; "
+                             f"got {self.warmup_epochs} with arch {self.arch}")
         if self.window is not None and self.window < 4:
             raise ValueError(f"window must be at least 4 pixels, got {self.window}")
         if self.windows_from not in WINDOW_SOURCES:
@@ -110,8 +121,8 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     from .detect import detect_atoms
     from .detect.find import AUTO_METHOD, atom_map, movie_lattice
     from .detect.lattice import scale_defaults
-    from .patches import cut_windows
-    from .vae import Trainer, VAEConfig, build_model, encode_sites
+    from .patches import cut_windows, random_sites_like
+    from .vae import VAEConfig, build_model, encode_sites
 
     settings = settings or PipelineSettings()
     movie = _check_movie(movie)
@@ -120,7 +131,8 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     lattice, maps = None, None
     atom_sites = sites is None or "kind" not in sites or bool((sites["kind"] == "atom").all())
     wants_map = settings.windows_from == "map" or (settings.windows_from == "auto" and atom_sites)
-    if atom_sites and (sites is None or settings.window is None or wants_map):
+    shift_2d = settings.arch == "shift-vae"  # windows are always 2D here
+    if (atom_sites and (sites is None or settings.window is None or wants_map)) or (shift_2d and settings.window is None):
         yield ("stage", "lattice", "estimating the atom spacing")
         lattice = movie_lattice(movie, spacing=settings.spacing)
         yield ("stage", "lattice", lattice.summary())
@@ -137,6 +149,10 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     if len(sites) == 0:
         raise ValueError("no sites were found; lower the detection threshold or check the movie")
     window = settings.window
+    if window is None and shift_2d and lattice is not None and lattice.found:
+        # a little more than one lattice period: two atom spacings, rounded down to even (16 px for the
+        # shift-lattice's 8.5 px, where 18 and 24 px leaked the lattice phase into the content latents)
+        window = int(np.clip(2 * np.floor(lattice.spacing), 12, 64))
     if window is None:
         # two atom spacings for atoms; 24 px (paper 002's middle size) for walls and grids
         window = scale_defaults(lattice.spacing)["window"] if lattice is not None and lattice.found else 24
@@ -147,7 +163,11 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         source, images = "map", atom_probability(maps)
 
     t0 = time.perf_counter()
-    cut = cut_windows(images, sites, window, classes=settings.classes, per_frame=settings.per_frame,
+    train_sites = sites
+    if shift_2d and "kind" in sites and bool((sites["kind"] == "grid").all()):
+        # the shift-VAE learns from windows at random positions (every lattice phase), encodes the grid
+        train_sites = random_sites_like(sites, max(len(sites), SHIFT_TRAIN_WINDOWS), seed=settings.seed)
+    cut = cut_windows(images, train_sites, window, classes=settings.classes, per_frame=settings.per_frame,
                       seed=settings.seed, normalisation=settings.normalisation)
     cut.normalisation["source"] = source
     timings["windows_s"] = time.perf_counter() - t0
@@ -157,23 +177,53 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         raise ValueError(f"only {len(cut)} window(s) could be cut ({cut.report.summary()}); use a smaller window")
 
     t0 = time.perf_counter()
-    config = VAEConfig(arch=settings.arch, window=(window, window), latent=settings.latent)
-    model = build_model(config, seed=settings.seed)
-    model.normalisation = cut.normalisation
-    trainer = Trainer(model, cut.windows, batch_size=settings.batch, lr=settings.lr, seed=settings.seed,
-                      device=settings.device, threads=settings.threads, pixel_fraction=settings.pixel_fraction,
-                      leave_core_for_gui=settings.leave_core_for_gui)
-    yield ("trainer", trainer)
-    yield ("stage", "train", f"{config.arch}, {len(cut)} windows of {window} px, {settings.epochs} epochs")
+    train_options = dict(batch_size=settings.batch, lr=settings.lr, seed=settings.seed, device=settings.device,
+                         threads=settings.threads, pixel_fraction=settings.pixel_fraction,
+                         leave_core_for_gui=settings.leave_core_for_gui)
+    if shift_2d:  # paper 004's recipe: translation prior 1, steep coordinate units, shift warm-up, small β first
+        from .vae.shiftvae import shift_vae_attempts, shift_vae_config, steepen_decoder
+
+        config = shift_vae_config(window, settings.latent, settings.epochs)
+
+        def build(attempt):
+            candidate = build_model(config, seed=settings.seed + attempt)
+            steepen_decoder(candidate)
+            candidate.normalisation = cut.normalisation
+            return candidate
+
+        score = None
+        if train_sites is not sites:  # grid sites: a run whose latent maps are not smooth is rejected
+            def score(candidate):
+                return grid_smoothness(candidate, images, sites)
+        model = None
+        steps = shift_vae_attempts(build, cut.windows, settings.epochs, score=score,
+                                   warmup_epochs=settings.warmup_epochs, **train_options)
+    else:
+        config = VAEConfig(arch=settings.arch, window=(window, window), latent=settings.latent)
+        model = build_model(config, seed=settings.seed)
+        model.normalisation = cut.normalisation
+        steps = _plain_epochs(model, cut.windows, settings.epochs, train_options)
+    yield ("stage", "train", f"{config.arch}, {len(cut)} windows of {window} px, {settings.epochs} epochs"
+                             + (f" after {settings.warmup_epochs} shift warm-up epochs" if settings.warmup_epochs else ""))
+    trainer = None
     try:
-        for stats in trainer.run(settings.epochs):
-            yield ("epoch", stats)
+        while True:
+            try:
+                item = next(steps)
+            except StopIteration as finished:
+                model = finished.value if shift_2d else model
+                break
+            if item[0] == "trainer":
+                trainer = item[1]
+            if item[0] == "attempt":
+                yield ("stage", "train", f"model {item[1] + 1}: latent-map smoothness {item[2]:.3f}")
+            else:
+                yield item
     except ValueError as err:  # TrainingDiverged: the model is back at its last finite epoch
-        err.sites, err.model = sites, model  # what was computed, for the caller to keep
-        model.history = list(trainer.state.history)
+        err.sites = sites  # what was computed, for the caller to keep (with its history)
+        err.model = model if model is not None else trainer.model
         raise
     timings["train_s"] = time.perf_counter() - t0
-    model.history = list(trainer.state.history)
 
     t0 = time.perf_counter()
     table, report = encode_sites(model, images, sites)
@@ -186,9 +236,39 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     yield ("stage", "check", check.line())
     record = sites.attrs.get("detection", {}).get("lattice") or (lattice.to_dict() if lattice is not None else None)
     return PipelineResult(sites=table, model=model, settings=settings, window_report=cut.report.summary(),
-                          history=list(trainer.state.history), timings=timings, lattice=record,
+                          history=list(model.history), timings=timings, lattice=record,
                           probability=images if source == "map" else None, check=check)
 
+
+
+def grid_smoothness(model, images, sites: pd.DataFrame) -> float:
+    """FFT smoothness (:func:`~napari_rvae.analysis.smoothness.smoothness`, the greater over the
+    content latents) of a model's latent maps on grid sites, first frame."""
+    from .analysis.smoothness import combined_score, smoothness
+    from .vae import encode_sites
+
+    first = sites[sites["frame"] == sites["frame"].min()]
+    ys, xs = np.unique(first["y"]), np.unique(first["x"])
+    if len(ys) < 4 or len(xs) < 4 or len(first) != len(ys) * len(xs):
+        return float("nan")
+    step = float(min(np.diff(ys).min(), np.diff(xs).min()))
+    table, _ = encode_sites(model, images, first.sort_values(["y", "x"]))
+    return combined_score(smoothness(table[f"z{k}"].to_numpy().reshape(len(ys), len(xs)), step=step,
+                                     window=model.config.window[0]) for k in range(model.config.latent))
+
+
+def _plain_epochs(model, windows, epochs: int, train_options: dict):
+    """Train ``model`` with one :class:`~napari_rvae.vae.Trainer`: yields ``("trainer", t)``, then
+    ``("epoch", stats)`` per epoch; sets ``model.history``."""
+    from .vae import Trainer
+
+    trainer = Trainer(model, windows, **train_options)
+    yield ("trainer", trainer)
+    try:
+        for stats in trainer.run(epochs):
+            yield ("epoch", stats)
+    finally:
+        model.history = list(trainer.state.history)
 
 
 def atom_probability(maps: np.ndarray) -> np.ndarray:
@@ -219,9 +299,19 @@ def demo_settings(**overrides) -> PipelineSettings:
     graphene sample this separates the two sublattices by angle (≈ 61° apart, 98 % of carbon
     sites on the right side after 12 epochs), whereas one global scaling with lr 1e-3 and batches
     of 100 collapses every latent to a constant in as many epochs.
+
+    With ``arch="shift-vae"`` the windows are scaled once for the whole movie (an order parameter
+    changes the windows' contrast or positions; per-window scaling would hide contrast changes), and
+    the pipeline uses the 2D shift-VAE recipe (:mod:`napari_rvae.vae.shiftvae`): 20 shift warm-up
+    epochs before ``epochs``; on grid sites it trains on windows at random positions and encodes the grid.
     """
     values = dict(window=None, arch="rvae", latent=2, epochs=12, batch=32, lr=3e-3, pixel_fraction=0.25,
                   normalisation="window", seed=0)
+    if overrides.get("arch") == "shift-vae":
+        # the order parameter of a lattice is a change of contrast or position between windows:
+        # one scaling for the whole movie keeps it (per-window scaling would remove contrast changes);
+        # every pixel in each step and 20 epochs after the warm-up (vae.shiftvae; measured in docs/analysis-2.md)
+        values.update(normalisation="global", pixel_fraction=1.0, epochs=20)
     values.update(overrides)
     return PipelineSettings(**values)
 

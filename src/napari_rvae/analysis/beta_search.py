@@ -5,7 +5,8 @@ windows of the image with the KL weight ramped linearly from β_start to
 β_end (:class:`napari_rvae.vae.BetaSchedule`), starting from one shared
 model whose decoder coordinate units were steepened at initialisation and
 which had a shift warm-up (content latents disconnected, so the shift
-latents learn the lattice phase first; see :class:`BetaSearch`); its content latents are mapped
+latents learn the lattice phase first; the 2D recipe of :mod:`napari_rvae.vae.shiftvae`, which
+``analyze --arch shift-vae`` uses too); its content latents are mapped
 over the image (:func:`.smoothness.latent_maps`) and scored
 (:func:`.smoothness.smoothness`, combined over latents with
 :func:`.smoothness.combined_score`). The paper reports that large *initial*
@@ -159,6 +160,14 @@ class BetaSearch:
                 rows.append(row)
         return pd.DataFrame(rows)
 
+    def ranking(self) -> pd.DataFrame:
+        """The scored grid points, best first (highest smoothness score): :meth:`table`'s columns
+        with ``rank`` (1 = best) in front; unscored points (diverged, not run) are left out."""
+        table = self.table()
+        table = table[np.isfinite(table["score"])].sort_values("score", ascending=False, kind="stable")
+        table.insert(0, "rank", np.arange(1, len(table) + 1))
+        return table.reset_index(drop=True)
+
     def _train_options(self) -> dict:
         train = {"lr": 3e-3, "batch_size": 32, "seed": self.seed}
         train.update(self.train_options)
@@ -166,45 +175,28 @@ class BetaSearch:
 
     def _base_model(self, windows):
         """The initial model shared by every grid point: built from ``seed``, decoder
-        coordinate units steepened, shift warm-up done (``None`` if stopped)."""
-        import torch
+        coordinate units steepened, shift warm-up done (``None`` if stopped); the 2D
+        shift-VAE recipe of :mod:`napari_rvae.vae.shiftvae`."""
+        from ..vae import BetaSchedule, Trainer, build_model
+        from ..vae.shiftvae import content_disconnected, shift_vae_config, steepen_decoder
 
-        from ..vae import BetaSchedule, Trainer, VAEConfig, build_model
-
-        # translation prior 1: the shift's prior σ is (w − 1)/2 px, so that a shift of half a lattice
-        # period (any window's phase) is cheap even for windows of little more than one period
-        options = {"encoder_widths": (128, 128), "decoder_widths": (64, 64, 64), "translation_prior": 1.0}
-        options.update(self.model_options)
-        cfg = VAEConfig(arch="shift-vae", window=(self.window, self.window), latent=self.latent,
-                        beta=BetaSchedule(kind="constant", start=self.warmup_beta, end=self.warmup_beta), **options)
+        cfg = shift_vae_config(self.window, self.latent, **self.model_options,
+                               beta=BetaSchedule(kind="constant", start=self.warmup_beta, end=self.warmup_beta))
         model = build_model(cfg, seed=self.seed)
-        first_w, first_b = model.decoder.mlp.weights[0], model.decoder.mlp.biases[0]
-        d = model.decoder.dims
-        if self.decoder_slope > 0:
-            factor = self.decoder_slope * (self.window - 1) / 2.0
-            with torch.no_grad():
-                first_w[:, :d] *= factor
-                first_b *= factor
+        steepen_decoder(model, self.decoder_slope)
         model.history = []
         if not self.warmup_epochs:
             return model
-        # content latents disconnected: their decoder weights held at 0 (zero gradient, so Adam leaves them)
-        content_w = first_w.detach()[:, d:].clone()
-        with torch.no_grad():
-            first_w[:, d:] = 0.0
-        hook = first_w.register_hook(lambda g: torch.cat([g[:, :d], torch.zeros_like(g[:, d:])], 1))
-        try:
+        with content_disconnected(model):
             self._trainer = Trainer(model, windows.windows, **self._train_options())
-            for _ in self._trainer.run(self.warmup_epochs):
-                if self._stop:
-                    break
-            stopped = self._stop or self._trainer.state.status == "stopped"
-            model.history = [dict(h, phase="warmup") for h in self._trainer.state.history]
-        finally:
-            hook.remove()
-            self._trainer = None
-        with torch.no_grad():
-            first_w[:, d:] = content_w
+            try:
+                for _ in self._trainer.run(self.warmup_epochs):
+                    if self._stop:
+                        break
+                stopped = self._stop or self._trainer.state.status == "stopped"
+                model.history = [dict(h, phase="warmup") for h in self._trainer.state.history]
+            finally:
+                self._trainer = None
         return None if stopped else model
 
     def _train_one(self, windows, beta_start, beta_end, base):

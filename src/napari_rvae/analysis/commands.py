@@ -122,7 +122,7 @@ def add_beta_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", default=None, metavar="NAME|INDEX",
                    help="channel of a multi-channel file, by name or index (default the first)")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="folder: beta_search.json, best_model/, scores.png, best_z*.png")
+                   help="folder: beta_search.json, ranking.csv, best_model/, scores.png, best_z*.png")
     p.add_argument("--frame", type=int, default=0, help="frame of a movie (default 0)")
     p.add_argument("--starts", type=_floats, default=(0.1, 1.0, 10.0), help="beta at the start (default 0.1,1,10)")
     p.add_argument("--ends", type=_floats, default=(0.1, 1.0, 10.0), help="beta at the end (default 0.1,1,10)")
@@ -138,6 +138,17 @@ def add_beta_search(p: argparse.ArgumentParser) -> None:
                    help="score of a model from its latents' scores: max (paper 004) or min")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+
+
+def ranking_text(ranking) -> str:
+    """The β-search ranking as an aligned text table (one line per grid point)."""
+    latents = [c for c in ranking.columns if c.startswith("score_z")]
+    lines = [f"{'rank':>4}  {'beta start':>10}  {'beta end':>8}  {'score':>6}  " + "  ".join(f"{c[6:]:>6}" for c in latents)]
+    for row in ranking.itertuples(index=False):
+        d = row._asdict()
+        lines.append(f"{d['rank']:>4}  {d['beta_start']:>10g}  {d['beta_end']:>8g}  {d['score']:>6.3f}  "
+                     + "  ".join(f"{d[c]:>6.3f}" for c in latents))
+    return "\n".join(lines)
 
 
 def run_beta_search(args: argparse.Namespace) -> int:
@@ -182,6 +193,10 @@ def run_beta_search(args: argparse.Namespace) -> int:
                    ylabel="beta start (index)")
         for name, m in search.maps[(search.best["i"], search.best["j"])].items():
             plot_image(stage / f"best_{name}.png", m[::-1], title=f"best model: {name}")
+        ranking = search.ranking()
+        ranking.to_csv(stage / "ranking.csv", index=False, float_format="%.4g")
+    print("ranking by smoothness score (1 = smoothest content-latent maps):")
+    print(ranking_text(ranking))
     b = search.best
     print(f"best: beta {b['beta_start']:g} -> {b['beta_end']:g}, score {b['score']:.3f} -> {args.output}")
     return 0

@@ -23,7 +23,7 @@ from .ferroic import ferroic
 from .graphene import graphene_movie
 from .pfm import pfm_switching
 from .render import add_noise, normalise01, render_spots, scan_jitter
-from .shift import shift_lattice, sines_1d
+from .shift import island_lattice, shift_lattice, sines_1d
 
 SAMPLES: dict[str, Callable[..., dict]] = {
     "graphene-movie": graphene_movie,
@@ -135,6 +135,7 @@ __all__ = [
     "domain_movie",
     "ferroic",
     "graphene_movie",
+    "island_lattice",
     "make_sample",
     "normalise01",
     "pfm_switching",

@@ -1,4 +1,4 @@
-"""Paper 004 (shift-VAE, "Finding simplicity") data: shift-lattice and sines-1d.
+"""Paper 004 (shift-VAE, "Finding simplicity") data: shift-lattice, island-lattice and sines-1d.
 
 shift-lattice
     A square lattice (constant ``a`` pixels) with a two-atom basis: a corner
@@ -7,6 +7,9 @@ shift-lattice
     ``d`` to a wavy boundary, so two phases (``η = ±1``) meet across a smooth
     transition. Windows cut at random positions differ by translation (a
     nuisance) and by ``η`` (the physics).
+island-lattice (:func:`island_lattice`, a generator only)
+    A rotated triangular lattice whose second basis atom moves with the order parameter of a
+    round island: a second two-phase lattice to check the shift-VAE on.
 sines-1d
     ``n`` curves ``sin((x − μ) / σ) + noise`` on ``x ∈ [−10, 10]`` (``length``
     samples), ``μ ~ U[−3, 3]``, ``σ`` drawn from a small discrete set; the
@@ -94,10 +97,15 @@ def shift_lattice(
     render_spots((size, size), centre, centre_intensity, sig, out=clean)
     data = np.stack([add_noise(clean, rng_noise, read_noise=noise) for _ in range(frames)]).astype(np.float32)
 
-    pos = np.concatenate([corner, centre])
-    sub = np.repeat(np.array([0, 1], dtype=np.int8), len(corner))
     eta = np.concatenate([order(corner[:, 0], corner[:, 1]), eta_c])
-    inside = np.all((pos >= 0) & (pos <= size - 1), axis=1)
+    return _two_phase(data, eta_map, np.concatenate([corner, centre]), eta, frames, params)
+
+
+def _two_phase(data, eta_map, pos, eta, frames: int, params: dict) -> dict:
+    """The result dict of a two-phase lattice: atoms ``pos`` (2n, 2), first half sublattice 0."""
+    size_y, size_x = eta_map.shape
+    sub = np.repeat(np.array([0, 1], dtype=np.int8), len(pos) // 2)
+    inside = (pos[:, 0] >= 0) & (pos[:, 0] <= size_y - 1) & (pos[:, 1] >= 0) & (pos[:, 1] <= size_x - 1)
     pos, sub, eta = pos[inside], sub[inside], eta[inside]
     atoms = np.zeros(len(pos) * frames, dtype=LATTICE_DTYPE)
     for t in range(frames):
@@ -113,6 +121,94 @@ def shift_lattice(
         "units": units_array("", "pixel", "pixel"),
         "params": params_json(params),
     }
+
+
+def island_lattice(
+    seed: int = 0,
+    frames: int = 1,
+    size: int = 192,
+    *,
+    a: float = 10.0,
+    angle: float = 0.35,
+    shift: float = 0.15,
+    radius: float = 0.3,
+    width: float = 10.0,
+    sigma: float | None = None,
+    second_intensity: float = 0.7,
+    noise: float = 0.05,
+) -> dict:
+    """A rotated triangular lattice with a two-atom basis whose second atom moves with an island's
+    order parameter: a two-phase lattice unlike shift-lattice (other symmetry, period, orientation
+    and boundary shape).
+
+    Each cell holds a bright atom at its corner and a dimmer one at a third of the long diagonal
+    (the honeycomb position), displaced by ``η(r) · shift · a`` at right angles to the first
+    lattice vector. ``η = tanh((R − |r − c|) / width)`` is +1 inside a round island (radius
+    ``R = radius · size``, centre ``c`` near the image centre) and −1 outside: the two phases are
+    mirror-related dimers, and the boundary a smooth ring.
+
+    Parameters
+    ----------
+    seed, frames, size : int
+        Random seed, frames (independent noise, same structure), image size in pixels.
+    a : float
+        Lattice constant in pixels.
+    angle : float
+        Direction of the first lattice vector (radians from the x axis).
+    shift : float
+        Largest displacement of the second atom as a fraction of ``a``.
+    radius : float
+        Island radius as a fraction of ``size``.
+    width : float
+        Width (pixels) of the boundary between the two phases.
+    sigma : float, optional
+        Atom width in pixels (default ``0.15 * a``).
+    second_intensity : float
+        Second atom brightness relative to the first.
+    noise : float
+        Gaussian noise std (first atom peak = 1).
+
+    Returns
+    -------
+    dict
+        As :func:`shift_lattice`: ``data``, ``order_parameter`` (Y, X) in [−1, 1], ``phase``,
+        ``atoms``, ``scale``, ``units``, ``params``.
+    """
+    frames = check_positive_int("frames", frames)
+    size = check_positive_int("size", size, 32)
+    a = check_range("a", a, 4.0, size / 3)
+    shift = check_range("shift", shift, 0.0, 0.3)
+    radius = check_range("radius", radius, 0.05, 0.5)
+    width = check_range("width", width, 0.1, 10 * size)
+    sig = 0.15 * a if sigma is None else check_range("sigma", sigma, 0.3, a)
+    params = dict(seed=seed, frames=frames, size=size, a=a, angle=angle, shift=shift, radius=radius, width=width,
+                  sigma=sig, second_intensity=second_intensity, noise=noise)
+    rng, rng_noise = rngs(seed)
+    centre = size / 2 + rng.uniform(-0.1, 0.1, 2) * size
+    r_island = radius * size * rng.uniform(0.9, 1.1)
+
+    def order(y, x):
+        return np.tanh((r_island - np.hypot(y - centre[0], x - centre[1])) / width)
+
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    eta_map = order(yy, xx)
+    # lattice vectors as (y, x): a1 along ``angle``, a2 at 60° from it
+    a1 = a * np.array([np.sin(angle), np.cos(angle)])
+    a2 = a * np.array([np.sin(angle + np.pi / 3), np.cos(angle + np.pi / 3)])
+    normal = np.array([np.cos(angle), -np.sin(angle)])  # a1 turned by 90°, unit length
+    n = int(np.ceil(1.6 * size / a)) + 2
+    i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+    first = size / 2 + rng.uniform(0, 1, 2) * a + i.ravel()[:, None] * a1 + j.ravel()[:, None] * a2
+    keep = np.all((first > -a) & (first < size + a), axis=1)
+    first = first[keep]
+    second0 = first + (a1 + a2) / 3
+    eta_s = order(second0[:, 0], second0[:, 1])
+    second = second0 + (eta_s * shift * a)[:, None] * normal
+    clean = render_spots((size, size), first, 1.0, sig)
+    render_spots((size, size), second, second_intensity, sig, out=clean)
+    data = np.stack([add_noise(clean, rng_noise, read_noise=noise) for _ in range(frames)]).astype(np.float32)
+    eta = np.concatenate([order(first[:, 0], first[:, 1]), eta_s])
+    return _two_phase(data, eta_map, np.concatenate([first, second]), eta, frames, params)
 
 
 def sines_1d(

@@ -103,7 +103,7 @@ class RunPipeline(RvaeDock):
         self.trainer = None
         self.loss_plot.set_history([])
         settings = self.settings()
-        worker = self.job.start(iter_pipeline, movie, settings, stop=self._request_stop, total=settings.epochs + 9)
+        worker = self.job.start(iter_pipeline, movie, settings, stop=self._request_stop, total=settings.epochs + settings.warmup_epochs + 9)
         self._set_buttons()
         return worker
 
