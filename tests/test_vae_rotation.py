@@ -97,14 +97,15 @@ def test_turn_windows_follows_the_decoder_convention():
 
 
 def test_equivariant_encoding_layout():
-    """Default encoding: angle = head angle + the encoder's first output on the turned-back window;
+    """Default encoding: angle = head angle + the encoder's first output on the turned-back window
+    (inscribed disk only: the corners a turn fills in are not read);
     shifts read there are turned back by the head's angle; log-variances are the encoder's."""
     model = build_model(VAEConfig(window=(12, 12), latent=2, encoder_widths=(16,), decoder_widths=(8, 8)), seed=0)
     x = torch.from_numpy(np.random.default_rng(1).uniform(0, 1, (5, 12, 12)).astype(np.float32))
     with torch.no_grad():
         v = model.angle_head(x)
         head = torch.atan2(v[:, 1], v[:, 0])
-        raw_mean, raw_logvar = model.encoder(turn_windows(x, -head))
+        raw_mean, raw_logvar = model.encoder(turn_windows(x, -head) * model.angle_head.disk)
         mean, logvar = model.encode(x)
     assert mean.shape == (5, 5) and raw_mean.shape == (5, 5)
     assert torch.allclose(mean[:, 0], head + raw_mean[:, 0])

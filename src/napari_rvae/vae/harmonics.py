@@ -39,6 +39,9 @@ class HarmonicAngle(nn.Module):
         self.register_buffer("radii", torch.arange(RING_STEP, min(h, w) / 2 + 1e-6, RING_STEP), persistent=False)
         self.n_rings, self.harmonics = len(self.radii), harmonics
         self.inner = min(h, w) / 2  # the centre is weighed inside this radius
+        # the inscribed disk (1 inside, a 1 px taper): what a turn about the centre keeps in the window
+        rho = self.xy.square().sum(1).sqrt().reshape(h, w)
+        self.register_buffer("disk", torch.clamp(self.inner + 0.5 - rho, 0.0, 1.0), persistent=False)
         n_features = self.n_rings + (harmonics - 1) * self.n_rings**2
         g = torch.Generator().manual_seed(12345)  # a fixed start; the model's seed sets the rest
         self.weight = nn.Parameter(torch.randn(n_features, 2, generator=g) / (SPEED * math.sqrt(n_features)))
