@@ -69,10 +69,10 @@ class InvariantVAE(nn.Module):
 
     def _encode_turned(self, x: torch.Tensor):
         """Equivariant angle: the angle from :class:`.harmonics.HarmonicAngle`; the window is
-        turned back by it and the encoder reads, inside the inscribed disk (the corners a turn
-        fills in from the edges are left out), a correction of that angle, the shifts (in the template's frame, turned to
-        the window's) and the content latents from the turned-back window, so they do not see
-        the rotation."""
+        turned back by it and the encoder reads from that window, inside its inscribed disk (the
+        corners a turn fills in from the edges are left out), a correction of the angle, the
+        shifts (in the template's frame, turned to the window's) and the content latents, so
+        these do not see the rotation."""
         v = self.angle_head(x)
         head = torch.atan2(v[:, 1], v[:, 0])
         mean, logvar = self.encoder(turn_windows(x, -head) * self.angle_head.disk)
