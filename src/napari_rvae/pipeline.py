@@ -138,8 +138,10 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         raise ValueError("no sites were found; lower the detection threshold or check the movie")
     window = settings.window
     if window is None:
-        # two atom spacings for atoms; 24 px (paper 002's middle size) for walls and grids
-        window = scale_defaults(lattice.spacing)["window"] if lattice is not None and lattice.found else 24
+        # two atom spacings for atoms (five for a skip-rVAE: the chemistry map's windows, paper 000);
+        # 24 px (paper 002's middle size) for walls and grids
+        key = "chemistry_window" if settings.arch == "skip-rvae" else "window"
+        window = scale_defaults(lattice.spacing)[key] if lattice is not None and lattice.found else 24
     source, images = "image", movie
     if wants_map and atom_sites:
         if maps is None:

@@ -192,7 +192,8 @@ def run_train(args: argparse.Namespace) -> int:
     window = args.window or (model.config.window[0] if model is not None else None)
     source = (model.normalisation or {}).get("source", "image") if model is not None else args.windows_from
     windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry,
-                                                    channel=args.channel, source=source, map_path=args.map)
+                                                    channel=args.channel, source=source, map_path=args.map,
+                                                    arch=model.config.arch if model is not None else args.arch)
     if cut is not None:
         print(f"windows: {cut.report.summary()} (from the "
               f"{'atom probability map' if norm.get('source') == 'map' else 'image'})")
