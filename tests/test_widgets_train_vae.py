@@ -215,3 +215,25 @@ def test_bond_frame_and_circular_mask_from_the_dock_are_used_to_train_and_encode
     encoded = viewer.layers["sites"].features["z0"].to_numpy()[cut.rows]
     np.testing.assert_allclose(encoded, encode(train.trainer.model, cut.windows)["z0"].to_numpy(), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_a_model_that_learned_nothing_is_said_in_the_dock(docks, qtbot):
+    """Pure-noise windows: the dock's status leads with the latent check's warning, the check is kept with
+    the model's settings, and the Analysis dock refuses to cluster the collapsed latents."""
+    from napari_rvae.widgets.analysis_dock import AnalysisDock
+
+    viewer, train, _, _ = docks
+    viewer.layers["movie"].data = np.random.default_rng(5).random((T, SIZE, SIZE)).astype(np.float32)
+    train.window_spin.setValue(12)
+    train.epochs_spin.setValue(3)
+    with qtbot.waitSignal(train.job.finished, timeout=300_000):
+        train.train_button.click()
+    assert train.job.last_error is None, train.job.last_error
+    assert "learned nothing" in train.status.text()
+    check = train.model.training_settings["latent_check"]
+    assert check["informative"] is False and check["warnings"]
+    analysis = AnalysisDock(viewer)
+    viewer.window.add_dock_widget(analysis)
+    analysis.points_picker.set_layer(viewer.layers["sites"])
+    with pytest.raises(ValueError, match="collapsed"):
+        analysis.run_clusters()

@@ -35,7 +35,7 @@ _API = {
     # analysis
     "analyse_latents": "analysis.report", "cluster_sites": "analysis.clusters",
     "density_vs_frame": "analysis.dynamics", "density_nmf": "analysis.dynamics",
-    "latent_maps": "analysis.latent_maps", "chemistry_map": "analysis.chemistry",
+    "latent_maps": "analysis.latent_maps", "chemistry_map": "analysis.chemistry", "check_model": "analysis.collapse",
     # the whole pipeline
     "run_pipeline": "pipeline", "PipelineSettings": "pipeline",
     # samples with ground truth

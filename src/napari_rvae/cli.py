@@ -516,10 +516,26 @@ def _run_analyze(args: argparse.Namespace) -> int:
     except ValueError as err:  # the analysis after training failed: keep the sites with latents and the model
         raise ValueError(f"{err}; {keep_results(args.output, result.sites, result.model)}") from None
     figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
+    _print_analysis_record(Path(written.get("run", args.output / "run.json")))
     print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
-    print(f"  sites.csv, model/, results.npz, run.json, project.json; figures/: {len(figures)} PNG")
+    print(f"  sites.csv, model/, {'results.npz, ' if 'results' in written else ''}run.json, project.json; "
+          f"figures/: {len(figures)} PNG")
     print(f"  reopen in napari: napari {args.output / 'project.json'}")
     return 0
+
+
+def _print_analysis_record(run_json: Path) -> None:
+    """One line per analysis step that was skipped (uninformative latents) or failed, from the run record."""
+    import json
+
+    try:
+        analysis = json.loads(run_json.read_text()).get("analysis") or {}
+    except (OSError, ValueError):
+        return
+    for step, why in (analysis.get("skipped") or {}).items():
+        print(f"  not reported: {step} ({why})")
+    for step, why in (analysis.get("failed") or {}).items():
+        print(f"  failed: {step} ({why}); the rest was written")
 
 
 # -------------------------------------------------------------------- bench

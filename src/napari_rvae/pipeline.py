@@ -73,6 +73,7 @@ class PipelineResult:
     timings: dict = field(default_factory=dict)
     lattice: dict | None = None  # the lattice detection used (detect.lattice.Lattice.to_dict())
     probability: np.ndarray | None = None  # the atom probability (T, Y, X) the windows were cut from
+    check: object | None = None  # analysis.collapse.LatentCheck: are the latents informative?
 
 
 def _check_movie(movie) -> np.ndarray:
@@ -137,8 +138,10 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         raise ValueError("no sites were found; lower the detection threshold or check the movie")
     window = settings.window
     if window is None:
-        # two atom spacings for atoms; 24 px (paper 002's middle size) for walls and grids
-        window = scale_defaults(lattice.spacing)["window"] if lattice is not None and lattice.found else 24
+        # two atom spacings for atoms (five for a skip-rVAE: the chemistry map's windows, paper 000);
+        # 24 px (paper 002's middle size) for walls and grids
+        key = "chemistry_window" if settings.arch == "skip-rvae" else "window"
+        window = scale_defaults(lattice.spacing)[key] if lattice is not None and lattice.found else 24
     source, images = "image", movie
     if wants_map and atom_sites:
         if maps is None:
@@ -179,10 +182,15 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     timings["encode_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     yield ("stage", "encode", report.summary())
+    from .analysis.collapse import check_after_training
+
+    check = check_after_training(model, cut.windows)
+    yield ("stage", "check", check.line())
     record = sites.attrs.get("detection", {}).get("lattice") or (lattice.to_dict() if lattice is not None else None)
     return PipelineResult(sites=table, model=model, settings=settings, window_report=cut.report.summary(),
                           history=list(trainer.state.history), timings=timings, lattice=record,
-                          probability=images if source == "map" else None)
+                          probability=images if source == "map" else None, check=check)
+
 
 
 def atom_probability(maps: np.ndarray) -> np.ndarray:
@@ -275,7 +283,7 @@ def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, 
     # graphene's sites have 3-fold neighbourhoods: orientations 120° apart are the same
     symmetry = 3 if (result.lattice or {}).get("kind") == "honeycomb" and set(encoded.get("kind", ["atom"])) <= {"atom"} else 1
     analysis = analyse_latents(encoded, figures, seed=result.settings.seed, bias=bias, n_clusters=n_clusters,
-                               angle_symmetry=symmetry)
+                               angle_symmetry=symmetry, check=result.check)
     if "cluster" in analysis.sites:
         sites["cluster"] = -1
         sites.loc[analysis.sites.index, "cluster"] = analysis.sites["cluster"].to_numpy()
@@ -285,20 +293,29 @@ def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, 
     cmap = "cyclic" if has_angle else "viridis"
     what = "angle" if has_angle else "frame"
     first = (encoded["frame"] == encoded["frame"].min()).to_numpy() if len(encoded) else np.zeros(0, bool)
+    draw = analysis._step  # a figure that cannot be drawn is listed in the report; the others are written
     if first.any():
-        written["figure_sites"] = plot_scatter(figures / f"sites_by_{what}_first_frame.png", encoded["x"][first],
-                                               encoded["y"][first], np.asarray(colour)[first], cmap=cmap, point=3,
-                                               invert_y=True, title=f"first frame: sites coloured by {what}",
-                                               xlabel="x (px)", ylabel="y (px)")
+        made = draw("figure sites", lambda: plot_scatter(
+            figures / f"sites_by_{what}_first_frame.png", encoded["x"][first], encoded["y"][first],
+            np.asarray(colour)[first], cmap=cmap, point=3, invert_y=True,
+            title=f"first frame: sites coloured by {what}", xlabel="x (px)", ylabel="y (px)"))
+        if made is not None:
+            written["figure_sites"] = made
     if {"z0", "z1"} <= set(encoded.columns):
-        written["figure_latent_plane"] = plot_scatter(figures / f"latent_plane_by_{what}.png", encoded["z0"], encoded["z1"], colour,
-                                                 cmap=cmap, title=f"latent plane coloured by {what}", xlabel="z0", ylabel="z1")
-        _, mosaic, _ = manifold(result.model, d=10)
-        written["figure_manifold"] = plot_image(figures / "manifold.png", mosaic, cmap="gray",
-                                                title="decoded latent manifold (z0 →, z1 ↑)")
+        made = draw("figure latent plane", lambda: plot_scatter(
+            figures / f"latent_plane_by_{what}.png", encoded["z0"], encoded["z1"], colour, cmap=cmap,
+            title=f"latent plane coloured by {what}", xlabel="z0", ylabel="z1"))
+        if made is not None:
+            written["figure_latent_plane"] = made
+        made = draw("figure manifold", lambda: plot_image(
+            figures / "manifold.png", manifold(result.model, d=10)[1], cmap="gray",
+            title="decoded latent manifold (z0 →, z1 ↑)"))
+        if made is not None:
+            written["figure_manifold"] = made
     record = {"settings": asdict(result.settings), "lattice": result.lattice, "timings_s": result.timings,
               "window_report": result.window_report,
-              "n_sites": int(len(sites)), "n_encoded": int(len(encoded)), "analysis": analysis.summary(),
+              "n_sites": int(len(sites)), "n_encoded": int(len(encoded)),
+              "analysis": analysis.summary(),
               "final_losses": result.history[-1] if result.history else None, **(extra or {})}
     movie_info = None
     if movie is not None:
@@ -309,6 +326,7 @@ def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, 
         figures={Path(p).stem: p for k, p in written.items() if k.startswith("figure_")},
         record=json.loads(json.dumps(record, default=str)),
     )
-    written.update({"sites": folder / "sites.csv", "run": folder / "run.json", "project": folder / "project.json",
-                    "results": folder / "results.npz"})
+    written.update({"sites": folder / "sites.csv", "run": folder / "run.json", "project": folder / "project.json"})
+    if (folder / "results.npz").is_file():  # absent when no analysis produced numbers (uninformative latents)
+        written["results"] = folder / "results.npz"
     return written

@@ -10,6 +10,8 @@
   k-NN / silhouette scores against known classes.
 - :mod:`.export` — CSV / Parquet / NPZ / ``run.json`` exports and project folders.
 - :mod:`.plots` — headless PNG figures (Pillow).
+- :mod:`.collapse` — is a trained model informative? Latent spread vs the prior, KL per latent,
+  reconstruction vs the mean window (:func:`check_model`, :func:`check_latent_table`).
 - :mod:`.report` — :func:`analyse_latents`: all of the above on one sites table, as data + PNGs.
 """
 
@@ -41,13 +43,15 @@ from .dynamics import (
     latent_density_2d,
     latents_vs_frame,
 )
+from .collapse import LatentCheck, check_latent_table, check_model
 from .hysteresis import hysteresis_loop, loop_area, read_bias, sweep_direction
 from .report import LatentAnalysis, analyse_latents
 from .export import export_sites, load_npz, run_record, save_npz, write_run_record
 from .project import Project, load_project, project_layer_data, save_project
 
 __all__ = [
-    "DensityNMF", "FrameDensity", "LatentAnalysis", "Project", "analyse_latents",
+    "DensityNMF", "FrameDensity", "LatentAnalysis", "LatentCheck", "Project", "analyse_latents",
+    "check_latent_table", "check_model",
     "agreement", "angle_difference", "angle_histogram", "assign_variants", "autoencoder_embedding",
     "circular_grid", "cluster_features", "cluster_fractions", "cluster_mean_windows", "cluster_sites",
     "compare_baselines", "density_nmf", "density_vs_frame", "export_sites", "find_angle_peaks",

@@ -100,20 +100,27 @@ def _kde_grid(
     histogram is smoothed with a Gaussian (wrapped on circular axes) and
     sampled back at the output grid. Frames are processed in chunks so the
     fine histogram never exceeds ``max_cells`` values (~32 MB).
+
+    A kernel far narrower than the grid spacing (e.g. the relative bandwidth of a
+    collapsed latent whose values are all but identical) would need a fine
+    histogram too large for memory; it is widened to the narrowest kernel the
+    fine grid resolves, which the grid could not show apart anyway. Returns
+    ``(density, bandwidths used)``.
     """
-    fine_sizes, oversample, coords, steps = [], [], [], []
+    per_axis = max_cells ** (1.0 / len(values))  # fine bins per axis that fit in max_cells
+    fine_sizes, oversample, coords, steps, used = [], [], [], [], []
     for v, grid, h, circ in zip(values, grids, bandwidths, circular):
         step = (2 * np.pi / len(grid)) if circ else (grid[1] - grid[0])
-        m = max(1, int(np.ceil(2.0 * step / h)))  # fine bins ≤ h / 2 (error < 0.5 % of the peak)
+        most = max(1, int(per_axis // len(grid)))  # the finest oversampling that fits
+        h = max(float(h), 2.0 * step / most)
+        m = max(1, min(most, int(np.ceil(2.0 * step / h))))  # fine bins ≤ h / 2 (error < 0.5 % of the peak)
         fine_sizes.append(len(grid) * m if circ else (len(grid) - 1) * m + 1)
         oversample.append(m)
         steps.append(step / m)
         coords.append((v - grid[0]) / (step / m))
+        used.append(h)
+    bandwidths = used
     cells = int(np.prod(fine_sizes))
-    if cells > max_cells:
-        raise ValueError(
-            f"bandwidth: {min(bandwidths):.3g} is tiny next to the grid spacing; use a larger bandwidth or a finer grid"
-        )
     binned = [_linear_bins(c, s, circ) for c, s, circ in zip(coords, fine_sizes, circular)]
     order = np.argsort(frame_pos, kind="stable")
     sorted_pos = frame_pos[order]
@@ -144,7 +151,7 @@ def _kde_grid(
         out[first:last] = hist[sample]
     counts = np.bincount(frame_pos[frame_pos >= 0], minlength=n_frames).astype(np.float64)
     out /= np.prod(steps) * np.maximum(counts, 1.0).reshape(-1, *(1,) * len(values))
-    return out
+    return out, tuple(bandwidths)
 
 
 def _bandwidth(values: np.ndarray, bandwidth: float, relative: bool, circular: bool = False) -> float:
@@ -157,7 +164,10 @@ def _bandwidth(values: np.ndarray, bandwidth: float, relative: bool, circular: b
         spread = min(np.sqrt(-2 * np.log(max(resultant, 1e-300))), np.pi / np.sqrt(3))
     else:
         spread = float(np.std(values)) if len(values) > 1 else 0.0
-    return float(bandwidth) * (spread if spread > 1e-12 else 1.0)
+    h = float(bandwidth) * (spread if spread > 1e-12 else 1.0)
+    if len(values) and not circular:  # wide enough for the grid to be resolved at the values' magnitude
+        h = max(h, 1e4 * float(np.spacing(np.abs(values).max())))
+    return h
 
 
 def _check_grid(grid, name: str) -> np.ndarray:
@@ -234,8 +244,8 @@ def density_vs_frame(
     else:
         grid = _check_grid(grid, "grid")
     frame_ids, pos = _frame_index(frames, frame_ids)
-    density = _kde_grid([values], pos, len(frame_ids), [grid], [h], [circular])
-    return FrameDensity(density, frame_ids, (grid,), (h,), (name,))
+    density, used = _kde_grid([values], pos, len(frame_ids), [grid], [h], [circular])
+    return FrameDensity(density, frame_ids, (grid,), used, (name,))
 
 
 def latents_vs_frame(
@@ -315,8 +325,8 @@ def latent_density_2d(
     x_grid = np.linspace(extent[0], extent[1], int(n_grid))
     y_grid = np.linspace(extent[2], extent[3], int(n_grid))
     frame_ids, pos = _frame_index(frames, frame_ids)
-    density = _kde_grid([y, x], pos, len(frame_ids), [y_grid, x_grid], [hy, hx], [False, False])
-    return FrameDensity(density, frame_ids, (y_grid, x_grid), (hy, hx), (names[1], names[0]))
+    density, used = _kde_grid([y, x], pos, len(frame_ids), [y_grid, x_grid], [hy, hx], [False, False])
+    return FrameDensity(density, frame_ids, (y_grid, x_grid), used, (names[1], names[0]))
 
 
 @dataclass

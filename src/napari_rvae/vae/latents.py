@@ -248,13 +248,20 @@ def encode_sites(model: InvariantVAE, movie, sites: pd.DataFrame, normalisation:
     return table, cut.report
 
 
-def kl_per_latent(model: InvariantVAE, windows) -> np.ndarray:
-    """Mean KL (nats) of each content latent over ``windows``: a collapsed latent is ≈ 0."""
+def kl_per_latent(model: InvariantVAE, windows, structural: bool = False) -> np.ndarray:
+    """Mean KL (nats per window) of each content latent over ``windows``: a collapsed latent is ≈ 0.
+
+    With ``structural``, every latent in the model's order (angle, dx, dy, z0 …); the angle's
+    prior bounds only its σ (as in the training loss), so its KL says how sharply it is encoded.
+    """
     cfg = model.config
     x = windows_as_array(windows, cfg.window[-1])
     with torch.no_grad():
         mean, logvar = model.encode(torch.from_numpy(x).to(_device(model)))
+    mean, logvar = mean.double(), logvar.double()
     kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar)
-    return kl[:, cfg.n_structural :].mean(0).cpu().numpy()
-
-
+    if cfg.has_angle:
+        var = logvar[:, 0].exp() / cfg.rotation_prior**2
+        kl[:, 0] = 0.5 * (var - 1 - torch.log(var))
+    kl = kl.mean(0).cpu().numpy()
+    return kl if structural else kl[cfg.n_structural :]

@@ -194,7 +194,8 @@ def run_train(args: argparse.Namespace) -> int:
     window = args.window or (model.config.window[0] if model is not None else None)
     source = (model.normalisation or {}).get("source", "image") if model is not None else args.windows_from
     windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry,
-                                                    channel=args.channel, source=source, map_path=args.map)
+                                                    channel=args.channel, source=source, map_path=args.map,
+                                                    arch=model.config.arch if model is not None else args.arch)
     if cut is not None:
         print(f"windows: {cut.report.summary()} (from the "
               f"{'atom probability map' if norm.get('source') == 'map' else 'image'})")
@@ -238,6 +239,12 @@ def run_train(args: argparse.Namespace) -> int:
         if saved:
             print(f"interrupted; the model of epoch {saved} is in {args.output}", file=sys.stderr)
         raise
+    from ..analysis.collapse import check_after_training
+
+    check = check_after_training(model, windows)
+    settings["latent_check"] = check.to_dict()  # kept in model.json beside the training settings
+    _save_epoch(model, args.output, trainer, settings, saved)
+    print(check.line())
     print(f"model saved to {args.output}")
     return 0
 

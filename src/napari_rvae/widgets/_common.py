@@ -325,3 +325,14 @@ def set_widget_values(widgets: dict, values: dict) -> None:
             widget.setValue(type(widget.value())(value))
         elif isinstance(widget, QLineEdit):
             widget.setText(str(value))
+
+
+def say_latent_check(check, done: str) -> str:
+    """A dock's status after training: the latent check's warning first (also as a napari warning
+    notification, so it is seen), then what was done."""
+    if check is None or not check.warnings:
+        return done
+    from napari.utils.notifications import show_warning
+
+    show_warning(check.warnings[0])
+    return f"⚠ {check.warnings[0]}\n{done}"

@@ -47,7 +47,8 @@ def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
     """Background job: cut windows, build the model (unless continuing), train, encode every site.
 
     Yields ``("ready", trainer, report)`` once, then ``("epoch", stats)`` per epoch;
-    returns ``("encoded", table, report)``.
+    returns ``("encoded", table, report, check)`` with the
+    :class:`~napari_rvae.analysis.collapse.LatentCheck` of the trained model.
     """
     from ..vae import BetaSchedule, Trainer, VAEConfig, build_model, encode_sites
 
@@ -73,8 +74,11 @@ def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
         yield ("ready", trainer, cut.report)
     for stats in trainer.run(epochs):
         yield ("epoch", stats)
+    from ..analysis.collapse import check_after_training
+
+    check = check_after_training(trainer.model, trainer.train_x.cpu().numpy())
     table, report = encode_sites(trainer.model, movie, sites)
-    return ("encoded", table, report)
+    return ("encoded", table, report, check)
 
 
 def encode_job(model, movie, sites):

@@ -268,6 +268,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         if not columns:
             raise ValueError("the sites have no latent columns (angle, z0 …); encode them with a model "
                              "or tick the feature columns to cluster on")
+        columns = _refuse_collapsed(sites, columns, "clusters")
         method, covariance = METHODS[self.method_combo.currentText()]
         return self.cluster_job.start(cluster_sites, sites, columns, self.n_clusters.value(), method=method,
                                       covariance=covariance, seed=self.seed.value())
@@ -302,6 +303,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         variable = self.variable_combo.currentText()
         if not variable or variable not in sites:
             raise ValueError("choose a variable (angle or a latent z*) first")
+        _refuse_collapsed(sites, [variable], "NMF populations")
         frame_ids = np.arange(int(sites["frame"].max()) + 1)
         bias = self.bias(len(frame_ids))
         return self.dynamics_job.start(
@@ -342,6 +344,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         sites = self._sites()
         if "angle" not in sites:
             raise ValueError("the sites have no 'angle' column; encode them with an rVAE first")
+        _refuse_collapsed(sites, ["angle"], "angle peaks")
         angle = sites["angle"].to_numpy()
         offset, bins = self.offset.value(), self.bins.value()
         centres, density = angle_histogram(angle, bins, offset=offset)
@@ -362,6 +365,25 @@ class AnalysisDock(ChemistryTab, RvaeDock):
                                      f"({np.degrees(peaks['spacing'].mean()):.1f}°)\n" + "\n".join(rows))
         else:
             self.peaks_label.setText("no peaks above the noise (a flat or single-variant distribution)")
+
+
+def _refuse_collapsed(sites, columns, what: str) -> list:
+    """Say that the chosen latents carry no information instead of reporting structure in them
+    (:mod:`napari_rvae.analysis.collapse`); returns the columns without the collapsed latents
+    (standardised, their noise would split the sites). Feature columns that are not latents are
+    not judged."""
+    from ..analysis.collapse import check_latent_table, fixes
+
+    latents = [c for c in columns if c in latent_columns(sites)]
+    if not latents:
+        return list(columns)
+    check = check_latent_table(sites[["frame"] + latents] if "frame" in sites else sites[latents])
+    dead = [c for c in latents if c in check.collapsed]
+    if not check.informative or len(dead) == len(latents):
+        spreads = ", ".join(f"{c} {check.spread[c]:.2g}" for c in dead)
+        raise ValueError(f"{', '.join(dead)} collapsed (spread {spreads}): the model learned nothing there, so "
+                         f"{what} would be noise. Retrain: {fixes()}")
+    return [c for c in columns if c not in dead]
 
 
 def _density_and_nmf(frames, values, frame_ids, name, n_grid, bandwidth, n_components, bias):

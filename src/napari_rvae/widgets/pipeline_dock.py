@@ -14,7 +14,8 @@ import napari
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel
 
-from ._common import LayerPicker, button, form_label, scroll_body, set_widget_values, spin, tip, widget_values
+from ._common import (LayerPicker, button, form_label, say_latent_check, scroll_body, set_widget_values, spin,
+                      tip, widget_values)
 from ._layers import LayerMaker, geometry
 from ._dock import RvaeDock, progress_bar
 from ._state import MAP_NAME, PRODUCT_KEY
@@ -157,6 +158,9 @@ class RunPipeline(RvaeDock):
         model = result.model
         model.training_settings = asdict(result.settings)
         self.flow.set_model(model, history=list(result.history), origin="Run pipeline")
+        check = getattr(result, "check", None)
+        if check is not None:
+            model.training_settings["latent_check"] = check.to_dict()
         self.flow.note("run pipeline", {"settings": model.training_settings, "timings_s": result.timings,
                                         "detection": record, "n_sites": int(len(table))})
         if layer is None:
@@ -167,9 +171,9 @@ class RunPipeline(RvaeDock):
         self._colour_sites(layer)
         seconds = result.timings.get("total_s", float("nan"))
         findings = record.get("findings") or []
-        self.status.setText(f"done in {seconds:.0f} s: {len(table)} sites, latents in layer '{layer.name}'. "
-                            "Click the latent explorer's plot to decode."
-                            + (" Check: " + " | ".join(findings) if findings else ""))
+        self.status.setText(say_latent_check(check, f"done in {seconds:.0f} s: {len(table)} sites, latents in layer "
+                                                     f"'{layer.name}'. Click the latent explorer's plot to decode."
+                                                     + (" Check: " + " | ".join(findings) if findings else "")))
 
     def _colour_sites(self, layer) -> None:
         """Colour the new sites by angle (or z0)."""

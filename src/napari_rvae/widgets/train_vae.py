@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBox
 
 from ..io.sites import latent_columns
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values,
-                      sites_from_layer, spin, tip, widget_values, write_columns)
+                      say_latent_check, sites_from_layer, spin, tip, widget_values, write_columns)
 from ._dock import RvaeDock, progress_bar
 from ._plots import LossPlot
 from ._vae_jobs import ARCH_HELP, ORIENTATIONS, SOURCES, cut_for_settings, encode_job, model_source, train_job
@@ -403,7 +403,8 @@ class TrainVAE(RvaeDock):
     def _on_return(self, result) -> None:
         if not result or result[0] != "encoded":
             return
-        _, table, report = result
+        _, table, report, *rest = result
+        check = rest[0] if rest else None
         layer = self._sites_layer
         if layer is None or layer not in self.viewer.layers or len(layer.data) != len(table):
             raise ValueError("the points layer changed during training; press Encode sites")
@@ -411,9 +412,12 @@ class TrainVAE(RvaeDock):
         write_columns(layer, table, names)
         self.flow.set_layer("sites", layer)
         settings = getattr(self.model, "training_settings", {}) or {}
+        if check is not None:  # saved with the model and in the project record
+            settings["latent_check"] = check.to_dict()
         self.flow.note("train", {"settings": settings, "sites": layer.name, "epochs": len(getattr(self.model, "history", []) or []),
                                  "windows": report.summary()})
-        self.status.setText(f"{report.summary()}; latents written to '{layer.name}' ({', '.join(latent_columns(table))})")
+        done = f"{report.summary()}; latents written to '{layer.name}' ({', '.join(latent_columns(table))})"
+        self.status.setText(say_latent_check(check, done))
 
     def _on_error(self, err) -> None:
         """Show why training stopped in the dock; after a divergence the model is the last good epoch's
