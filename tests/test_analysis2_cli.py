@@ -15,12 +15,12 @@ def test_chemistry_map_cli_writes_npz_and_png(tmp_path, capsys):
     Trainer(model, x, threads=1, batch_size=30).fit(1)
     save_model(model, tmp_path / "m")
     assert main(["chemistry-map", str(tmp_path / "m"), "-o", str(tmp_path / "map.npz"), "--grid", "8",
-                 "--bond-length", "3"]) == 0
+                 "--bond-length", "2.5"]) == 0
     with np.load(tmp_path / "map.npz", allow_pickle=False) as f:
         assert f["counts"].shape == (8, 8, 4) and f["physical"].shape == (8, 8) and f["rgb"].shape == (8, 8, 3)
         assert (f["n5"][~f["physical"]] == -1).all()
     assert main(["chemistry-map", str(tmp_path / "m"), "-o", str(tmp_path / "map.png"), "--grid", "8",
-                 "--bond-length", "3"]) == 0
+                 "--bond-length", "2.5"]) == 0
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["chemistry-map", str(tmp_path / "m"), "-o", str(tmp_path / "map.txt")]) == 2
     assert "npz or .png" in capsys.readouterr().err

@@ -98,7 +98,7 @@ def test_movie_estimate_and_defaults_follow_the_spacing():
     gap = estimate_lattice(frames)
     assert gap.found and len(gap.frames) == 3 and np.isnan(gap.frames[0]) and gap.analysed == [1, 0, 2] and abs(gap.spacing - 14.0) < 0.3
     defaults = scale_defaults(lattice.spacing)
-    assert defaults["window"] == 28 and defaults["min_distance"] == pytest.approx(0.55 * lattice.spacing, rel=1e-3)
+    assert defaults["window"] == 28 and defaults["chemistry_window"] == 70 and defaults["min_distance"] == pytest.approx(0.55 * lattice.spacing, rel=1e-3)
     assert defaults["rescale"] == pytest.approx(10.0 / lattice.spacing, rel=1e-3)
     with pytest.raises(ValueError, match="spacing"):
         scale_defaults(float("nan"))

@@ -290,10 +290,32 @@ def cut_windows(
     radii = None if mask is None else mask_radii(mask, window)
     cut = _cut(movie, sites, window, 2, classes, per_frame, seed, delay, border, nan, normalisation, lo, hi,
                centring, round_columns, orientation)
+    spacing = site_spacing(sites)
+    if spacing is not None:  # the scale the windows were cut at (e.g. for the chemistry map's bond length)
+        cut.normalisation["site_spacing_px"] = round(spacing, 3)
+        kinds = sites["kind"].astype(str) if "kind" in sites.columns else pd.Series(["atom"])
+        cut.normalisation["site_kind"] = str(kinds.mode().iloc[0])
     if radii is not None:
         cut.windows *= circular_mask(window, *radii)
         cut.normalisation["mask"] = list(radii)
     return cut
+
+
+def site_spacing(sites: pd.DataFrame, max_frames: int = 5) -> float | None:
+    """Median nearest-neighbour distance (pixels) of all sites of a table, over its first frames with
+    at least three sites (every class; ``None`` when no frame has three)."""
+    from .detect._checks import nearest_neighbour_distance
+
+    if not len(sites) or not {"frame", "y", "x"} <= set(sites.columns):
+        return None
+    values = []
+    for _, group in sites.groupby("frame", sort=True):
+        if len(group) >= 3:
+            values.append(nearest_neighbour_distance(group[["y", "x"]].to_numpy()))
+        if len(values) >= max_frames:
+            break
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.median(values)) if values else None
 
 
 def mask_radii(mask, window: int) -> tuple[float, float]:

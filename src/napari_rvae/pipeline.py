@@ -154,8 +154,10 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         # shift-lattice's 8.5 px, where 18 and 24 px leaked the lattice phase into the content latents)
         window = int(np.clip(2 * np.floor(lattice.spacing), 12, 64))
     if window is None:
-        # two atom spacings for atoms; 24 px (paper 002's middle size) for walls and grids
-        window = scale_defaults(lattice.spacing)["window"] if lattice is not None and lattice.found else 24
+        # two atom spacings for atoms (five for a skip-rVAE: the chemistry map's windows, paper 000);
+        # 24 px (paper 002's middle size) for walls and grids
+        key = "chemistry_window" if settings.arch == "skip-rvae" else "window"
+        window = scale_defaults(lattice.spacing)[key] if lattice is not None and lattice.found else 24
     source, images = "image", movie
     if wants_map and atom_sites:
         if maps is None:

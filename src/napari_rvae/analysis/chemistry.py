@@ -146,7 +146,9 @@ def estimate_bond_length(window_index, yx, max_windows: int = 400) -> float:
             dist, _ = cKDTree(yx[s:e]).query(yx[s:e], k=2)
             d.append(dist[:, 1])
     if not d:
-        raise ValueError("decoded windows: fewer than two atoms in every window; cannot estimate bond_length")
+        raise ValueError("decoded windows: fewer than two atoms in every window, so no bond length can be measured "
+                         "in them; give the bond length (--bond-length), and check that the model learned its "
+                         "windows (the latent check after training)")
     return float(np.median(np.concatenate(d)))
 
 
@@ -275,12 +277,58 @@ class ChemistryMap:
         return out
 
 
+def recorded_bond_length(model) -> float | None:
+    """Bond length (pixels) from the scale a model's windows were cut at: the sites' nearest-neighbour
+    spacing recorded with its windows (``site_spacing_px``; atoms: one bond; hollow sites of a
+    honeycomb: √3 bonds). ``None`` for models without the record."""
+    norm = getattr(model, "normalisation", None) or {}
+    spacing = norm.get("site_spacing_px")
+    if not spacing or not np.isfinite(spacing) or spacing <= 0:
+        return None
+    return float(spacing) / np.sqrt(3.0) if norm.get("site_kind") == "hollow" else float(spacing)
+
+
+def atom_threshold(decoder, d: int = 200, span: float = 3.0, progress: Callable[[float], None] | None = None) -> float:
+    """The decoded pixel value that separates atoms from background, from the pixels decoded on a
+    sub-grid of the latent plane: 0.5 (the papers' threshold) where they look like a 0–1 probability
+    map (99.8 % of them within −0.15 … 1.15, atoms' peaks above 0.6); otherwise halfway between the background
+    (5th percentile) and the atoms' peaks (99.5th percentile), whatever the windows' scale (cut from
+    an image, normalised per window or not)."""
+    from .latent_grid import subgrid_pixels
+
+    values = subgrid_pixels(decoder, d, span, max_side=16)
+    if progress is not None:
+        progress(0.0)  # a cancel before anything is said of the decoded pixels
+    values = values[np.isfinite(values)]
+    if values.size == 0 or not values.max() > values.min():
+        raise ValueError("decoded windows: every pixel has the same value; the model decodes no atoms "
+                         "(it learned nothing; see the latent check of its training)")
+    floor, low, high, top = np.percentile(values, [0.1, 5.0, 99.5, 99.9])
+    if floor >= -0.15 and top <= 1.15 and high > 0.6:
+        return 0.5
+    return float(0.5 * (low + high))
+
+
+def _check_window(shape, L: float, mode: str) -> None:
+    """Rings through the centre atom reach two bonds from it (one bond around a hollow site): the
+    window must hold them, or every grid point would be unphysical for want of room."""
+    need = 2.2 if mode == "atom" else 1.2
+    half = min(shape) / 2.0
+    if half < need * L:
+        side = 2 * int(np.ceil(need * L + 1))
+        raise ValueError(
+            f"windows of {min(shape)} px show {half / L:.1f} bond lengths ({L:.1f} px) around the "
+            f"{'centre atom' if mode == 'atom' else 'centre'}; its rings reach {need - 0.2:g} bond lengths: "
+            f"train on windows of at least {side} px (analyze --arch skip-rvae chooses them; or --window {side})"
+            + (", or map hollow-site-centred windows (--mode hollow)" if mode == "atom" else ""))
+
+
 def chemistry_map(
     decoder,
     d: int = 200,
     *,
     span: float = 3.0,
-    threshold: float = 0.5,
+    threshold: float | str = "auto",
     bond_length: float | None = None,
     bond_range=(0.5, 1.2),
     mode: str = "atom",
@@ -299,11 +347,13 @@ def chemistry_map(
         Grid points per axis (1–1000; the paper uses 200).
     span : float
         The grid is ``linspace(−span, span, d)`` on both latents.
-    threshold : float
-        Atom pixels are decoded values above it (windows scaled 0–1).
+    threshold : float or "auto"
+        Atom pixels are decoded values above it; ``"auto"``: from the decoded data
+        (:func:`atom_threshold`).
     bond_length : float, optional
-        ``L`` in pixels; default the median nearest-neighbour distance of the
-        atoms found in the decoded windows.
+        ``L`` in pixels; default the scale the model's windows were cut at
+        (:func:`recorded_bond_length`), else the median nearest-neighbour distance
+        of the atoms found in the decoded windows.
     bond_range : (low, high)
         A bond when ``low·L < d < high·L``.
     mode : {"atom", "hollow"}
@@ -326,6 +376,14 @@ def chemistry_map(
     lo, hi = float(bond_range[0]), float(bond_range[1])
     if not 0 <= lo < hi:
         raise ValueError(f"bond_range: expected (low, high) with 0 ≤ low < high, got {bond_range}")
+    if bond_length is None and hasattr(decoder, "config"):
+        bond_length = recorded_bond_length(decoder)
+    if isinstance(threshold, str):
+        if threshold != "auto":
+            raise ValueError(f"threshold: a number or 'auto', got {threshold!r}")
+        if progress is not None:
+            progress(0.0)  # a cancel before the threshold's own decoding
+        threshold = atom_threshold(decoder, d, span, progress)
     grid, zz = grid_points(d, span)
     d = len(grid)
     n_total = len(zz)
@@ -341,9 +399,16 @@ def chemistry_map(
     win = np.concatenate(atom_win)
     yx = np.concatenate(atom_yx)
     inner = ~np.concatenate(atom_edge)
-    L = estimate_bond_length(win[inner], yx[inner]) if bond_length is None else float(bond_length)
+    if bond_length is None:
+        try:
+            L = estimate_bond_length(win[inner], yx[inner])
+        except ValueError:  # small windows: the neighbours touch the border; their centroids still tell L
+            L = estimate_bond_length(win, yx)
+    else:
+        L = float(bond_length)
     if not (np.isfinite(L) and L > 0):
         raise ValueError(f"bond_length: must be a positive number of pixels, got {bond_length}")
+    _check_window(shape, L, mode)
     limits = (lo * L, hi * L)
     centre = (np.asarray(shape, np.float64) - 1) / 2
     counts = np.zeros((n_total, 4), np.int64)

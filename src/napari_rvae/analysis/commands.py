@@ -51,16 +51,18 @@ def add_chemistry_map(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=int, default=200, help="grid points per latent axis (default 200)")
     p.add_argument("--span", type=float, default=3.0, help="grid covers [-span, span] on both latents (default 3)")
     p.add_argument("--dims", default="0,1", help="the two content latents of the map (default 0,1)")
-    p.add_argument("--threshold", type=float, default=0.5, help="atom pixels are decoded values above it (0.5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="atom pixels are decoded values above it (default: 0.5 on 0-1 probability windows, else halfway between the decoded background and atom peaks)")
     p.add_argument("--bond-length", type=float, default=None,
-                   help="bond length in pixels (default: median nearest-neighbour distance of the decoded atoms)")
+                   help="bond length in pixels (default: the atom spacing the model's windows were cut at, else the "
+                        "median nearest-neighbour distance of the decoded atoms)")
     p.add_argument("--mode", choices=("atom", "hollow"), default="atom",
                    help="atom-centred windows (rings at the centre atom) or hollow-site-centred (ring size)")
 
 
 def run_chemistry_map(args: argparse.Namespace) -> int:
     from ..vae import load_model
-    from .chemistry import chemistry_map, model_decoder
+    from .chemistry import chemistry_map, model_decoder, recorded_bond_length
 
     suffix = args.output.suffix.lower()
     if suffix not in (".npz", ".png"):
@@ -75,11 +77,13 @@ def run_chemistry_map(args: argparse.Namespace) -> int:
 
     bounded(args.grid, "--grid", 2, 1000, why="grid points per latent axis")
     bounded(args.span, "--span", 0, 1e3, low_open=True)
-    bounded(args.threshold, "--threshold", -1e6, 1e6)
+    if args.threshold is not None:
+        bounded(args.threshold, "--threshold", -1e6, 1e6)
     model = load_model(args.model)
     start = time.perf_counter()
-    chem = chemistry_map(model_decoder(model, dims=dims), d=args.grid, span=args.span, threshold=args.threshold,
-                         bond_length=args.bond_length, mode=args.mode)
+    chem = chemistry_map(model_decoder(model, dims=dims), d=args.grid, span=args.span,
+                         threshold="auto" if args.threshold is None else args.threshold,
+                         bond_length=args.bond_length or recorded_bond_length(model), mode=args.mode)
     seconds = time.perf_counter() - start
     if suffix == ".png":
         write_rgb_png(args.output, chem.rgb(), chem.physical)
@@ -93,7 +97,11 @@ def run_chemistry_map(args: argparse.Namespace) -> int:
                                **{f"n{k}": chem.n(k) for k in (5, 6, 7, 8)},
                                "params": np.array(json.dumps(chem.params))})
     print(f"{args.grid}x{args.grid} chemistry map ({args.mode}) in {seconds:.1f} s: "
-          f"{chem.physical.mean():.0%} physical, bond length {chem.bond_length:.2f} px -> {args.output}")
+          f"{chem.physical.mean():.0%} physical, bond length {chem.bond_length:.2f} px, atom threshold "
+          f"{chem.params['threshold']:.3g} -> {args.output}")
+    if not chem.physical.any():
+        print("warning: no point of the plane decodes to rings a lattice can have (every window unphysical): "
+              "check the model's latent check and its window size")
     return 0
 
 

@@ -48,9 +48,13 @@ def decoded_batches(decoder, points: np.ndarray, batch: int = 512) -> Iterator[t
         yield s, windows
 
 
+def subgrid_pixels(decoder, d: int, span: float, max_side: int = 32) -> np.ndarray:
+    """Every decoded pixel value over a sub-grid of at most ``max_side²`` latent points."""
+    _, points = grid_points(min(int(d), max_side), span)
+    return np.concatenate([w.ravel() for _, w in decoded_batches(decoder, points)])
+
+
 def subgrid_median(decoder, d: int, span: float, max_side: int = 32) -> float:
     """Median decoded pixel value over a sub-grid of at most ``max_side²`` latent points
     (the "median value of latent space" that splits switched from unswitched)."""
-    _, points = grid_points(min(int(d), max_side), span)
-    values = [w.ravel() for _, w in decoded_batches(decoder, points)]
-    return float(np.median(np.concatenate(values)))
+    return float(np.median(subgrid_pixels(decoder, d, span, max_side)))

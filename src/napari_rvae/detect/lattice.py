@@ -600,12 +600,15 @@ def scale_defaults(spacing: float) -> dict:
     ``rescale``: the segmenter's input rescale to its training scale; ``window``:
     window side for the VAE (even, two spacings: an atom and its nearest neighbours, as
     the 24 px windows paper 001 cut around graphene atoms 12 px apart; 16–64 px);
-    ``bond_length``: for rings.
+    ``bond_length``: for rings; ``chemistry_window``: window side for the latent chemistry
+    map (paper 000: the rings through the centre atom reach two spacings from it, so five
+    spacings, as its 70 px windows; even, 24–128 px).
     """
     d = float(spacing)
     if not (np.isfinite(d) and d > 0):
         raise ValueError(f"spacing: must be a positive number of pixels, got {spacing}")
     window = int(np.clip(2 * round(d), 16, 64))
+    chemistry = int(np.clip(2 * round(2.5 * d), 24, 128))
     return {"spacing": round(d, 3), "sigma": round(max(0.7, 0.2 * d), 3), "min_distance": round(max(2.0, 0.55 * d), 3),
             "intensity_radius": round(max(1.5, 0.3 * d), 3), "rescale": round(CANONICAL_SPACING / d, 4),
-            "window": window, "bond_length": round(d, 3)}
+            "window": window, "bond_length": round(d, 3), "chemistry_window": chemistry}

@@ -74,9 +74,10 @@ def window_images(movie: np.ndarray, sites, source: str, sites_path: Path | None
     return atom_probability(atom_map(movie)), "map"
 
 
-def default_window(sites) -> int:
+def default_window(sites, arch: str = "rvae") -> int:
     """Two atom spacings (the sites' median nearest-neighbour distance in their first frame), as
-    :func:`napari_rvae.detect.lattice.scale_defaults` gives; one clear error for other sites."""
+    :func:`napari_rvae.detect.lattice.scale_defaults` gives, five for a skip-rVAE (the chemistry
+    map's windows, paper 000); one clear error for other sites."""
     from ..detect._checks import nearest_neighbour_distance
     from ..detect.lattice import scale_defaults
 
@@ -86,7 +87,7 @@ def default_window(sites) -> int:
     if not np.isfinite(spacing):
         raise ValueError("give the window size with --window (the sites are not atoms, or too few to measure "
                          "their spacing)")
-    return int(scale_defaults(spacing)["window"])
+    return int(scale_defaults(spacing)["chemistry_window" if arch == "skip-rvae" else "window"])
 
 
 def load_windows_npy(path: Path) -> np.ndarray:
@@ -112,7 +113,7 @@ def load_windows_npy(path: Path) -> np.ndarray:
 
 
 def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetry: int = 3, channel=None,
-                           source: str = "auto", map_path: Path | None = None):
+                           source: str = "auto", map_path: Path | None = None, arch: str = "rvae"):
     """Return ``(windows, sites table or None, cut report or None, normalisation dict)``."""
     from ..io.sites import read_sites
     from ..patches import BOND_ANGLE, cut_windows, normalise, with_orientation
@@ -129,7 +130,7 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
     recipe = {"orientation": options.get("orientation"), "bond_symmetry": bond_symmetry}
     sites = with_orientation(read_sites(sites_path), recipe)
     if window is None:
-        window = default_window(sites)
+        window = default_window(sites, arch)
     images, used = window_images(movie, sites, source, sites_path, map_path)
     cut = cut_windows(images, sites, window, **options)
     if len(cut) == 0:

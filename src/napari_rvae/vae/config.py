@@ -14,7 +14,7 @@ MAX_LAYERS = 16
 MAX_WIDTH = 8192
 MAX_PARAMETERS = 50_000_000
 ENCODERS = ("mlp", "conv")
-ANGLE_ENCODINGS = ("circular", "linear")
+ANGLE_ENCODINGS = ("equivariant", "circular", "linear")
 LIKELIHOODS = ("gaussian", "bernoulli")
 BETA_KINDS = ("constant", "linear", "cyclical")
 
@@ -90,10 +90,16 @@ class VAEConfig:
     ``translation=False`` drops the shift latents of the spatial models (a
     rotation-only rVAE: windows centred on the sites they describe, where
     a shift could explain what should be a rotation, e.g. a displaced atom).
-    ``angle_encoding``: ``"circular"`` (default) — the encoder gives the angle's
-    mean as ``atan2`` of two outputs, so it lives on the circle and windows
-    at −π and π are neighbours; ``"linear"`` — one output, a line (models
-    saved before this option existed).
+    ``angle_encoding``: ``"equivariant"`` (default) — the angle is read from
+    circular harmonics of the window about its brightness centre
+    (:mod:`.harmonics`), so it turns with the window by construction, plus a
+    correction the encoder reads from the window turned back by it; shifts
+    and content latents are read from that turned-back window too, so they
+    do not see the rotation. ``"circular"`` — the encoder gives the angle's
+    mean as ``atan2`` of two outputs (on the circle, but free to settle on
+    one angle for every window while the content latents take up the
+    rotation); ``"linear"`` — one output, a line (models saved before these
+    options existed).
     """
 
     arch: str = "rvae"
@@ -108,7 +114,7 @@ class VAEConfig:
     n_classes: int = 0
     noise_sigma: float = 0.1
     translation: bool = True
-    angle_encoding: str = "circular"
+    angle_encoding: str = "equivariant"
     beta: BetaSchedule = field(default_factory=BetaSchedule)
 
     def __post_init__(self):
@@ -136,7 +142,7 @@ class VAEConfig:
         if self.arch == "shift-vae" and not self.translation:
             raise ValueError("a shift-VAE without translation has no latents to learn a shift; use translation=True")
         if self.angle_encoding not in ANGLE_ENCODINGS:
-            raise ValueError(f"angle_encoding {self.angle_encoding!r} unknown; use 'circular' or 'linear'")
+            raise ValueError(f"angle_encoding {self.angle_encoding!r} unknown; use 'equivariant', 'circular' or 'linear'")
         if not (self.noise_sigma > 0 and math.isfinite(self.noise_sigma)):
             raise ValueError(f"noise_sigma must be a finite number > 0 (intensity units), got {self.noise_sigma}")
         if not all(v > 0 and math.isfinite(v) for v in (self.rotation_prior, self.translation_prior)):
@@ -164,6 +170,10 @@ class VAEConfig:
     def n_parameters(self) -> int:
         """Weights of the model this configuration builds (approximate: biases left out)."""
         outputs = 2 * (self.latent + self.n_structural + (1 if self.angle_encoding == "circular" and self.has_angle else 0))
+        head = 0
+        if self.angle_encoding == "equivariant" and self.has_angle:
+            rings = int(min(self.window) / 4)  # harmonics.RING_STEP = 2 px, up to the half window
+            head = 2 * (rings + 3 * rings**2)
         if self.encoder == "conv":
             channels = (1,) + self.encoder_widths
             encoder = sum(9 * a * b for a, b in zip(channels, channels[1:])) + channels[-1] * self.n_pixels * outputs
@@ -173,7 +183,7 @@ class VAEConfig:
         inputs = self.latent + self.n_classes + (self.dims if self.spatial else 0)
         out = 1 if self.spatial else self.n_pixels
         sizes = (inputs,) + self.decoder_widths + (out,)
-        return encoder + sum(a * b for a, b in zip(sizes, sizes[1:]))
+        return head + encoder + sum(a * b for a, b in zip(sizes, sizes[1:]))
 
     # ---- derived facts ----------------------------------------------------
     @property

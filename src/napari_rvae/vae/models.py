@@ -20,6 +20,7 @@ from torch import nn
 from .config import VAEConfig
 from .decoders import MLPDecoder, SpatialDecoder
 from .encoders import ConvEncoder, MLPEncoder
+from .harmonics import HarmonicAngle, turn_windows
 from .fused import fused_reconstruction, parallel_ranges
 from .losses import reconstruction
 
@@ -35,6 +36,9 @@ class InvariantVAE(nn.Module):
         n_enc = config.n_structural + config.latent
         self.circular = config.has_angle and config.angle_encoding == "circular"
         n_enc += int(self.circular)  # (cos, sin)-like pair for the angle's mean
+        self.harmonic = config.has_angle and config.angle_encoding == "equivariant"
+        if self.harmonic:
+            self.angle_head = HarmonicAngle(config.window)
         if config.encoder == "mlp":
             self.encoder = MLPEncoder(config.n_pixels, config.encoder_widths, n_enc, fast=fast)
         else:
@@ -55,11 +59,31 @@ class InvariantVAE(nn.Module):
         With a circular angle the encoder's first two outputs ``(a, b)`` give the
         angle's mean ``atan2(b, a)`` (radians, on the circle) and its log-variance
         is the first log-variance output."""
+        if self.harmonic:
+            return self._encode_turned(x)
         mean, logvar = self.encoder(x)
         if not self.circular:
             return mean, logvar
         angle = torch.atan2(mean[:, 1], mean[:, 0]).unsqueeze(1)
         return torch.cat([angle, mean[:, 2:]], 1), torch.cat([logvar[:, :1], logvar[:, 2:]], 1)
+
+    def _encode_turned(self, x: torch.Tensor):
+        """Equivariant angle: the angle from :class:`.harmonics.HarmonicAngle`; the window is
+        turned back by it and the encoder reads from that window, inside its inscribed disk (the
+        corners a turn fills in from the edges are left out), a correction of the angle, the
+        shifts (in the template's frame, turned to the window's) and the content latents, so
+        these do not see the rotation."""
+        v = self.angle_head(x)
+        head = torch.atan2(v[:, 1], v[:, 0])
+        mean, logvar = self.encoder(turn_windows(x, -head) * self.angle_head.disk)
+        n_shift = self.config.n_shift
+        if n_shift:
+            c, s = torch.cos(head), torch.sin(head)
+            sx, sy = mean[:, 1], mean[:, 2]
+            mean = torch.cat([mean[:, :1], torch.stack([c * sx - s * sy, s * sx + c * sy], 1), mean[:, 3:]], 1)
+        # the encoder's first output corrects the head's angle; read from the turned-back window,
+        # the correction does not change when the window turns, so the sum still turns with it
+        return torch.cat([(head + mean[:, 0]).unsqueeze(1), mean[:, 1:]], 1), logvar
 
     def split(self, latents: torch.Tensor):
         """``(B, n)`` → ``(angle or None, shift or None, content)`` (model units)."""

@@ -18,7 +18,7 @@ from .commands import _add_window_source, _load_windows_or_movie, _radii, _width
 #: ``--resume`` can tell a flag the user gave (refused when it differs) from a default
 ARCH_DEFAULTS = {"arch": "rvae", "latent": 2, "window": None, "encoder": "mlp", "encoder_widths": (128, 128),
                  "decoder_widths": (128, 128, 128), "likelihood": "gaussian", "noise_sigma": 0.1,
-                 "angle_encoding": "circular", "no_translation": False, "rotation_prior": 0.1,
+                 "angle_encoding": "equivariant", "no_translation": False, "rotation_prior": 0.1,
                  "translation_prior": 0.1, "beta": 1.0, "beta_end": None, "beta_schedule": "constant",
                  "beta_epochs": 10, "capacity": 0.0}
 RECIPE_DEFAULTS = {"normalisation": "global", "centring": "pixel", "orientation": None, "mask": None,
@@ -67,8 +67,10 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-sigma", type=float,
                    help="σ of the Gaussian likelihood in intensity units (default 0.1 for windows in [0, 1]; "
                         "1 = unit variance)")
-    p.add_argument("--angle-encoding", choices=["circular", "linear"],
-                   help="angle mean as atan2 of two encoder outputs (circular, default) or one output (linear)")
+    p.add_argument("--angle-encoding", choices=["equivariant", "circular", "linear"],
+                   help="equivariant (default): the angle is read from circular harmonics of the window, so it "
+                        "turns with the window, and the other latents from the window turned back; circular: "
+                        "atan2 of two encoder outputs; linear: one output")
     p.add_argument("--no-translation", action="store_true", default=None,
                    help="spatial models without the dx, dy latents (rotation-only rVAE)")
     p.add_argument("--rotation-prior", type=float, help="σ of the angle prior, radians (default 0.1)")
@@ -192,7 +194,8 @@ def run_train(args: argparse.Namespace) -> int:
     window = args.window or (model.config.window[0] if model is not None else None)
     source = (model.normalisation or {}).get("source", "image") if model is not None else args.windows_from
     windows, _, cut, norm = _load_windows_or_movie(args.input, args.sites, window, options, symmetry,
-                                                    channel=args.channel, source=source, map_path=args.map)
+                                                    channel=args.channel, source=source, map_path=args.map,
+                                                    arch=model.config.arch if model is not None else args.arch)
     if cut is not None:
         print(f"windows: {cut.report.summary()} (from the "
               f"{'atom probability map' if norm.get('source') == 'map' else 'image'})")

@@ -22,7 +22,9 @@ class ChemistryTab:
     def _chemistry_tab(self) -> QWidget:
         self.grid_d = spin(50, 4, 400, "Grid points per latent axis (D × D windows are decoded; the paper uses 200)")
         self.span = dspin(3.0, 0.1, 20.0, "The grid covers −span … +span on latents z0 (x) and z1 (y)", 0.5, 2)
-        self.threshold = dspin(0.5, 0.01, 0.99, "Decoded pixels above this value are atom pixels (windows scaled 0–1)", 0.05, 2)
+        self.threshold = dspin(0.0, 0.0, 0.99, "Decoded pixels above this value are atom pixels; auto: 0.5 on "
+                               "0–1 probability windows, else halfway between the decoded background and atom peaks", 0.05, 2)
+        self.threshold.setSpecialValueText("auto")
         self.model_label = QLabel("")
         self.model_label.setWordWrap(True)
         self.model_label.setToolTip("The current model (trained or loaded in the Train VAE dock)")
@@ -73,7 +75,8 @@ class ChemistryTab:
         self._chem_stop = [False]
         self.chemistry_stop.setEnabled(True)
         return self.chemistry_job.start(_chemistry, model, self.grid_d.value(), self.span.value(),
-                                        self.threshold.value(), self._chem_stop, stop=self._request_chem_stop)
+                                        self.threshold.value() or "auto", self._chem_stop,
+                                        stop=self._request_chem_stop)
 
     def _request_chem_stop(self) -> None:
         self._chem_stop[0] = True
@@ -100,7 +103,8 @@ class ChemistryTab:
         self.chem_plot.autoRange()
         physical = chem.physical.mean()
         self.status.setText(f"chemistry map {len(grid)} × {len(grid)}: {physical:.0%} physical, bond length "
-                            f"{chem.bond_length:.2f} px; black = unphysical; dots = encoded sites")
+                            f"{chem.bond_length:.2f} px; black = unphysical; dots = encoded sites"
+                            + ("" if physical else "; no point of the plane decodes to rings a lattice can have"))
 
 
 

@@ -268,7 +268,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         if not columns:
             raise ValueError("the sites have no latent columns (angle, z0 …); encode them with a model "
                              "or tick the feature columns to cluster on")
-        columns = _refuse_collapsed(sites, columns, "clusters")
+        columns = _refuse_collapsed(sites, columns, "clusters", self.link.model)
         method, covariance = METHODS[self.method_combo.currentText()]
         return self.cluster_job.start(cluster_sites, sites, columns, self.n_clusters.value(), method=method,
                                       covariance=covariance, seed=self.seed.value())
@@ -303,7 +303,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         variable = self.variable_combo.currentText()
         if not variable or variable not in sites:
             raise ValueError("choose a variable (angle or a latent z*) first")
-        _refuse_collapsed(sites, [variable], "NMF populations")
+        _refuse_collapsed(sites, [variable], "NMF populations", self.link.model)
         frame_ids = np.arange(int(sites["frame"].max()) + 1)
         bias = self.bias(len(frame_ids))
         return self.dynamics_job.start(
@@ -344,7 +344,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         sites = self._sites()
         if "angle" not in sites:
             raise ValueError("the sites have no 'angle' column; encode them with an rVAE first")
-        _refuse_collapsed(sites, ["angle"], "angle peaks")
+        _refuse_collapsed(sites, ["angle"], "angle peaks", self.link.model)
         angle = sites["angle"].to_numpy()
         offset, bins = self.offset.value(), self.bins.value()
         centres, density = angle_histogram(angle, bins, offset=offset)
@@ -367,16 +367,22 @@ class AnalysisDock(ChemistryTab, RvaeDock):
             self.peaks_label.setText("no peaks above the noise (a flat or single-variant distribution)")
 
 
-def _refuse_collapsed(sites, columns, what: str) -> list:
+def _refuse_collapsed(sites, columns, what: str, model=None) -> list:
     """Say that the chosen latents carry no information instead of reporting structure in them
     (:mod:`napari_rvae.analysis.collapse`); returns the columns without the collapsed latents
     (standardised, their noise would split the sites). Feature columns that are not latents are
-    not judged."""
+    not judged. The current model's own check after training (reconstructions against the mean
+    window) is the first word: latents can spread and still be noise."""
     from ..analysis.collapse import check_latent_table, fixes
 
     latents = [c for c in columns if c in latent_columns(sites)]
     if not latents:
         return list(columns)
+    recorded = (getattr(model, "training_settings", None) or {}).get("latent_check") or {}
+    if recorded.get("informative") is False:
+        raise ValueError(f"the current model learned nothing (its latents collapsed or carry no information: "
+                         f"reconstructions no better than the mean window), so {what} would be noise. "
+                         f"Retrain: {fixes(model)}")
     check = check_latent_table(sites[["frame"] + latents] if "frame" in sites else sites[latents])
     dead = [c for c in latents if c in check.collapsed]
     if not check.informative or len(dead) == len(latents):
