@@ -42,7 +42,9 @@ def test_model_on_structureless_windows_is_flagged_uninformative(kind):
     check = check_model(model, windows)
     assert not check.informative
     assert check.gain < 0.05  # no better than the mean window
-    assert set(check.collapsed) == {"angle", "dx", "dy", "z0", "z1"}
+    # the content latents and shifts collapse; the equivariant angle follows each window's own
+    # brightness pattern, so on structureless windows it may spread (at random) without meaning anything
+    assert {"dx", "dy", "z0", "z1"} <= set(check.collapsed)
     assert check.warnings and "learned nothing" in check.warnings[0] and "--windows-from map" in check.warnings[0]
     # the analysis reports no structure in these latents: no clusters, angle peaks or NMF
     table = encode(model, windows)

@@ -146,10 +146,14 @@ def test_whole_workflow_from_the_plugins_menu(make_napari_viewer, qtbot, tmp_pat
     analysis = docks["Analysis"]
     assert analysis.layer() is sites
     analysis.n_clusters.setValue(2)
+    # two epochs teach the model nothing yet: the latent check after training says so, and the dock
+    # refuses to report clusters of noise instead of colouring the sites by them
+    assert flow.model.training_settings["latent_check"]["informative"] is False
+    before = sites.features["cluster"].to_numpy().copy()
+    with pytest.raises(ValueError, match="learned nothing"):  # the button shows this as an error notification
+        analysis.run_clusters()
     analysis.cluster_button.click()
-    _wait(qtbot, analysis.cluster_job, 60_000)
-    clusters = sites.features["cluster"].to_numpy()
-    assert set(np.unique(clusters[clusters >= 0])) == {0, 1}  # -1: sites too near the edge to encode
+    np.testing.assert_array_equal(sites.features["cluster"].to_numpy(), before)
 
     # Run pipeline never deletes the sites layer without asking: "Keep both" keeps it
     monkeypatch.setattr(_layers, "ask", lambda *a, **k: "keep")
