@@ -11,14 +11,11 @@ import os
 import subprocess
 import sys
 
-#: a child process that opens Qt and an OpenGL context, as napari's canvas needs
-_DISPLAY_PROBE = """
-import sys
-from qtpy.QtGui import QOpenGLContext
-from qtpy.QtWidgets import QApplication
-app = QApplication(sys.argv[:1])
-sys.exit(0 if QOpenGLContext().create() else 3)
-"""
+#: a child process that opens Qt and an OpenGL context, as napari's canvas needs (one line of
+#: statements: the program is text for the child, and this module's own imports stay Qt-free)
+_DISPLAY_PROBE = ("import sys; import qtpy.QtGui as gui; import qtpy.QtWidgets as widgets; "
+                  "app = widgets.QApplication(sys.argv[:1]); "
+                  "sys.exit(0 if gui.QOpenGLContext().create() else 3)")
 
 
 def usable_display(timeout: float = 30.0) -> tuple[bool, str]:
