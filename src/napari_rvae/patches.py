@@ -301,16 +301,16 @@ def cut_windows(
     return cut
 
 
-def site_spacing(sites: pd.DataFrame, max_frames: int = 5) -> float | None:
-    """Median nearest-neighbour distance (pixels) of all sites of a table, over its first frames with
-    at least three sites (every class; ``None`` when no frame has three)."""
+def site_spacing(sites: pd.DataFrame, max_frames: int = 5, min_sites: int = 3) -> float | None:
+    """Median nearest-neighbour distance (pixels) of all sites of a table, over its first ``max_frames``
+    frames with at least ``min_sites`` sites (every class; ``None`` when no frame has that many)."""
     from .detect._checks import nearest_neighbour_distance
 
     if not len(sites) or not {"frame", "y", "x"} <= set(sites.columns):
         return None
     values = []
     for _, group in sites.groupby("frame", sort=True):
-        if len(group) >= 3:
+        if len(group) >= min_sites:
             values.append(nearest_neighbour_distance(group[["y", "x"]].to_numpy()))
         if len(values) >= max_frames:
             break

@@ -75,16 +75,15 @@ def window_images(movie: np.ndarray, sites, source: str, sites_path: Path | None
 
 
 def default_window(sites, arch: str = "rvae") -> int:
-    """Two atom spacings (the sites' median nearest-neighbour distance in their first frame), as
-    :func:`napari_rvae.detect.lattice.scale_defaults` gives, five for a skip-rVAE (the chemistry
-    map's windows, paper 000); one clear error for other sites."""
-    from ..detect._checks import nearest_neighbour_distance
+    """Two atom spacings (the atoms' median nearest-neighbour distance in the first frame that has two),
+    as :func:`napari_rvae.detect.lattice.scale_defaults` gives; five for a skip-rVAE (the chemistry
+    map's windows, paper 000). One clear error for other sites."""
     from ..detect.lattice import scale_defaults
+    from ..patches import site_spacing
 
     atoms = sites[sites["kind"] == "atom"] if "kind" in sites else sites
-    first = atoms[atoms["frame"] == atoms["frame"].min()] if len(atoms) else atoms
-    spacing = nearest_neighbour_distance(first[["y", "x"]].to_numpy()) if len(first) >= 2 else float("nan")
-    if not np.isfinite(spacing):
+    spacing = site_spacing(atoms, max_frames=1, min_sites=2)
+    if spacing is None:
         raise ValueError("give the window size with --window (the sites are not atoms, or too few to measure "
                          "their spacing)")
     return int(scale_defaults(spacing)["chemistry_window" if arch == "skip-rvae" else "window"])
