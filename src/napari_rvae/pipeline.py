@@ -201,7 +201,10 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         steps = shift_vae_attempts(build, cut.windows, settings.epochs, score=score,
                                    warmup_epochs=settings.warmup_epochs, **train_options)
     else:
-        config = VAEConfig(arch=settings.arch, window=(window, window), latent=settings.latent)
+        from .vae.defaults import model_defaults
+
+        config = VAEConfig(arch=settings.arch, window=(window, window), latent=settings.latent,
+                           **model_defaults(settings.arch, cut.windows, cut.normalisation))
         model = build_model(config, seed=settings.seed)
         model.normalisation = cut.normalisation
         steps = _plain_epochs(model, cut.windows, settings.epochs, train_options)

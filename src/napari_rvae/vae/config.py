@@ -115,6 +115,8 @@ class VAEConfig:
     noise_sigma: float = 0.1
     translation: bool = True
     angle_encoding: str = "equivariant"
+    grid_scale: float = 1.0
+    angle_symmetry: int = 1
     beta: BetaSchedule = field(default_factory=BetaSchedule)
 
     def __post_init__(self):
@@ -143,6 +145,12 @@ class VAEConfig:
             raise ValueError("a shift-VAE without translation has no latents to learn a shift; use translation=True")
         if self.angle_encoding not in ANGLE_ENCODINGS:
             raise ValueError(f"angle_encoding {self.angle_encoding!r} unknown; use 'equivariant', 'circular' or 'linear'")
+        if not (isinstance(self.grid_scale, (int, float)) and math.isfinite(self.grid_scale)
+                and 0.1 <= self.grid_scale <= 100):
+            raise ValueError(f"grid_scale must be a number between 0.1 and 100, got {self.grid_scale}")
+        self.grid_scale = float(self.grid_scale)
+        if not (isinstance(self.angle_symmetry, int) and 1 <= self.angle_symmetry <= 12):
+            raise ValueError(f"angle_symmetry must be a whole number from 1 to 12, got {self.angle_symmetry}")
         if not (self.noise_sigma > 0 and math.isfinite(self.noise_sigma)):
             raise ValueError(f"noise_sigma must be a finite number > 0 (intensity units), got {self.noise_sigma}")
         if not all(v > 0 and math.isfinite(v) for v in (self.rotation_prior, self.translation_prior)):
@@ -237,4 +245,6 @@ class VAEConfig:
         # models saved before these options existed: unit-variance likelihood, linear angle
         d.setdefault("noise_sigma", 1.0)
         d.setdefault("angle_encoding", "linear")
+        d.setdefault("grid_scale", 1.0)
+        d.setdefault("angle_symmetry", 1)
         return cls(**d)

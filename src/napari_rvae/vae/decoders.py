@@ -48,12 +48,17 @@ def per_window_first_layer(w_q, bias, angle=None, shift=None):
 
 class SpatialDecoder(nn.Module):
     """Coordinate decoder for rVAE (``rotate=True``), shift-VAE (``rotate=False``);
-    ``skip=True`` feeds the content latents (and class) into every layer."""
+    ``skip=True`` feeds the content latents (and class) into every layer. ``grid_scale``
+    multiplies the coordinates the first layer sees (and the shift, which is in grid units):
+    with windows several features wide, the tanh units start (and learn) at the features'
+    spatial frequency instead of one wave per window (see ``VAEConfig.grid_scale``)."""
 
-    def __init__(self, window, n_content: int, widths, rotate: bool, skip: bool = False, fast: bool = True):
+    def __init__(self, window, n_content: int, widths, rotate: bool, skip: bool = False, fast: bool = True,
+                 grid_scale: float = 1.0):
         super().__init__()
         self.dims = len(window)
         self.rotate = rotate
+        self.grid_scale = float(grid_scale)
         self.n_content = n_content
         self.register_buffer("grid", pixel_grid(window), persistent=False)
         self.mlp = TanhMLP(self.dims + n_content, widths, 1, n_extra=n_content if skip else 0, fast=fast)
@@ -63,7 +68,7 @@ class SpatialDecoder(nn.Module):
         ``A_b·p + c_b`` at grid point ``p`` (doubled when ``fast``, as the
         sigmoid layers expect)."""
         w = self.mlp.weights[0]
-        w_q, w_z = w[:, : self.dims], w[:, self.dims :]
+        w_q, w_z = w[:, : self.dims] * self.grid_scale, w[:, self.dims :]
         scale = 2.0 if self.mlp.fast else 1.0
         bias = self.mlp.biases[0] + (content @ w_z.t() if self.n_content else 0)  # (B, H) or (H,)
         if bias.dim() == 1:

@@ -29,10 +29,18 @@ SPEED = 30.0
 
 
 class HarmonicAngle(nn.Module):
-    """Windows ``(B, h, w)`` → ``(B, 2)``: a vector that turns with the window (cos-, sin-like)."""
+    """Windows ``(B, h, w)`` → ``(B, 2)``: a vector that turns with the window (cos-, sin-like).
 
-    def __init__(self, window, harmonics: int = HARMONICS):
+    ``symmetry`` ``n`` > 1 (content with an n-fold axis, e.g. 3 for atom-centred graphene
+    windows, whose first and second harmonics vanish): the head uses the harmonics of orders
+    ``n, 2n, …`` and its vector turns ``n`` times as fast as the window; the angle is its
+    argument over ``n``, defined modulo ``2π/n`` like the content itself."""
+
+    def __init__(self, window, harmonics: int = HARMONICS, symmetry: int = 1):
         super().__init__()
+        self.symmetry = int(symmetry)
+        if self.symmetry > 1:  # orders n and 2n: higher ones alias on the small rings
+            harmonics = min(harmonics, 2)
         h, w = window
         y, x = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
         self.register_buffer("xy", torch.stack([x.reshape(-1), y.reshape(-1)], 1), persistent=False)  # (P, 2) px
@@ -55,14 +63,15 @@ class HarmonicAngle(nn.Module):
         return (weight @ self.xy) / (weight.sum(1, keepdim=True) + 1e-6)
 
     def harmonic_coefficients(self, x: torch.Tensor):
-        """``(real, imaginary)`` of ``c_{r,m}``, each ``(B, R, M)``, about :meth:`centre`."""
+        """``(real, imaginary)`` of ``c_{r,m}`` for ``m = n, 2n, …`` (``n`` the symmetry), each
+        ``(B, R, M)``, about :meth:`centre`."""
         flat = x.reshape(len(x), -1)
         rel = self.xy.unsqueeze(0) - self.centre(flat).unsqueeze(1)  # (B, P, 2)
         rho = torch.sqrt(rel.square().sum(2) + 1e-12)
         phi = torch.atan2(rel[..., 1], rel[..., 0])
         sigma = RING_STEP * 0.75
         rings = torch.exp(-(rho.unsqueeze(2) - self.radii) ** 2 / (2 * sigma**2)) * flat.unsqueeze(2)  # (B, P, R)
-        m = torch.arange(1, self.harmonics + 1, dtype=x.dtype, device=x.device)
+        m = torch.arange(1, self.harmonics + 1, dtype=x.dtype, device=x.device) * self.symmetry
         phase = phi.unsqueeze(2) * m  # (B, P, M)
         re = torch.einsum("bpr,bpm->brm", rings, torch.cos(phase))
         im = torch.einsum("bpr,bpm->brm", rings, torch.sin(phase))
@@ -87,6 +96,37 @@ class HarmonicAngle(nn.Module):
         re, im = self.features(x)
         wr, wi = self.weight[:, 0] * SPEED, self.weight[:, 1] * SPEED
         return torch.stack([re @ wr - im @ wi, re @ wi + im @ wr], 1)
+
+    def angle(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's angle ``(B,)`` (radians; modulo ``2π/n`` for symmetry ``n``)."""
+        v = self(x)
+        return torch.atan2(v[:, 1], v[:, 0]) / self.symmetry
+
+
+def harmonic_power(windows, orders: int = 6, max_windows: int = 400) -> "np.ndarray":
+    """Mean power of the circular harmonics ``m = 1 … orders`` of windows (about their brightness
+    centres, summed over rings), normalised to a maximum of 1: ``(orders,)``."""
+    import numpy as np
+
+    x = torch.as_tensor(np.asarray(windows, np.float32)[:max_windows])
+    head = HarmonicAngle(tuple(x.shape[1:]), harmonics=orders)
+    with torch.no_grad():
+        flat = x.reshape(len(x), -1)
+        re, im = head.harmonic_coefficients(x - flat.mean(1).reshape(-1, 1, 1))
+        power = (re**2 + im**2).sum(1).mean(0).numpy()
+    return power / max(float(power.max()), 1e-30)
+
+
+def content_symmetry(windows, *, weak: float = 0.35, max_order: int = 6) -> int:
+    """The rotational symmetry order ``n`` of windows' content: 1 unless the harmonics of orders
+    below ``n`` all carry less than ``weak`` of the strongest one's power (e.g. 3 for windows
+    centred on graphene atoms, 6 on its hollow sites), as a turn by ``2π/n`` leaves such
+    content unchanged; the angle of an rVAE on it is then defined modulo ``2π/n``."""
+    power = harmonic_power(windows, max_order)
+    for n in range(1, max_order + 1):
+        if power[n - 1] >= weak:
+            return n
+    return 1
 
 
 def turn_windows(x: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ class InvariantVAE(nn.Module):
         n_enc += int(self.circular)  # (cos, sin)-like pair for the angle's mean
         self.harmonic = config.has_angle and config.angle_encoding == "equivariant"
         if self.harmonic:
-            self.angle_head = HarmonicAngle(config.window)
+            self.angle_head = HarmonicAngle(config.window, symmetry=config.angle_symmetry)
         if config.encoder == "mlp":
             self.encoder = MLPEncoder(config.n_pixels, config.encoder_widths, n_enc, fast=fast)
         else:
@@ -48,6 +48,7 @@ class InvariantVAE(nn.Module):
             self.decoder = SpatialDecoder(
                 config.window, n_content, config.decoder_widths,
                 rotate=config.has_angle, skip=config.arch == "skip-rvae", fast=fast,
+                grid_scale=config.grid_scale,
             )
         else:
             self.decoder = MLPDecoder(config.n_pixels, n_content, config.decoder_widths, fast=fast)
@@ -73,8 +74,7 @@ class InvariantVAE(nn.Module):
         corners a turn fills in from the edges are left out), a correction of the angle, the
         shifts (in the template's frame, turned to the window's) and the content latents, so
         these do not see the rotation."""
-        v = self.angle_head(x)
-        head = torch.atan2(v[:, 1], v[:, 0])
+        head = self.angle_head.angle(x)
         mean, logvar = self.encoder(turn_windows(x, -head) * self.angle_head.disk)
         n_shift = self.config.n_shift
         if n_shift:

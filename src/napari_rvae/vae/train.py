@@ -53,6 +53,9 @@ def train(windows, *, arch: str = "rvae", latent: int = 2, epochs: int = 20, bat
         raise ValueError(f"windows: expected at least two windows as (N, h, w) or (N, w), got shape {x.shape}")
     if normalisation is None:
         normalisation = getattr(windows, "normalisation", None) or {"mode": "none"}
+    from .defaults import model_defaults
+
+    config = {**model_defaults(arch, x, normalisation), **config}
     model = build_model(VAEConfig(arch=arch, window=tuple(x.shape[1:]), latent=latent, **config), seed=seed)
     model.normalisation = normalisation
     trainer = Trainer(model, x, batch_size=batch_size, lr=lr, seed=seed, device=device, threads=threads,

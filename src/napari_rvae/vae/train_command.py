@@ -200,14 +200,19 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"windows: {cut.report.summary()} (from the "
               f"{'atom probability map' if norm.get('source') == 'map' else 'image'})")
     if model is None:
-        a = {**ARCH_DEFAULTS, **{k: v for k, v in given.items() if k in ARCH_DEFAULTS}}
+        from .defaults import model_defaults
+
+        derived = model_defaults(args.arch or ARCH_DEFAULTS["arch"], windows, norm)
+        a = {**ARCH_DEFAULTS, **{k: v for k, v in derived.items() if k in ARCH_DEFAULTS},
+             **{k: v for k, v in given.items() if k in ARCH_DEFAULTS}}
         beta = BetaSchedule(kind=a["beta_schedule"], start=a["beta"], end=a["beta"] if a["beta_end"] is None else a["beta_end"],
                             epochs=a["beta_epochs"], capacity_end=a["capacity"], capacity_epochs=a["beta_epochs"])
         config = VAEConfig(arch=a["arch"], window=windows.shape[1:], latent=a["latent"], encoder=a["encoder"],
                            encoder_widths=a["encoder_widths"], decoder_widths=a["decoder_widths"],
                            likelihood=a["likelihood"], rotation_prior=a["rotation_prior"],
                            translation_prior=a["translation_prior"], noise_sigma=a["noise_sigma"],
-                           angle_encoding=a["angle_encoding"], translation=not a["no_translation"], beta=beta)
+                           angle_encoding=a["angle_encoding"], translation=not a["no_translation"], beta=beta,
+                           **{k: v for k, v in derived.items() if k not in ARCH_DEFAULTS})
         model = build_model(config, seed=train["seed"])
     elif tuple(windows.shape[1:]) != tuple(model.config.window):
         raise ValueError(f"--resume: the model takes windows of {model.config.window} px, the input gives "

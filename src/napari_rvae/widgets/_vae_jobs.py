@@ -63,9 +63,14 @@ def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
                              "use a smaller window or more sites")
         beta = BetaSchedule(kind=settings["beta_kind"], start=settings["beta_start"], end=settings["beta_end"],
                             epochs=max(1, settings["beta_epochs"]))
+        from ..vae.defaults import model_defaults
+
+        derived = model_defaults(settings["arch"], cut.windows, cut.normalisation)
+        if settings["translation_prior"] != 0.1:  # the dock's default: a value the user chose wins
+            derived["translation_prior"] = settings["translation_prior"]
         config = VAEConfig(arch=settings["arch"], window=(settings["window"],) * 2, latent=settings["latent"],
                            encoder=settings["encoder"], rotation_prior=settings["rotation_prior"],
-                           translation_prior=settings["translation_prior"], beta=beta)
+                           **{"translation_prior": settings["translation_prior"], **derived}, beta=beta)
         model = build_model(config, seed=settings["seed"])
         model.normalisation = cut.normalisation
         trainer = Trainer(model, cut.windows, batch_size=settings["batch"], lr=settings["lr"], seed=settings["seed"],
