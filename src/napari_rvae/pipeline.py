@@ -48,17 +48,22 @@ class PipelineSettings:
     arch: str = "rvae"
     latent: int = 2
     epochs: int = 30
-    batch: int = 100
-    lr: float = 1e-3
+    batch: int | None = None  # None: the architecture's default (vae.defaults.training_defaults)
+    lr: float | None = None
     seed: int = 0
     device: str = "auto"
-    pixel_fraction: float = 1.0  # < 1: each step decodes a random subset of pixels (unbiased, faster)
+    pixel_fraction: float | None = None  # < 1: each step decodes a random subset of pixels (unbiased, faster)
     threads: int | None = None  # CPU threads for torch (default: all cores, or all but one beside a GUI)
     leave_core_for_gui: bool = False
     # shift-VAE only: epochs of shift warm-up before ``epochs`` (None: vae.shiftvae.WARMUP_EPOCHS)
     warmup_epochs: int | None = None
 
     def __post_init__(self):
+        from .vae.defaults import training_defaults
+
+        for name, value in training_defaults(self.arch).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.warmup_epochs is None:
             self.warmup_epochs = 20 if self.arch == "shift-vae" else 0  # vae.shiftvae.WARMUP_EPOCHS (no torch import)
         if self.warmup_epochs < 0 or (self.warmup_epochs and self.arch != "shift-vae"):

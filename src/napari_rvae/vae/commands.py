@@ -130,6 +130,8 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
     sites = with_orientation(read_sites(sites_path), recipe)
     if window is None:
         window = default_window(sites, arch)
+    if source == "auto" and arch == "skip-rvae" and map_path is None:
+        source = "map"  # paper 000: the chemistry map's windows are cut from the atom probability map
     images, used = window_images(movie, sites, source, sites_path, map_path)
     cut = cut_windows(images, sites, window, **options)
     if len(cut) == 0:
@@ -144,7 +146,8 @@ def _load_windows_or_movie(path: Path, sites_path, window, options, bond_symmetr
 def _add_window_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--windows-from", choices=("auto", "map", "image"), default="auto",
                    help="cut windows from the atom probability map (as the papers do for atoms) or the image; "
-                        "default: the map when one is given (--map) or saved beside the sites (detect --save-map)")
+                        "default: the map when one is given (--map) or saved beside the sites (detect --save-map), "
+                        "and always for a skip-rvae (computed by the shipped atom finder when none is saved)")
     p.add_argument("--map", type=Path, default=None, metavar="MAP",
                    help="atom probability map (SITES_map.npz from detect --save-map)")
 

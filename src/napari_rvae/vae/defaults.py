@@ -53,3 +53,15 @@ def model_defaults(arch: str, windows, normalisation: dict | None = None) -> dic
     return {"angle_symmetry": int(content_symmetry(windows)),
             "grid_scale": float(min(100.0, max(1.0, GRID_WAVES * half / spacing))),
             "translation_prior": float(min(0.1, SHIFT_PIXELS / max(half, 1.0)))}
+
+
+#: training settings per architecture where they differ from the generic ones (batch 100, lr 1e-3,
+#: every pixel): the skip-rVAE's wide windows need many small, cheap steps (a decoder of a lattice
+#: learns per step, not per window), so small batches and a random tenth of the pixels per step
+TRAINING = {"skip-rvae": {"batch": 16, "lr": 3e-3, "pixel_fraction": 0.1}}
+GENERIC_TRAINING = {"batch": 100, "lr": 1e-3, "pixel_fraction": 1.0}
+
+
+def training_defaults(arch: str) -> dict:
+    """``batch``, ``lr`` and ``pixel_fraction`` a model of ``arch`` trains with by default."""
+    return {**GENERIC_TRAINING, **TRAINING.get(arch, {})}

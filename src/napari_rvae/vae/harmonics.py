@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -33,14 +35,14 @@ class HarmonicAngle(nn.Module):
 
     ``symmetry`` ``n`` > 1 (content with an n-fold axis, e.g. 3 for atom-centred graphene
     windows, whose first and second harmonics vanish): the head uses the harmonics of orders
-    ``n, 2n, …`` and its vector turns ``n`` times as fast as the window; the angle is its
+    ``n, 2n, …`` up to order 6 and its vector turns ``n`` times as fast as the window; the angle is its
     argument over ``n``, defined modulo ``2π/n`` like the content itself."""
 
     def __init__(self, window, harmonics: int = HARMONICS, symmetry: int = 1):
         super().__init__()
         self.symmetry = int(symmetry)
-        if self.symmetry > 1:  # orders n and 2n: higher ones alias on the small rings
-            harmonics = min(harmonics, 2)
+        if self.symmetry > 1:  # orders up to 6 (n and 2n for n ≤ 3): higher ones alias on the small rings
+            harmonics = max(1, min(harmonics, 6 // self.symmetry))
         h, w = window
         y, x = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
         self.register_buffer("xy", torch.stack([x.reshape(-1), y.reshape(-1)], 1), persistent=False)  # (P, 2) px
@@ -103,11 +105,9 @@ class HarmonicAngle(nn.Module):
         return torch.atan2(v[:, 1], v[:, 0]) / self.symmetry
 
 
-def harmonic_power(windows, orders: int = 6, max_windows: int = 400) -> "np.ndarray":
+def harmonic_power(windows, orders: int = 6, max_windows: int = 400) -> np.ndarray:
     """Mean power of the circular harmonics ``m = 1 … orders`` of windows (about their brightness
     centres, summed over rings), normalised to a maximum of 1: ``(orders,)``."""
-    import numpy as np
-
     x = torch.as_tensor(np.asarray(windows, np.float32)[:max_windows])
     head = HarmonicAngle(tuple(x.shape[1:]), harmonics=orders)
     with torch.no_grad():
@@ -118,13 +118,15 @@ def harmonic_power(windows, orders: int = 6, max_windows: int = 400) -> "np.ndar
 
 
 def content_symmetry(windows, *, weak: float = 0.35, max_order: int = 6) -> int:
-    """The rotational symmetry order ``n`` of windows' content: 1 unless the harmonics of orders
-    below ``n`` all carry less than ``weak`` of the strongest one's power (e.g. 3 for windows
-    centred on graphene atoms, 6 on its hollow sites), as a turn by ``2π/n`` leaves such
-    content unchanged; the angle of an rVAE on it is then defined modulo ``2π/n``."""
+    """The rotational symmetry order ``n`` of windows' content: the largest ``n`` (up to ``max_order``)
+    for which every harmonic of an order that is not a multiple of ``n`` carries less than ``weak``
+    of the strongest one's power (e.g. 3 for windows centred on graphene atoms, 6 on its hollow
+    sites); 1 for content without such symmetry. A turn by ``2π/n`` leaves such content unchanged,
+    so an rVAE's angle on it is defined modulo ``2π/n``."""
     power = harmonic_power(windows, max_order)
-    for n in range(1, max_order + 1):
-        if power[n - 1] >= weak:
+    orders = np.arange(1, max_order + 1)
+    for n in range(max_order, 1, -1):
+        if np.all(power[orders % n != 0] < weak):
             return n
     return 1
 

@@ -13,9 +13,9 @@ from .models import InvariantVAE, build_model
 from .trainer import Trainer
 
 
-def train(windows, *, arch: str = "rvae", latent: int = 2, epochs: int = 20, batch_size: int = 100,
-          lr: float = 1e-3, seed: int = 0, device: str = "auto", threads: int | None = None,
-          pixel_fraction: float = 1.0, normalisation: dict | None = None, log=None, **config) -> InvariantVAE:
+def train(windows, *, arch: str = "rvae", latent: int = 2, epochs: int = 20, batch_size: int | None = None,
+          lr: float | None = None, seed: int = 0, device: str = "auto", threads: int | None = None,
+          pixel_fraction: float | None = None, normalisation: dict | None = None, log=None, **config) -> InvariantVAE:
     """Train a VAE / rVAE / skip-rVAE / shift-VAE on windows and return the trained model.
 
     Parameters
@@ -27,7 +27,8 @@ def train(windows, *, arch: str = "rvae", latent: int = 2, epochs: int = 20, bat
     latent : int
         Content latents ``z0 … z{latent−1}`` (besides the angle and shifts of the invariant models).
     epochs, batch_size, lr, seed, device, threads, pixel_fraction
-        Training settings (see :class:`~napari_rvae.vae.Trainer`); same seed and data give the
+        Training settings (``batch_size``, ``lr``, ``pixel_fraction``: default the architecture's,
+        :func:`~napari_rvae.vae.defaults.training_defaults`) (see :class:`~napari_rvae.vae.Trainer`); same seed and data give the
         same model on the CPU.
     normalisation : dict, optional
         How the windows were normalised, stored with the model (default: the ``Windows``' own).
@@ -53,8 +54,12 @@ def train(windows, *, arch: str = "rvae", latent: int = 2, epochs: int = 20, bat
         raise ValueError(f"windows: expected at least two windows as (N, h, w) or (N, w), got shape {x.shape}")
     if normalisation is None:
         normalisation = getattr(windows, "normalisation", None) or {"mode": "none"}
-    from .defaults import model_defaults
+    from .defaults import model_defaults, training_defaults
 
+    fit = training_defaults(arch)
+    batch_size = fit["batch"] if batch_size is None else batch_size
+    lr = fit["lr"] if lr is None else lr
+    pixel_fraction = fit["pixel_fraction"] if pixel_fraction is None else pixel_fraction
     config = {**model_defaults(arch, x, normalisation), **config}
     model = build_model(VAEConfig(arch=arch, window=tuple(x.shape[1:]), latent=latent, **config), seed=seed)
     model.normalisation = normalisation

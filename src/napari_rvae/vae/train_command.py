@@ -58,8 +58,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
                    help="make elliptical columns (probe astigmatism) round before cutting: measure them on the "
                         "movie, blur along their short axis; kept with the model and repeated by encode")
     p.add_argument("--epochs", type=int, default=20, help="epochs to train (default 20; with --resume: more epochs)")
-    p.add_argument("--batch", type=int, help="windows per step (default 100)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3; --resume keeps the stored one)")
+    p.add_argument("--batch", type=int, help="windows per step (default 100; 16 for a skip-rvae)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3, 3e-3 for a skip-rvae; --resume keeps the stored one)")
     p.add_argument("--encoder", choices=["mlp", "conv"], help="encoder (default mlp)")
     p.add_argument("--encoder-widths", type=_widths, help="e.g. 128,128 (default)")
     p.add_argument("--decoder-widths", type=_widths, help="e.g. 128,128,128 (default)")
@@ -82,7 +82,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capacity", type=float, help="final KL capacity (nats) for capacity annealing (default 0 = off)")
     p.add_argument("--test-fraction", type=float, help="share of windows held out for the test loss (default 0.15)")
     p.add_argument("--pixel-fraction", type=float,
-                   help="evaluate the decoder at this random share of pixels per step (faster; default 1 = all)")
+                   help="evaluate the decoder at this random share of pixels per step (faster; default 1 = all, "
+                        "0.1 for a skip-rvae)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
@@ -188,7 +189,10 @@ def run_train(args: argparse.Namespace) -> int:
                     raise ValueError(f"--{name} needs a movie with --sites (windows given as .npy are already cut)")
                 options[name] = recipe[name]
         symmetry = recipe["bond_symmetry"]
-    train = {k: given.get(k, stored_training.get(k, v)) for k, v in TRAINING_DEFAULTS.items()}
+    from .defaults import training_defaults
+
+    arch_training = {} if args.resume else training_defaults(args.arch or ARCH_DEFAULTS["arch"])
+    train = {k: given.get(k, stored_training.get(k, arch_training.get(k, v))) for k, v in TRAINING_DEFAULTS.items()}
     if args.sites is not None:
         options.update(classes=args.classes, per_frame=args.per_frame, seed=train["seed"])
     window = args.window or (model.config.window[0] if model is not None else None)
