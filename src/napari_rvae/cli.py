@@ -426,7 +426,7 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=("rvae", "skip-rvae", "shift-vae", "vae"), default="rvae", help="model (default rvae)")
     p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default 12; shift-vae: 20, after 20 shift warm-up epochs)")
+                   help="training epochs (default 12; shift-vae: 20, after 20 shift warm-up epochs; skip-rvae: 20)")
     p.add_argument("--per-frame", type=int, help="random sites per frame used for training (default all)")
     p.add_argument("--clusters", type=int, default=5, help="GMM clusters on the latents (default 5)")
     p.add_argument("--bias", type=Path,

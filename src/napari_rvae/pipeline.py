@@ -322,6 +322,12 @@ def demo_settings(**overrides) -> PipelineSettings:
         # one scaling for the whole movie keeps it (per-window scaling would remove contrast changes);
         # every pixel in each step and 20 epochs after the warm-up (vae.shiftvae; measured in docs/analysis-2.md)
         values.update(normalisation="global", pixel_fraction=1.0, epochs=20)
+    if overrides.get("arch") == "skip-rvae":
+        # wide chemistry-map windows: many small steps on a tenth of the pixels (vae.defaults.TRAINING)
+        from .vae.defaults import training_defaults
+
+        fit = training_defaults("skip-rvae")
+        values.update(batch=fit["batch"], lr=fit["lr"], pixel_fraction=fit["pixel_fraction"], epochs=20)
     values.update(overrides)
     return PipelineSettings(**values)
 

@@ -47,7 +47,7 @@ def graphene_part(folder: Path, seed: int, p: dict, log) -> tuple[list, list, li
     from ..analysis.commands import write_rgb_png
     from ..analysis.plots import plot_image, plot_scatter
     from ..detect.tracks import link_tracks
-    from ..pipeline import PipelineSettings, run_pipeline
+    from ..pipeline import demo_settings, run_pipeline
     from ..synth import graphene_movie
     from ..vae.latents import manifold
 
@@ -55,7 +55,7 @@ def graphene_part(folder: Path, seed: int, p: dict, log) -> tuple[list, list, li
     sample = graphene_movie(seed, frames=p["frames"], size=p["size"])
     atoms = sample["atoms"]
     log(f"graphene-movie: {p['frames']} frames of {p['size']}², training a skip-rVAE ({p['epochs']} epochs)")
-    result = run_pipeline(sample["data"], PipelineSettings(arch="skip-rvae", epochs=p["epochs"], seed=seed))
+    result = run_pipeline(sample["data"], demo_settings(arch="skip-rvae", epochs=p["epochs"], seed=seed))
     model, sites, check = result.model, result.sites, result.check
     cfg = model.config
     notes.append(f"skip-rVAE on {len(sites.dropna(subset=['z0']))} windows of {cfg.window[0]} px cut from the "
