@@ -22,8 +22,9 @@ TITLE = "ChemDisc: skip-rVAE chemical space of graphene; Si trajectories; PFM sw
 DATA = "graphene-movie and pfm-switching samples (generated with the run's seed)"
 
 #: the full run: graphene frames, frame side, training epochs; ``quick`` runs (tests) use less
-FULL = {"frames": 8, "size": 256, "epochs": 20, "grid": 60, "pfm_frames": 20, "pfm_size": 128}
-QUICK = {"frames": 4, "size": 224, "epochs": 12, "grid": 40, "pfm_frames": 20, "pfm_size": 96}
+FULL = {"frames": 8, "size": 256, "cc": 12.0, "epochs": 20, "grid": 60, "pfm_frames": 20, "pfm_size": 128}
+#: tests: a finer lattice (8 px bonds: 40 px windows, cheaper steps), as many training steps
+QUICK = {"frames": 6, "size": 192, "cc": 8.0, "epochs": 12, "grid": 40, "pfm_frames": 20, "pfm_size": 96}
 MATCH_PX = 2.0  # a detected site is a true atom within this distance (pixels)
 
 
@@ -52,7 +53,7 @@ def graphene_part(folder: Path, seed: int, p: dict, log) -> tuple[list, list, li
     from ..vae.latents import manifold
 
     checks, figures, notes = [], [], []
-    sample = graphene_movie(seed, frames=p["frames"], size=p["size"])
+    sample = graphene_movie(seed, frames=p["frames"], size=p["size"], cc=p["cc"])
     atoms = sample["atoms"]
     log(f"graphene-movie: {p['frames']} frames of {p['size']}², training a skip-rVAE ({p['epochs']} epochs)")
     result = run_pipeline(sample["data"], demo_settings(arch="skip-rvae", epochs=p["epochs"], seed=seed))
