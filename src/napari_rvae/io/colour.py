@@ -56,6 +56,36 @@ def rgb_to_intensity(rgb: np.ndarray) -> tuple[np.ndarray, str]:
     )
 
 
+def rgb_converter(sample: np.ndarray):
+    """The rule :func:`rgb_to_intensity` picks for ``sample`` (a few frames of a render), as a
+    function that converts any block of the same render: ``(convert, note)``.
+
+    Used on lazy movies, where the whole render cannot be looked at once: grey and luma renders
+    convert exactly as :func:`rgb_to_intensity` does; a false-colour render maps each colour to
+    the colormap position of the nearest colour seen in ``sample`` (the same value for every
+    colour the sample holds).
+    """
+    rgb = np.asarray(sample)[..., :3]
+    _, note = rgb_to_intensity(rgb)
+    if note.startswith("grey"):
+        return (lambda block: np.asarray(block)[..., :3].astype(np.float32).mean(axis=-1)), note
+    if note.startswith("RGB render converted to grey by luma"):
+        return luma, note
+    from scipy.spatial import cKDTree
+
+    colours, counts = np.unique(rgb.reshape(-1, 3), axis=0, return_counts=True)
+    position = _colour_path_position(colours.astype(np.float64), counts).astype(np.float32)
+    tree = cKDTree(colours.astype(np.float64))
+
+    def convert(block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block)[..., :3]
+        seen, inverse = np.unique(block.reshape(-1, 3), axis=0, return_inverse=True)
+        _, nearest = tree.query(seen.astype(np.float64), k=1)
+        return position[nearest][inverse.ravel()].reshape(block.shape[:-1])
+
+    return convert, note
+
+
 def _colour_path_position(colours: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
     """Arc-length position in [0, 1] of each colour along the render's colour path, or ``None``
     when the colours do not lie on one monotone path."""

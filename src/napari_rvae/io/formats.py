@@ -13,22 +13,17 @@ import numpy as np
 
 from .calibration import parse_note, pixel_size_from_metadata
 from . import limits
-from .movie import LAZY_BYTES, Movie, UnreadableFile, lazy_array, make_movies, split_channels
+from .lazy import is_large as _is_large
+from .lazy import open_lazy
+from .movie import Movie, UnreadableFile, make_movies, split_channels
 from .units import nm_per
-
-
-
-def _is_large(path: Path) -> bool:
-    return path.stat().st_size > LAZY_BYTES
 
 
 # ---------------------------------------------------------------- numpy
 def read_npy(path: Path) -> list[Movie]:
     """``(Y, X)``, ``(T, Y, X)``, singleton axes anywhere, or a short trailing channel axis."""
     limits.check_npy(path)
-    array = np.load(path, allow_pickle=False, mmap_mode="r" if _is_large(path) else None)
-    if isinstance(array, np.memmap):
-        array = lazy_array(array)
+    array = open_lazy(path, "npy") if _is_large(path) else np.load(path, allow_pickle=False)
     channels, notes = split_channels(array, where=path.name)
     return make_movies(channels, path, fmt="npy", notes=notes)
 
@@ -85,11 +80,8 @@ def read_tiff(path: Path) -> list[Movie]:
         ij = tif.imagej_metadata or {}
         if ij.get("finterval"):
             interval = float(ij["finterval"])
-        if _is_large(path):
-            try:
-                array = lazy_array(tifffile.memmap(path))
-            except ValueError:  # compressed or not contiguous: read it whole
-                array = series.asarray()
+        if _is_large(path):  # memory map, or tile by tile through tifffile's zarr store
+            array = open_lazy(path, "tiff", "0")
         else:
             array = series.asarray()
     rgb = "S" in axes and axes.endswith("S")
@@ -151,6 +143,12 @@ def read_hdf5(path: Path) -> list[Movie]:
         return _read_plain_h5(path, f)
 
 
+def _h5_pixels(path: Path, d: Any, large: bool) -> Any:
+    """A dataset's pixels: in memory, or (large files) a dask array chunked per frame that reopens
+    the file where it is read (:mod:`.lazy`)."""
+    return open_lazy(path, "h5", d.name) if large else d[()]
+
+
 def _datasets(group: Any) -> list[Any]:
     import h5py
 
@@ -204,13 +202,8 @@ def _read_plain_h5(path: Path, f: Any) -> list[Movie]:
         if found is not None:
             pixel_size, unit, source = found
     large = _is_large(path)
-    channels = [(d.name.strip("/") if len(images) > 1 else None, lazy_array(d) if large else d[()]) for d in images]
-    if large:  # keep the file open for the lazy arrays
-        import h5py
-
-        f2 = h5py.File(path, "r")
-        channels = [(name, lazy_array(f2[d.name])) for (name, _), d in zip(channels, images)]
-    elif len(channels) == 1:
+    channels = [(d.name.strip("/") if len(images) > 1 else None, _h5_pixels(path, d, large)) for d in images]
+    if len(channels) == 1:
         channels, notes = split_channels(channels[0][1], where=path.name)
         return make_movies(channels, path, fmt="hdf5", pixel_size=pixel_size, pixel_unit=unit, calibration=source,
                            notes=notes)
@@ -226,9 +219,10 @@ def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
         raise UnreadableFile(f"{path.name}: the pyNSID datasets hold no image")
     limits.check_h5(path, images)
     channels, value_units, calibrations = [], [], []
+    large = _is_large(path)
     for d in images:
         labels = [_attr_text(x).strip().lower() for x in np.atleast_1d(d.attrs.get("DIMENSION_LABELS", []))]
-        data = d[()]
+        data = _h5_pixels(path, d, large)
         scales, units = [], []
         for dim in d.dims:
             if len(dim):
@@ -393,6 +387,16 @@ def _igor_layer_labels(path: Path, loaded: dict) -> list[str]:
     return [(lab.decode("latin-1") if isinstance(lab, bytes) else str(lab)).strip("\x00 ") for lab in layer][1:]
 
 
+def read_zarr(path: Path) -> list[Movie]:
+    """A ``.zarr`` folder: a zarr array, a group of arrays or an OME-Zarr image (:mod:`.zarr_store`)."""
+    from .zarr_store import read_zarr as read
+
+    return read(path)
+
+
+#: readers of folders rather than files (a zarr store is a folder)
+FOLDER_FORMATS = (".zarr",)
+
 READERS: dict[str, Callable[[Path], list[Movie]]] = {
     ".npy": read_npy,
     ".npz": read_npz,
@@ -407,4 +411,5 @@ READERS: dict[str, Callable[[Path], list[Movie]]] = {
     ".ser": _rsciio_reader("tia", "ser"),
     ".mrc": _rsciio_reader("mrc", "mrc"),
     ".ibw": read_ibw,
+    ".zarr": read_zarr,
 }

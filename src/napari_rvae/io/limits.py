@@ -28,7 +28,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .movie import LAZY_BYTES, UnreadableFile
+from .lazy import lazy_bytes
+from .movie import UnreadableFile
 
 #: any file may take this many bytes to read: stored pixels + their float32 copy (128 MiB:
 #: 26 M 8-bit or 16 M 32-bit pixels); keeps ``info`` on any file < 5 MB under 500 MB in all
@@ -98,7 +99,7 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
         ``None`` for compressed or unknown storage (then only the expansion rule applies).
     lazy : bool, optional
         The reader will open the data lazily (no memory check); default: files larger
-        than :data:`~.movie.LAZY_BYTES`.
+        than :func:`~.lazy.lazy_bytes`.
     what : str
         Which part of the file, for the message (e.g. a dataset name).
     """
@@ -128,7 +129,7 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
                 f"{human_bytes(file_size)} file, a {(raw + as_float) / max(file_size, 1):.0f}× expansion; refused as a "
                 f"likely corrupt or hostile file (if it is genuine, set {TRUST_ENV}=1 to read it)")
     if lazy is None:
-        lazy = file_size > LAZY_BYTES
+        lazy = file_size > lazy_bytes()
     if not lazy:
         free = available_memory()
         need = as_float + raw

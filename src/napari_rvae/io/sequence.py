@@ -37,6 +37,8 @@ def is_sequence(path: Any) -> bool:
     if isinstance(path, (list, tuple)):
         return len(path) != 1 or is_sequence(path[0])
     text = str(path)
+    if Path(text).suffix.lower() == ".zarr" and Path(text).is_dir():
+        return False  # a zarr store is one movie, though a folder
     return Path(text).is_dir() or (any(c in text for c in "*?[") and not Path(text).exists())
 
 

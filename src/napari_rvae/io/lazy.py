@@ -1,0 +1,170 @@
+"""Lazy movies: files larger than :func:`lazy_bytes` open as dask arrays chunked one frame per chunk.
+
+Nothing is read until a frame is asked for. Each lazy array reads its file through a small
+:class:`FileArray` that opens the file on first access *in the process that reads* and never
+carries file handles or pixels when pickled, so the same dask graph runs in threads, in
+worker processes or on a ``dask.distributed`` cluster (every worker opens the file itself).
+
+Sources: ``.npy`` (memory map), one HDF5 dataset (h5py), a TIFF series (memory map when
+stored contiguously, else tifffile's zarr store, tile by tile), a zarr array, and, for
+sequences of files, one delayed read per file (:func:`stacked_files`).
+
+The threshold is :data:`~.movie.LAZY_BYTES` (1 GiB); the environment variable
+``NAPARI_RVAE_LAZY_BYTES`` (a number of bytes) overrides it, e.g. to try the lazy path on small files.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+#: environment variable that sets the lazy threshold in bytes
+LAZY_ENV = "NAPARI_RVAE_LAZY_BYTES"
+
+
+def lazy_bytes() -> int:
+    """Files larger than this many bytes open lazily: ``NAPARI_RVAE_LAZY_BYTES`` when set, else
+    :data:`~.movie.LAZY_BYTES` (read at call time, so tests may lower either)."""
+    from . import movie
+
+    text = os.environ.get(LAZY_ENV, "").strip()
+    if text:
+        try:
+            return max(int(float(text)), 0)
+        except ValueError:
+            raise ValueError(f"{LAZY_ENV}={text!r}: expected a number of bytes") from None
+    return int(movie.LAZY_BYTES)
+
+
+def is_large(path: str | os.PathLike) -> bool:
+    """True when ``path`` (a file, or a folder such as a ``.zarr`` store: its files together)
+    is larger than :func:`lazy_bytes`."""
+    path = Path(path)
+    if path.is_dir():
+        total = 0
+        limit = lazy_bytes()
+        for root, _, files in os.walk(path):
+            for name in files:
+                total += os.path.getsize(os.path.join(root, name))
+                if total > limit:
+                    return True
+        return False
+    return path.stat().st_size > lazy_bytes()
+
+
+# ------------------------------------------------------------------ openers
+def _open_npy(path: str, key: str) -> Any:
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _open_h5(path: str, key: str) -> Any:
+    import h5py
+
+    return h5py.File(path, "r")[key]
+
+
+def _open_tiff(path: str, key: str) -> Any:
+    import tifffile
+
+    try:
+        return tifffile.memmap(path, series=int(key or 0), mode="r")
+    except ValueError:  # compressed or not contiguous: tile by tile through tifffile's zarr store
+        import zarr
+
+        tif = tifffile.TiffFile(path)
+        return zarr.open(tif.series[int(key or 0)].aszarr(), mode="r")
+
+
+def _open_zarr(path: str, key: str) -> Any:
+    import zarr
+
+    return zarr.open_array(store=path, path=key or None, mode="r")
+
+
+OPENERS: dict[str, Callable[[str, str], Any]] = {"npy": _open_npy, "h5": _open_h5, "tiff": _open_tiff, "zarr": _open_zarr}
+
+
+class FileArray:
+    """A read-only array-like over one array in one file, opened on first access in each process.
+
+    Parameters
+    ----------
+    path : path
+    kind : {"npy", "h5", "tiff", "zarr"}
+    key : str
+        The dataset inside the file (HDF5 dataset name, zarr array path, TIFF series index).
+    shape, dtype
+        As the file declares them (known before anything is read).
+    """
+
+    def __init__(self, path: str | os.PathLike, kind: str, key: str, shape: Sequence[int], dtype: Any):
+        if kind not in OPENERS:
+            raise ValueError(f"kind must be one of {', '.join(OPENERS)}, got {kind!r}")
+        self.path, self.kind, self.key = str(path), kind, str(key)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self._handle: Any = None
+        self._lock = threading.Lock()
+
+    def _array(self) -> Any:
+        with self._lock:
+            if self._handle is None:
+                self._handle = OPENERS[self.kind](self.path, self.key)
+            return self._handle
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self._array()[index])
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "kind": self.kind, "key": self.key, "shape": self.shape, "dtype": self.dtype.str}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"], state["kind"], state["key"], state["shape"], state["dtype"])
+
+    def __repr__(self) -> str:
+        return f"FileArray({self.path!r}, {self.kind!r}, {self.key!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+def frame_chunks(shape: Sequence[int]) -> tuple[int, ...]:
+    """One frame per chunk: ``(1, Y, X[, …])`` for 3-D and larger arrays, the whole array otherwise."""
+    shape = tuple(int(s) for s in shape)
+    return ((1,) + shape[1:]) if len(shape) >= 3 else shape
+
+
+def lazy_array(array: Any, *, name: str | None = None) -> Any:
+    """Wrap an array-like (a :class:`FileArray`, memmap, h5py dataset, zarr array) as a dask
+    array chunked one frame per chunk (along the first axis)."""
+    import dask.array as da
+
+    if isinstance(array, da.Array):
+        return array.rechunk(frame_chunks(array.shape))
+    if name is None and isinstance(array, FileArray):
+        from dask.base import tokenize
+
+        stat = os.stat(array.path)
+        name = "file-" + tokenize(array.path, array.kind, array.key, stat.st_mtime_ns, stat.st_size)
+    return da.from_array(array, chunks=frame_chunks(array.shape), name=name or None, asarray=True, fancy=False)
+
+
+def open_lazy(path: str | os.PathLike, kind: str, key: str = "") -> Any:
+    """A dask array over one array of a file (see :class:`FileArray`), chunked per frame."""
+    probe = OPENERS[kind](str(path), key)
+    source = FileArray(path, kind, key, probe.shape, probe.dtype)
+    return lazy_array(source)
+
+
+def stacked_files(read_frames: Callable[[Path], np.ndarray], files: Sequence[Path], shapes: Sequence[tuple],
+                  dtype: Any = np.float32) -> Any:
+    """One dask array of the frames of several files: file ``k`` (``shapes[k]`` = ``(T_k, Y, X)``)
+    is read by ``read_frames(file)`` only when one of its frames is needed (one delayed task per file)."""
+    import dask
+    import dask.array as da
+
+    parts = [da.from_delayed(dask.delayed(read_frames, pure=True)(Path(f)), shape=tuple(int(s) for s in shape),
+                             dtype=dtype) for f, shape in zip(files, shapes)]
+    return da.concatenate(parts, axis=0)
