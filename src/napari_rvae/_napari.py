@@ -11,8 +11,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .io.formats import READERS
+from .io.formats import FOLDER_FORMATS, READERS
 from .io.movie import find_channel, read_movie
+from .io.validate import sample_range
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
@@ -23,6 +24,8 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
         return None
     for p in paths:
         p = Path(p)
+        if p.is_dir() and p.suffix.lower() in FOLDER_FORMATS:
+            continue  # a .zarr store
         if p.is_dir():
             if (p / "project.json").is_file() or not any(c.suffix.lower() in READERS for c in p.iterdir()):
                 return None
@@ -34,7 +37,9 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
 def read_layers(path: str | list[str]) -> list[tuple]:
     """Read a movie as one Image layer per channel, named after the channel.
 
-    Several files or a folder open as one movie (one frame per file, natural order). The
+    Several files or a folder open as one movie (one frame per file, natural order). Files
+    larger than :func:`~.io.lazy.lazy_bytes` reach napari as dask arrays (frames are read as
+    they are shown), with contrast limits from their first, middle and last frames. The
     phase channel of a PFM file is shown, the others are added hidden; all share the file's
     calibration. Raises ``ValueError`` with one clear line for an empty, corrupt or
     unsupported file; napari shows it as a notification and stays up.
@@ -49,7 +54,11 @@ def read_layers(path: str | list[str]) -> list[tuple]:
         kwargs = movie.layer_kwargs()
         kwargs["visible"] = index == shown
         data = movie.data
-        if not movie.lazy:
+        if movie.lazy:  # napari gets the dask array; contrast from a few frames, not the whole movie
+            limits = sample_range(data)
+            if limits is not None:
+                kwargs["contrast_limits"] = limits
+        else:
             finite = np.isfinite(data)
             if finite.any() and not finite.all():
                 lo, hi = float(np.min(data[finite])), float(np.max(data[finite]))
