@@ -302,8 +302,9 @@ def _from_rsciio(path: Path, signals: list[dict], fmt: str) -> list[Movie]:
         if len(nav) == 1 and str(nav[0].get("units", "")).strip() in ("s", "ms"):
             interval, frame_unit = float(nav[0].get("scale", 1.0)), str(nav[0]["units"]).strip()
         value_unit = (s.get("metadata", {}).get("Signal", {}) or {}).get("quantity")
+        data = _file_backed(path, s["data"], title) if hasattr(s["data"], "dask") else s["data"]
         movies += make_movies(
-            [(title if len(images) > 1 else None, s["data"])], path, fmt=fmt,
+            [(title if len(images) > 1 else None, data)], path, fmt=fmt,
             pixel_size=pixel_size, pixel_unit=unit, frame_interval=interval, frame_unit=frame_unit,
             calibration=f"the {fmt} signal axes", value_units=[value_unit],
         )
@@ -317,6 +318,31 @@ def _from_rsciio(path: Path, signals: list[dict], fmt: str) -> list[Movie]:
         skipped = [m.channel or m.name for m in movies if m not in kept]
         first.metadata.setdefault("notes", []).append(f"left out signals of another frame size: {', '.join(skipped)}")
     return kept
+
+
+def _file_backed(path: Path, data: Any, title: str) -> Any:
+    """rosettasciio's lazy array of an HDF5-based file (hspy, EMD) re-opened through
+    :mod:`.lazy`, so it pickles (worker processes, clusters) and reads one frame per chunk: the
+    dataset of the same shape (or reversed shape, as EMD stores it) whose path names the signal's
+    title, or the only such dataset; rosettasciio's own array when none fits or frame 0 differs."""
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89HDF\r\n\x1a\n":
+            return data
+    import h5py
+
+    shape = tuple(int(s) for s in data.shape)
+    with h5py.File(path, "r") as f:
+        found = [(d.name, tuple(d.shape) != shape) for d in _datasets(f)
+                 if tuple(d.shape) in (shape, shape[::-1]) and d.dtype == data.dtype]
+    named = [c for c in found if f"/{title}/" in c[0]]
+    pick = named[0] if len(named) == 1 else (found[0] if len(found) == 1 else None)
+    if pick is None:
+        return data
+    backed = open_lazy(path, "h5", pick[0], reverse=pick[1])
+    first = (0,) * (len(shape) - 2)
+    if not np.array_equal(np.asarray(backed[first]), np.asarray(data[first]), equal_nan=True):
+        return data
+    return backed
 
 
 # ---------------------------------------------------------------- Igor

@@ -151,11 +151,24 @@ def lazy_array(array: Any, *, name: str | None = None) -> Any:
     return da.from_array(array, chunks=frame_chunks(array.shape), name=name or None, asarray=True, fancy=False)
 
 
-def open_lazy(path: str | os.PathLike, kind: str, key: str = "") -> Any:
-    """A dask array over one array of a file (see :class:`FileArray`), chunked per frame."""
+def open_lazy(path: str | os.PathLike, kind: str, key: str = "", *, reverse: bool = False) -> Any:
+    """A dask array over one array of a file (see :class:`FileArray`), chunked per frame.
+
+    ``reverse=True`` for files that store a movie with its axes reversed (``(X, Y, T)``, as
+    EMD does): the array is read one frame (last stored axis) per chunk and transposed.
+    """
+    import dask.array as da
+
     probe = OPENERS[kind](str(path), key)
     source = FileArray(path, kind, key, probe.shape, probe.dtype)
-    return lazy_array(source)
+    if not reverse or source.ndim < 3:
+        return lazy_array(source)
+    stat = os.stat(source.path)
+    from dask.base import tokenize
+
+    chunks = source.shape[:-1] + (1,)
+    name = "file-" + tokenize(source.path, kind, key, stat.st_mtime_ns, stat.st_size, "reversed")
+    return da.from_array(source, chunks=chunks, name=name, asarray=True, fancy=False).transpose()
 
 
 def stacked_files(read_frames: Callable[[Path], np.ndarray], files: Sequence[Path], shapes: Sequence[tuple],
