@@ -148,3 +148,29 @@ def read_project(path: str | list[str]) -> list[tuple]:
     if not layers:
         raise ValueError(f"{path}: the project holds no sites and its movie was not found")
     return layers
+
+
+def write_image_zarr(path: str, data: Any, meta: dict) -> list[str]:
+    """npe2 writer: an Image layer ``(T, Y, X)`` or ``(Y, X)`` as an OME-Zarr store (NGFF 0.4,
+    one frame per chunk, written without loading a lazy layer whole; see :mod:`.io.zarr_store`),
+    with the layer's scale and units as its calibration. Returns the written path."""
+    from .io.units import normalise_unit
+    from .io.zarr_store import write_movie
+
+    if meta.get("rgb"):
+        raise ValueError("an RGB image layer cannot be saved as a movie; convert it to grey first")
+    ndim = len(getattr(data, "shape", ()))
+    if ndim not in (2, 3):
+        raise ValueError(f"only (T, Y, X) or (Y, X) image layers are saved as .zarr movies, this one has {ndim} dimensions")
+    path = str(path) if str(path).lower().endswith(".zarr") else f"{path}.zarr"
+    scale = [float(s) for s in (meta.get("scale") or [1.0] * ndim)][-ndim:]
+    units = [str(u) for u in (meta.get("units") or ["pixel"] * ndim)][-ndim:]
+    units = [_time_unit(units[0])] + [normalise_unit(u) for u in units[1:]] if ndim == 3 else \
+        [""] + [normalise_unit(u) for u in units]
+    scale = scale if ndim == 3 else [1.0] + scale
+    write_movie(path, data, scale=scale, units=units, name=meta.get("name"), metadata=meta.get("metadata") or {})
+    return [path]
+
+
+def _time_unit(unit: str) -> str:
+    return {"s": "s", "second": "s", "ms": "ms", "millisecond": "ms"}.get(unit.strip().lower(), "")

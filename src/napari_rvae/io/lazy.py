@@ -5,8 +5,8 @@ Nothing is read until a frame is asked for. Each lazy array reads its file throu
 carries file handles or pixels when pickled, so the same dask graph runs in threads, in
 worker processes or on a ``dask.distributed`` cluster (every worker opens the file itself).
 
-Sources: ``.npy`` (memory map), one HDF5 dataset (h5py), a TIFF series (memory map when
-stored contiguously, else tifffile's zarr store, tile by tile), a zarr array, and, for
+Sources: ``.npy`` (read by file offset), one HDF5 dataset (h5py), a TIFF series (tifffile's
+zarr store, strip by strip; a memory map where zarr is not installed), a zarr array, and, for
 sequences of files, one delayed read per file (:func:`stacked_files`).
 
 The threshold is :data:`~.movie.LAZY_BYTES` (1 GiB); the environment variable
@@ -57,8 +57,41 @@ def is_large(path: str | os.PathLike) -> bool:
 
 
 # ------------------------------------------------------------------ openers
+class NpyFrames:
+    """A ``.npy`` file read frames at a time by file offset (no memory map: pages of a mapped file
+    count in the process's resident memory until the map is dropped, so streaming a movie bigger
+    than memory through a map looks like using all of it)."""
+
+    def __init__(self, path: str):
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(version, np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if dtype.hasobject:
+            raise ValueError(f"{Path(path).name}: holds Python objects; only numeric arrays are read")
+        self.path, self.shape, self.dtype, self.fortran = path, tuple(shape), np.dtype(dtype), bool(fortran)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        if self.fortran or self.ndim < 2 or not isinstance(index[0], slice):
+            return np.asarray(np.load(self.path, mmap_mode="r", allow_pickle=False)[index])
+        start, stop, step = index[0].indices(self.shape[0])
+        frame = int(np.prod(self.shape[1:], dtype=np.int64))
+        count = max(stop - start, 0)
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + start * frame * self.dtype.itemsize)
+            block = np.fromfile(f, dtype=self.dtype, count=count * frame).reshape((count,) + self.shape[1:])
+        return block[(slice(None, None, step),) + index[1:]]
+
+
 def _open_npy(path: str, key: str) -> Any:
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):  # a 3.0 (utf-8) header: memory map
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    return NpyFrames(path)
 
 
 def _open_h5(path: str, key: str) -> Any:
@@ -70,13 +103,12 @@ def _open_h5(path: str, key: str) -> Any:
 def _open_tiff(path: str, key: str) -> Any:
     import tifffile
 
-    try:
-        return tifffile.memmap(path, series=int(key or 0), mode="r")
-    except ValueError:  # compressed or not contiguous: tile by tile through tifffile's zarr store
+    try:  # strip by strip through tifffile's zarr store (file reads, compressed or not)
         import zarr
-
-        tif = tifffile.TiffFile(path)
-        return zarr.open(tif.series[int(key or 0)].aszarr(), mode="r")
+    except ImportError:  # without zarr: a memory map (uncompressed, contiguous files only)
+        return tifffile.memmap(path, series=int(key or 0), mode="r")
+    tif = tifffile.TiffFile(path)
+    return zarr.open(tif.series[int(key or 0)].aszarr(), mode="r")
 
 
 def _open_zarr(path: str, key: str) -> Any:
