@@ -40,7 +40,8 @@ class ValueSummary:
 
 def frame_blocks(data: Any, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
     """``(first frame, block)`` over a ``(T, Y, X)`` movie, each block an in-memory float32 array of
-    at most ``block_bytes`` (one frame at least); dask blocks are computed one at a time."""
+    at most ``block_bytes`` (one frame at least); dask blocks are computed one at a time, in the
+    calling thread."""
     if data.ndim == 2:
         data = data[None]
     frame = max(int(np.prod(data.shape[1:], dtype=np.int64)) * 4, 1)
@@ -49,7 +50,10 @@ def frame_blocks(data: Any, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[in
     if chunks and isinstance(chunks, tuple) and isinstance(chunks[0], tuple):  # dask: whole chunks per block
         step = max(step // max(chunks[0]), 1) * max(chunks[0])
     for start in range(0, int(data.shape[0]), step):
-        yield start, np.asarray(data[start:start + step], dtype=np.float32)
+        block = data[start:start + step]
+        if hasattr(block, "dask"):  # in this thread: one block in memory, no thread pool
+            block = block.compute(scheduler="synchronous")
+        yield start, np.asarray(block, dtype=np.float32)
 
 
 def value_summary(data: Any, *, block_bytes: int = BLOCK_BYTES) -> ValueSummary:

@@ -7,8 +7,8 @@ NGFF unit names (``nanometer``, ``micrometer``, ``second``), chunked one frame p
 results (probability maps ``(T, C, Y, X)``, label maps ``(T, Y, X)``) go into the same store
 (or any other) as named arrays beside level ``0``, chunked one frame per chunk too.
 
-Writing streams: a dask array is stored chunk by chunk, a numpy array or memory map block by
-block, so a movie larger than memory is never held whole. Every write is atomic: the store, or
+Writing streams: a dask array, a numpy array or a memory map is written a block of frames at a
+time, so a movie larger than memory is never held whole. Every write is atomic: the store, or
 the result array inside it, is written into a staging folder and swapped in as a whole
 (:func:`~.folders.replaced_folder`); a crash leaves the previous store or the new one.
 
@@ -44,14 +44,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,99}$")
 
 # ------------------------------------------------------------------ writing
 def _store_array(target: Any, array: Any) -> None:
-    """Copy ``array`` into the zarr array ``target`` without holding it whole."""
-    import dask.array as da
-
-    if isinstance(array, da.Array):
-        da.store(array.rechunk(target.chunks), target, lock=False)
-        return
+    """Copy ``array`` into the zarr array ``target`` a block of frames at a time (at most
+    :data:`BLOCK_BYTES`): a dask block is computed (its chunks in parallel), then written. Nothing is
+    written while a computation runs, so a failure leaves no writer behind in the staging folder."""
     frame = max(int(np.prod(array.shape[1:], dtype=np.int64)) * np.dtype(array.dtype).itemsize, 1)
     step = max(1, BLOCK_BYTES // frame) if array.ndim >= 3 else max(int(array.shape[0]), 1)
+    chunks = getattr(array, "chunks", None)
+    if chunks and isinstance(chunks[0], tuple):  # dask: whole chunks per block
+        step = max(step // max(chunks[0]), 1) * max(chunks[0])
     for start in range(0, int(array.shape[0]), step):
         target[start:start + step] = np.asarray(array[start:start + step])
 
