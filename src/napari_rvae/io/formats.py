@@ -261,7 +261,7 @@ def _read_hspy(path: Path) -> list[Movie]:
     from rsciio.hspy import file_reader
 
     limits.check_h5(path)
-    return _from_rsciio(path, file_reader(str(path), lazy=_is_large(path)), fmt="hspy")
+    return _from_rsciio(path, file_reader(str(path), lazy=_is_large(path)), fmt="hspy", module="hspy")
 
 
 # ------------------------------------------------------- rosettasciio formats
@@ -271,13 +271,13 @@ def _rsciio_reader(module: str, fmt: str) -> Callable[[Path], list[Movie]]:
 
         reader = importlib.import_module(f"rsciio.{module}").file_reader
         limits.check_rsciio(path, module)
-        return _from_rsciio(path, reader(str(path), lazy=_is_large(path)), fmt=fmt)
+        return _from_rsciio(path, reader(str(path), lazy=_is_large(path)), fmt=fmt, module=module)
 
     read.__doc__ = f"Read {fmt} files through rosettasciio (``rsciio.{module}``)."
     return read
 
 
-def _from_rsciio(path: Path, signals: list[dict], fmt: str) -> list[Movie]:
+def _from_rsciio(path: Path, signals: list[dict], fmt: str, module: str = "") -> list[Movie]:
     """rosettasciio signals → channels named by their titles (EMD detectors: HAADF, BF …),
     calibrated from their signal axes. Signals of another frame size are left out with a note."""
     images = [s for s in signals if np.ndim(s["data"]) >= 2]
@@ -302,7 +302,9 @@ def _from_rsciio(path: Path, signals: list[dict], fmt: str) -> list[Movie]:
         if len(nav) == 1 and str(nav[0].get("units", "")).strip() in ("s", "ms"):
             interval, frame_unit = float(nav[0].get("scale", 1.0)), str(nav[0]["units"]).strip()
         value_unit = (s.get("metadata", {}).get("Signal", {}) or {}).get("quantity")
-        data = _file_backed(path, s["data"], title) if hasattr(s["data"], "dask") else s["data"]
+        data = s["data"]
+        if hasattr(data, "dask"):
+            data = _file_backed(path, data, title, f"{module}:{images.index(s)}")
         movies += make_movies(
             [(title if len(images) > 1 else None, data)], path, fmt=fmt,
             pixel_size=pixel_size, pixel_unit=unit, frame_interval=interval, frame_unit=frame_unit,
@@ -320,14 +322,20 @@ def _from_rsciio(path: Path, signals: list[dict], fmt: str) -> list[Movie]:
     return kept
 
 
-def _file_backed(path: Path, data: Any, title: str) -> Any:
-    """rosettasciio's lazy array of an HDF5-based file (hspy, EMD) re-opened through
-    :mod:`.lazy`, so it pickles (worker processes, clusters) and reads one frame per chunk: the
-    dataset of the same shape (or reversed shape, as EMD stores it) whose path names the signal's
-    title, or the only such dataset; rosettasciio's own array when none fits or frame 0 differs."""
+def _file_backed(path: Path, data: Any, title: str, signal: str) -> Any:
+    """rosettasciio's lazy array re-opened through :mod:`.lazy`, so it pickles (worker processes,
+    clusters) without its file handles or memory maps. HDF5-based files (hspy, EMD): the dataset of
+    the same shape (or reversed shape, as EMD stores it) whose path names the signal's title, or the
+    only such dataset, read one frame per chunk; otherwise (or when frame 0 differs) rosettasciio
+    reopens the file lazily in each process that reads (``signal`` = ``module:index``)."""
+    from .lazy import FileArray, lazy_array
+
+    def reopened() -> Any:
+        return lazy_array(FileArray(path, "rsciio", signal, data.shape, data.dtype))
+
     with open(path, "rb") as f:
         if f.read(8) != b"\x89HDF\r\n\x1a\n":
-            return data
+            return reopened()
     import h5py
 
     shape = tuple(int(s) for s in data.shape)
@@ -337,11 +345,11 @@ def _file_backed(path: Path, data: Any, title: str) -> Any:
     named = [c for c in found if f"/{title}/" in c[0]]
     pick = named[0] if len(named) == 1 else (found[0] if len(found) == 1 else None)
     if pick is None:
-        return data
+        return reopened()
     backed = open_lazy(path, "h5", pick[0], reverse=pick[1])
     first = (0,) * (len(shape) - 2)
     if not np.array_equal(np.asarray(backed[first]), np.asarray(data[first]), equal_nan=True):
-        return data
+        return reopened()
     return backed
 
 

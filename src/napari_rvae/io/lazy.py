@@ -6,8 +6,9 @@ carries file handles or pixels when pickled, so the same dask graph runs in thre
 worker processes or on a ``dask.distributed`` cluster (every worker opens the file itself).
 
 Sources: ``.npy`` (read by file offset), one HDF5 dataset (h5py), a TIFF series (tifffile's
-zarr store, strip by strip; a memory map where zarr is not installed), a zarr array, and, for
-sequences of files, one delayed read per file (:func:`stacked_files`).
+zarr store, strip by strip; a memory map where zarr is not installed), a zarr array, a signal
+that rosettasciio reads lazily (DM3/DM4, SER, MRC: rosettasciio reopens the file in each process),
+and, for sequences of files, one delayed read per file (:func:`stacked_files`).
 
 The threshold is :data:`~.movie.LAZY_BYTES` (1 GiB); the environment variable
 ``NAPARI_RVAE_LAZY_BYTES`` (a number of bytes) overrides it, e.g. to try the lazy path on small files.
@@ -117,7 +118,17 @@ def _open_zarr(path: str, key: str) -> Any:
     return zarr.open_array(store=path, path=key or None, mode="r")
 
 
-OPENERS: dict[str, Callable[[str, str], Any]] = {"npy": _open_npy, "h5": _open_h5, "tiff": _open_tiff, "zarr": _open_zarr}
+def _open_rsciio(path: str, key: str) -> Any:
+    """Signal ``index`` (of those with an image) of a file rosettasciio reads lazily; key ``module:index``."""
+    import importlib
+
+    module, index = key.rsplit(":", 1)
+    signals = importlib.import_module(f"rsciio.{module}").file_reader(path, lazy=True)
+    return [s for s in signals if np.ndim(s["data"]) >= 2][int(index)]["data"]
+
+
+OPENERS: dict[str, Callable[[str, str], Any]] = {"npy": _open_npy, "h5": _open_h5, "tiff": _open_tiff, "zarr": _open_zarr,
+                                                 "rsciio": _open_rsciio}
 
 
 class FileArray:
@@ -126,9 +137,10 @@ class FileArray:
     Parameters
     ----------
     path : path
-    kind : {"npy", "h5", "tiff", "zarr"}
+    kind : {"npy", "h5", "tiff", "zarr", "rsciio"}
     key : str
-        The dataset inside the file (HDF5 dataset name, zarr array path, TIFF series index).
+        The dataset inside the file (HDF5 dataset name, zarr array path, TIFF series index,
+        ``module:index`` of a rosettasciio signal).
     shape, dtype
         As the file declares them (known before anything is read).
     """
@@ -150,7 +162,10 @@ class FileArray:
             return self._handle
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        return np.asarray(self._array()[index])
+        part = self._array()[index]
+        if hasattr(part, "dask"):  # rosettasciio's own lazy array: computed here, no nested thread pool
+            part = part.compute(scheduler="synchronous")
+        return np.asarray(part)
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "kind": self.kind, "key": self.key, "shape": self.shape, "dtype": self.dtype.str}
