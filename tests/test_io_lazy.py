@@ -377,3 +377,14 @@ def test_info_describes_a_zarr_store(tmp_path, capsys):
     assert main(["info", str(tmp_path / "m.zarr")]) == 0
     out = capsys.readouterr().out
     assert "zarr (OME-Zarr)" in out and "(6, 24, 40)" in out and "0.1 × 0.1 nm" in out and "frame interval: 0.5 s" in out
+
+
+REAL = __import__("pathlib").Path(__file__).resolve().parents[1] / ".." / "shared" / "real"
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="real data folder ../shared/real is absent")
+@pytest.mark.parametrize("name", ["pfm/PZT_thick0004.h5", "stem/DMReader_Image_SI-Survey.dm3", "stem/re05.tiff"])
+def test_real_files_read_lazily_as_in_memory(monkeypatch, name):
+    """Real instrument files (pyNSID with 8 channels stored (x, y), DM3, an RGB false-colour render)."""
+    lazy, _ = _lazy_and_eager(REAL / name, monkeypatch)
+    assert len(pickle.dumps(lazy[0].data)) < 400_000  # no pixels in the graph (an RGB render carries its colour table)
