@@ -388,3 +388,21 @@ def test_real_files_read_lazily_as_in_memory(monkeypatch, name):
     """Real instrument files (pyNSID with 8 channels stored (x, y), DM3, an RGB false-colour render)."""
     lazy, _ = _lazy_and_eager(REAL / name, monkeypatch)
     assert len(pickle.dumps(lazy[0].data)) < 400_000  # no pixels in the graph (an RGB render carries its colour table)
+
+
+def test_detect_on_a_lazy_movie_finds_the_same_sites(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from napari_rvae.cli import main
+    from napari_rvae.synth import make_sample
+
+    sample = make_sample("graphene-movie", seed=2)
+    np.save(tmp_path / "g.npy", np.asarray(sample["data"], dtype=np.float32)[:2])
+    tables = []
+    for threshold in (HUGE, SMALL):
+        monkeypatch.setenv(LAZY_ENV, threshold)
+        out = tmp_path / f"sites-{threshold}.csv"
+        assert main(["detect", str(tmp_path / "g.npy"), "-o", str(out)]) == 0
+        tables.append(pd.read_csv(out))
+    assert len(tables[0]) > 50
+    pd.testing.assert_frame_equal(tables[0], tables[1])
