@@ -406,3 +406,13 @@ def test_detect_on_a_lazy_movie_finds_the_same_sites(tmp_path, monkeypatch):
         tables.append(pd.read_csv(out))
     assert len(tables[0]) > 50
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_a_zarr_store_declaring_more_than_it_holds_is_refused_before_reading(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    z = zarr.open_array(str(tmp_path / "sparse.zarr"), mode="w", shape=(4000, 4000, 4000), chunks=(1, 4000, 4000),
+                        dtype="f4")
+    z[0, :2, :2] = 1.0  # one chunk written: 256 GB declared in a few kB
+    with pytest.raises(ValueError, match="expansion") as info:
+        read_movie(tmp_path / "sparse.zarr")
+    assert "\n" not in str(info.value)

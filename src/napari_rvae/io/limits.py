@@ -116,7 +116,7 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
     raw = count * dtype.itemsize
     if count == 0:
         return 0
-    file_size = path.stat().st_size
+    file_size = _stored_size(path)
     if stored is not None and raw > stored + _SLACK:
         raise UnreadableFile(f"{name}: declares {tuple(dims)} {dtype} pixels ({human_bytes(raw)}) but holds only "
                              f"{human_bytes(max(stored, 0))}; the file is truncated or corrupt")
@@ -137,6 +137,13 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
             raise UnreadableFile(f"{name}: reading {tuple(dims)} pixels needs about {human_bytes(need)} of memory but "
                                  f"only {human_bytes(free)} is available; crop the data or free memory")
     return raw
+
+
+def _stored_size(path: Path) -> int:
+    """Bytes on disk: a file's size, or the sum of a folder's files (a zarr store)."""
+    if not path.is_dir():
+        return path.stat().st_size
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(path) for name in files)
 
 
 def _check_all(path: Path, items: Iterable[tuple[Any, Any, int | None, str]]) -> None:
@@ -239,6 +246,15 @@ def check_h5(path: str | os.PathLike, datasets: Iterable[Any] | None = None) -> 
             continue
         items.append((d.shape, d.dtype, None, d.name.strip("/")[-60:]))
     _check_all(path, items)
+
+
+# ------------------------------------------------------------------ zarr
+def check_zarr(path: str | os.PathLike, arrays: Iterable[Any]) -> None:
+    """The arrays of a zarr store (a folder): chunks never written cost no space on disk, so the
+    declared shapes face the expansion rule against the store's total size, as HDF5 does."""
+    items = [(a.shape, a.dtype, None, str(getattr(a, "path", "") or "")[-60:]) for a in arrays
+             if np.dtype(a.dtype).kind in "uifcb" and len(a.shape)]
+    _check_all(Path(path), items)
 
 
 # ------------------------------------------------------------------ Igor

@@ -197,6 +197,9 @@ def read_zarr(path: Path) -> list[Movie]:
         node = zarr.open(store=str(path), mode="r")
     except Exception as err:  # noqa: BLE001 - zarr raises many kinds on a folder that is not a store
         raise UnreadableFile(f"{path.name}: not a zarr store ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
+    from . import limits
+
+    limits.check_zarr(path, [node] if isinstance(node, zarr.Array) else [a for _, a in node.arrays()])
     large = is_large(path)
     attrs = dict(node.attrs)
     ours = attrs.get("napari_rvae") or {}
