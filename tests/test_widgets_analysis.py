@@ -152,6 +152,36 @@ def test_chemistry_map_from_the_current_model(dock, qtbot):
     assert len(widget.chem_sites.data) == len(viewer.layers["sites"].data)  # encoded sites overlaid
 
 
+def test_chemistry_tab_on_a_skip_rvae_trained_with_the_defaults(dock, qtbot):
+    """A skip-rVAE trained with the defaults (windows of five spacings from the atom map, short
+    training): the tab runs, takes the bond length from the model's recorded scale and says how much
+    of the plane is physical (no error, no silent empty canvas)."""
+    from napari_rvae.io.sites import make_sites
+    from napari_rvae.patches import cut_windows
+    from napari_rvae.synth import graphene_movie
+    from napari_rvae.vae.train import train
+    from napari_rvae.widgets._model_link import model_link
+
+    s = graphene_movie(3, frames=2, size=160, cc=8.0, noise=False, n_holes=0, grain=False)
+    mask = (s["labels"] >= 2).astype(np.float32)
+    a = s["atoms"]
+    cut = cut_windows(mask, make_sites(a["frame"], a["y"], a["x"], "atom", 0), 40)
+    model = train(cut, arch="skip-rvae", epochs=2, threads=1)
+    assert model.config.angle_symmetry == 3 and model.normalisation["site_spacing_px"] == pytest.approx(8.0, abs=0.3)
+    viewer, widget, _, _ = dock
+    model_link(viewer).set_model(model)
+    widget.grid_d.setValue(10)
+    with qtbot.waitSignal(widget.chemistry_job.finished, timeout=120_000):
+        widget.chemistry_button.click()
+    assert widget.chemistry_job.last_error is None
+    chem = widget.chem
+    assert chem is not None and chem.bond_length == pytest.approx(model.normalisation["site_spacing_px"])
+    text = widget.status.text()
+    assert f"{chem.physical.mean():.0%} physical" in text
+    if not chem.physical.any():
+        assert "no point of the plane decodes to rings" in text
+
+
 def test_columns_follow_the_layer_features(dock, qtbot):
     viewer, widget, _, _ = dock
     layer = viewer.layers["sites"]
