@@ -70,7 +70,10 @@ class SpatialDecoder(nn.Module):
         w = self.mlp.weights[0]
         w_q, w_z = w[:, : self.dims] * self.grid_scale, w[:, self.dims :]
         scale = 2.0 if self.mlp.fast else 1.0
-        bias = self.mlp.biases[0] + (content @ w_z.t() if self.n_content else 0)  # (B, H) or (H,)
+        # the bias scales with the grid: the units' ridges (w·q + b = 0) spread over the window
+        # instead of all passing near its centre
+        b = self.mlp.biases[0] * self.grid_scale if self.grid_scale != 1.0 else self.mlp.biases[0]
+        bias = b + (content @ w_z.t() if self.n_content else 0)  # (B, H) or (H,)
         if bias.dim() == 1:
             bias = bias.expand(content.shape[0], -1)
         a, bias = per_window_first_layer(w_q, bias, angle if self.rotate else None, shift)

@@ -34,7 +34,7 @@ def _constants(decoder):
     first_t, b1 = layers[0]  # (d + k, H1)
     out_t, out_c = layers[-1]
     const = {"wq": (first_t[: decoder.dims].t() * decoder.grid_scale).contiguous(), "wz": first_t[decoder.dims :].contiguous(),
-             "b1": b1, "hidden": layers[1:-1], "extra": [], "w_out": out_t[:, 0].contiguous(),
+             "b1": b1 * decoder.grid_scale, "hidden": layers[1:-1], "extra": [], "w_out": out_t[:, 0].contiguous(),
              "b_out": out_c.reshape(1)}
     if len(mlp.extra_weights) and decoder.n_content:
         with torch.no_grad():
