@@ -100,6 +100,12 @@ class VAEConfig:
     one angle for every window while the content latents take up the
     rotation); ``"linear"`` — one output, a line (models saved before these
     options existed).
+    ``grid_scale`` multiplies the spatial decoder's coordinates (and its first
+    layer's bias): 1 for windows about one feature wide; a skip-rVAE on
+    windows several lattice periods wide takes it from the lattice spacing
+    (:mod:`.defaults`). ``angle_symmetry`` ``n``: the equivariant angle head
+    reads harmonics of orders ``n, 2n``, for content with an ``n``-fold axis
+    (3 on graphene atoms); the angle is then defined modulo ``2π/n``.
     """
 
     arch: str = "rvae"
