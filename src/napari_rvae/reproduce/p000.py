@@ -69,7 +69,7 @@ def graphene_part(folder: Path, seed: int, p: dict, log) -> tuple[list, list, li
                         f"reconstructions explain {gain:.0%} of the variance beyond the mean window",
                         "≥ 20 %", bool(gain >= 0.2), gain))
     mosaic = manifold(model, d=8)[1]
-    plot_image(folder / "manifold.png", mosaic, cmap="gray", title="decoded latent plane (z0 → right, z1 ↑)")
+    plot_image(folder / "manifold.png", mosaic, cmap="gray", title="decoded latent plane (z0 to the right, z1 up)")
     figures.append(("manifold.png", "decoded latent plane of the skip-rVAE (8 × 8 windows over z0, z1 in ±3)"))
 
     chem = chemistry_map(model, d=p["grid"])
