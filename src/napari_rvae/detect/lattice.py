@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ._checks import as_movie, frame_is_usable
+from ._checks import as_movie, frame_is_usable, lazy_movie
 
 KINDS = ("honeycomb", "hexagonal", "square", "unknown")
 # Atoms per nn-spacing² for each lattice kind (honeycomb 4/(3√3), triangular 2/√3, square 1).
@@ -551,13 +551,13 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
         ``found`` is False when no analysed frame shows a lattice; ``frames``
         lists the spacings of the analysed frames (NaN where none was found).
     """
-    data = as_movie(movie)
+    data = lazy_movie(movie)
     picks = np.unique(np.linspace(0, data.shape[0] - 1, min(max_frames, data.shape[0])).round().astype(int))
     order = list(dict.fromkeys([picks[len(picks) // 2], picks[0], picks[-1], *picks]))
     results, analysed = [], []
     for t in order:
         analysed.append(int(t))
-        results.append(frame_lattice(data[t], max_spacing=max_spacing))
+        results.append(frame_lattice(as_movie(data[t])[0], max_spacing=max_spacing))
         found = [r for r in results if r.found]
         if len(found) >= max(1, agree) and _consistent(found):
             break

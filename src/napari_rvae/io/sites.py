@@ -71,15 +71,22 @@ def validate_sites(table: pd.DataFrame, *, name: str = "sites") -> pd.DataFrame:
 
 
 def read_sites(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a sites table from CSV or Parquet and validate it."""
+    """Read a sites table from CSV or Parquet and validate it. A folder is a partitioned table (one
+    ``part-*.parquet`` per chunk of frames, written by :mod:`napari_rvae.chunks`), read in frame order."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: file not found")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if path.is_dir():
+            from ..chunks.store import read_partitions
+
+            table = read_partitions(path)
+        elif path.suffix.lower() in (".parquet", ".pq"):
             table = pd.read_parquet(path)
         else:
             table = pd.read_csv(path)
+    except ValueError as err:
+        raise ValueError(f"{path}: cannot read a sites table ({err})") from None
     except Exception as err:  # pandas raises many kinds for broken files
         raise ValueError(f"{path}: cannot read a sites table ({type(err).__name__}: {err})") from None
     return validate_sites(table, name=str(path))
