@@ -105,15 +105,16 @@ def movie_blocks(movie, chunk: int) -> tuple[tuple, list]:
     """``(shape, [(start, stop, block), ...])``: each block is what one task receives for its
     frames (a numpy slice, an :class:`NpyFrames` reader for a memory-mapped ``.npy``, or a slice
     of a dask array, which dask computes where the task runs)."""
+    memmap = _memmap_source(movie)
+    if memmap is not None:
+        lazy_movie(np.zeros((1,) + memmap.shape[1:], dtype=memmap.dtype))  # the same checks as for arrays
+        return memmap.shape, [(a, b, dataclasses.replace(memmap, start=a, stop=b))
+                              for a, b in frame_ranges(memmap.shape[0], chunk)]
     data = lazy_movie(movie)
     if data.ndim == 2:
         data = data[None]
     shape = tuple(int(n) for n in data.shape)
-    ranges = frame_ranges(shape[0], chunk)
-    memmap = _memmap_source(data)
-    if memmap is not None:
-        return shape, [(a, b, dataclasses.replace(memmap, start=a, stop=b)) for a, b in ranges]
-    return shape, [(a, b, data[a:b]) for a, b in ranges]
+    return shape, [(a, b, data[a:b]) for a, b in frame_ranges(shape[0], chunk)]
 
 
 def _memmap_source(data) -> NpyFrames | None:
@@ -125,7 +126,8 @@ def _memmap_source(data) -> NpyFrames | None:
     size = os.path.getsize(data.filename)
     if data.offset + data.nbytes != size:  # a slice of the file, not the whole array: read through numpy
         return None
-    return NpyFrames(str(data.filename), int(data.offset), tuple(data.shape), data.dtype.str, 0, data.shape[0])
+    return NpyFrames(str(data.filename), int(data.offset), tuple(int(n) for n in data.shape), data.dtype.str, 0,
+                     int(data.shape[0]))
 
 
 def read_block(block) -> np.ndarray:
