@@ -6,18 +6,20 @@ whatever the movie's length; the tasks run on local processes (default), local t
 go to folders of Parquet partitions (:mod:`.store`), maps to zarr. No Qt.
 """
 
-from .graph import SCHEDULERS, ChunkSettings, frame_ranges
-from .steps import atom_maps_chunked, detect_atoms_chunked, encode_sites_chunked, run_record
-from .store import open_frames, read_partitions
+from importlib import import_module
 
-__all__ = [
-    "SCHEDULERS",
-    "ChunkSettings",
-    "atom_maps_chunked",
-    "detect_atoms_chunked",
-    "encode_sites_chunked",
-    "frame_ranges",
-    "open_frames",
-    "read_partitions",
-    "run_record",
-]
+_WHERE = {"SCHEDULERS": "graph", "ChunkSettings": "graph", "frame_ranges": "graph",
+          "atom_maps_chunked": "steps", "detect_atoms_chunked": "steps", "encode_sites_chunked": "steps",
+          "run_record": "steps", "open_frames": "store", "read_partitions": "store"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):  # imported on first use: the command line builds its parsers without numpy work
+    if name in _WHERE:
+        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

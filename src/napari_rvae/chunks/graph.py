@@ -14,8 +14,6 @@ import os
 
 import numpy as np
 
-from ..detect._checks import as_movie, lazy_movie
-
 SCHEDULERS = ("processes", "threads", "sync")
 #: The segmenter predicts tiles in batches of this many; chunks hold a multiple of it so every batch
 #: holds the same tiles as in a whole-movie run (results are then bit-identical).
@@ -105,6 +103,8 @@ def movie_blocks(movie, chunk: int) -> tuple[tuple, list]:
     """``(shape, [(start, stop, block), ...])``: each block is what one task receives for its
     frames (a numpy slice, an :class:`NpyFrames` reader for a memory-mapped ``.npy``, or a slice
     of a dask array, which dask computes where the task runs)."""
+    from ..detect._checks import lazy_movie
+
     memmap = _memmap_source(movie)
     if memmap is not None:
         lazy_movie(np.zeros((1,) + memmap.shape[1:], dtype=memmap.dtype))  # the same checks as for arrays
@@ -132,6 +132,8 @@ def _memmap_source(data) -> NpyFrames | None:
 
 def read_block(block) -> np.ndarray:
     """The frames of a block as a ``(T, Y, X)`` array (integers become float32, as for a whole movie)."""
+    from ..detect._checks import as_movie
+
     if isinstance(block, NpyFrames):
         block = block.read()
     return as_movie(np.asarray(block))

@@ -534,6 +534,8 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
     ``agree`` frames show the same lattice (kind and contrast, spacing within
     5 %), since the spacing changes little over a movie. Frames without a
     lattice (blank, out of focus) or disagreeing ones make it look further.
+    A tie between kinds (or contrasts) goes to the frame analysed first, so the
+    estimate is the same in every process.
 
     Parameters
     ----------
@@ -570,15 +572,16 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
                            prominence=max(r.prominence for r in results))
         kinds = [res.kind for res in candidates]
         contrasts = [res.contrast for res in candidates]
-        return Lattice(spacing=float(np.median([r.spacing for r in candidates])), kind=max(set(kinds), key=kinds.count),
-                       contrast=max(set(contrasts), key=contrasts.count), frames=spacings, analysed=analysed,
+        return Lattice(spacing=float(np.median([r.spacing for r in candidates])),
+                       kind=max(dict.fromkeys(kinds), key=kinds.count),  # ties: the first frame analysed
+                       contrast=max(dict.fromkeys(contrasts), key=contrasts.count), frames=spacings, analysed=analysed,
                        note=candidates[0].note,
                        prominence=max(r.prominence for r in results))
     spacing = float(np.median([res.spacing for res in good]))
     kinds = [res.kind for res in good]
-    kind = max(set(kinds), key=kinds.count)
+    kind = max(dict.fromkeys(kinds), key=kinds.count)
     contrasts = [res.contrast for res in good]
-    contrast = max(set(contrasts), key=contrasts.count)
+    contrast = max(dict.fromkeys(contrasts), key=contrasts.count)
     spread = np.ptp([res.spacing for res in good]) / spacing if len(good) > 1 else 0.0
     note = f"spacing varies by {100 * spread:.0f} % between frames" if spread > 0.1 else ""
     return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=float(np.median([r.prominence for r in good])),
