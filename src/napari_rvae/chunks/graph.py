@@ -118,15 +118,19 @@ def movie_blocks(movie, chunk: int) -> tuple[tuple, list]:
 
 
 def _memmap_source(data) -> NpyFrames | None:
-    """An :class:`NpyFrames` for a C-ordered memory map of a whole file (``np.load(mmap_mode="r")``)."""
-    if not isinstance(data, np.memmap) or getattr(data, "filename", None) is None:
+    """An :class:`NpyFrames` for a C-ordered memory map (``np.load(path, mmap_mode="r")``, or a slice of
+    consecutive frames of it), else None."""
+    if not isinstance(data, np.memmap) or data.ndim != 3 or not data.flags.c_contiguous:
         return None
-    if not data.flags.c_contiguous or data.base is None or data.ndim != 3:
+    root = data
+    while isinstance(root.base, np.memmap):
+        root = root.base
+    if getattr(root, "filename", None) is None or root.offset is None:
         return None
-    size = os.path.getsize(data.filename)
-    if data.offset + data.nbytes != size:  # a slice of the file, not the whole array: read through numpy
+    offset = int(root.offset) + (data.__array_interface__["data"][0] - root.__array_interface__["data"][0])
+    if offset < 0 or offset + data.nbytes > os.path.getsize(root.filename):
         return None
-    return NpyFrames(str(data.filename), int(data.offset), tuple(int(n) for n in data.shape), data.dtype.str, 0,
+    return NpyFrames(str(root.filename), offset, tuple(int(n) for n in data.shape), data.dtype.str, 0,
                      int(data.shape[0]))
 
 
