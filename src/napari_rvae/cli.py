@@ -456,6 +456,9 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
                    help="bias per frame: CSV (frame,bias) or .npz with a 'bias' array; a sample .npz movie's own "
                         "bias is used automatically")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    from .chunks.commands import add_chunk_arguments
+
+    add_chunk_arguments(p)  # detection in chunks (locally or on a cluster); training needs the windows in memory
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
@@ -478,6 +481,14 @@ def _run_analyze(args: argparse.Namespace) -> int:
     data = np.asarray(movie.data, dtype=np.float32)
     print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px", flush=True)
     sites = read_sites(args.sites) if args.sites else None
+    graph = None
+    if sites is None and args.grid is None and not args.walls:
+        from .chunks import commands as chunks
+
+        if chunks.chunked(args):
+            sites, graph = chunks.analyze_sites(args, chunks.movie_frames(movie, source))
+            print(f"detect in chunks: {len(sites)} sites, {graph['chunk_frames']} frames per chunk on "
+                  f"{graph['workers']} {graph['scheduler']} worker(s), {graph['seconds']:.1f} s", flush=True)
     if args.grid is not None and sites is None:
         from .patches import grid_sites
 
@@ -531,6 +542,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     extra = {"command": "analyze", "movie": [str(p) for p in args.movie] if len(args.movie) > 1 else str(movie_path),
              "channel": movie.channel, "pixel_size_nm": movie.pixel_size_nm,
              "drift_shifts": movie.metadata.get("drift_shifts")}
+    if graph is not None:
+        extra["dask"] = graph
     if isinstance(sites, pd.DataFrame) and sites.attrs.get("frames"):
         extra["pfm_frames"] = sites.attrs["frames"]
     result_sites = getattr(result, "sites", None)

@@ -107,3 +107,21 @@ def encode(args: argparse.Namespace, model_dir: Path, movie_data, map_path: Path
                              "with --chunk --save-map (--map SITES_map.zarr)")
         images = 1.0 - open_frames(map_path)[:, 0]
     return encode_sites_chunked(str(model_dir), images, args.sites, output, settings=settings(args))
+
+
+def analyze_sites(args: argparse.Namespace, data) -> tuple:
+    """``analyze --chunk`` / ``--dask-address``: the atoms found in chunks (in a temporary folder), read
+    back for the rest of the pipeline; ``(sites, the graph's settings)``."""
+    import tempfile
+
+    from ..io.sites import read_sites
+    from .steps import detect_atoms_chunked, run_record
+
+    with tempfile.TemporaryDirectory(prefix=".napari-rvae-chunks-", dir=Path(args.output).resolve().parent) as tmp:
+        folder = detect_atoms_chunked(data, Path(tmp) / "sites.parquet", settings=settings(args),
+                                      method=args.detect_method, spacing=args.spacing)
+        record = run_record(folder)
+        sites = read_sites(folder)
+    graph = record.pop("dask")
+    sites.attrs["detection"] = record
+    return sites, graph
