@@ -66,3 +66,16 @@ def test_bad_chunk_options_give_one_line(tmp_path, movie_file, capsys, extra, me
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_analyze_detects_in_chunks_and_records_the_graph(tmp_path, movie_file, capsys):
+    code = main(["analyze", str(movie_file), "-o", str(tmp_path / "project"), "--detect-method", "peaks",
+                 "--windows-from", "image", "--window", "16", "--epochs", "2", "--clusters", "2",
+                 "--chunk", "4", "--dask-scheduler", "threads", "--workers", "2"])
+    assert code == 0
+    assert "detect in chunks:" in capsys.readouterr().out
+    run = json.loads((tmp_path / "project" / "run.json").read_text())
+    assert run["dask"]["chunk_frames"] == 4 and run["dask"]["workers"] == 2
+    sites = pd.read_csv(tmp_path / "project" / "sites.csv")
+    assert len(sites) > 300 and {"z0", "angle"} <= set(sites.columns)
+    assert not any(p.name.startswith(".napari-rvae-chunks") for p in tmp_path.iterdir())  # temporary folder gone
