@@ -57,6 +57,9 @@ def test_peaks_on_two_worker_cluster_equal_in_memory(tmp_path, movie, cluster):
     parts = sorted(p.name for p in folder.glob("part-*.parquet"))
     assert parts == ["part-000000.parquet", "part-000002.parquet", "part-000004.parquet"]
     got = read_sites(folder)
+    from napari_rvae._napari_sites import get_sites_reader
+
+    assert get_sites_reader(str(folder)) is not None  # napari opens the folder as one sites layer
     assert len(got) > 300 and got["class"].sum() > 0  # the dopants are classed over the whole movie
     _same_table(got, want)
     record = json.loads((folder / "_run.json").read_text())
