@@ -164,20 +164,28 @@ def one_thread():
 
 
 def compute(tasks: list, settings: ChunkSettings, client=None) -> list:
-    """Run dask ``tasks`` (delayed) on ``client``, on the cluster at ``settings.address``, or locally."""
+    """Run dask ``tasks`` (delayed) on ``client`` (see :func:`cluster`), or locally as ``settings`` say."""
     import dask
 
     if not tasks:
         return []
     if client is not None:
         return list(client.compute(tasks, sync=True))
-    if settings.address is not None:
-        with connect(settings.address) as remote:
-            return list(remote.compute(tasks, sync=True))
     workers = settings.n_workers()
     if settings.scheduler == "sync" or workers == 1 and settings.scheduler == "threads":
         return list(dask.compute(*tasks, scheduler="sync"))
     return list(dask.compute(*tasks, scheduler=settings.scheduler, num_workers=workers))
+
+
+@contextlib.contextmanager
+def cluster(settings: ChunkSettings, client=None):
+    """The client to run on: ``client``, one connected to ``settings.address`` (closed afterwards), or None
+    (local workers)."""
+    if client is not None or settings.address is None:
+        yield client
+        return
+    with connect(settings.address) as remote:
+        yield remote
 
 
 @contextlib.contextmanager

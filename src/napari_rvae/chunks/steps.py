@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .graph import ChunkSettings, compute, movie_blocks, one_thread, read_block
+from .graph import ChunkSettings, cluster, compute, movie_blocks, one_thread, read_block
 from .store import (create_frames_array, partition_path, read_partitions, read_record, start_table, write_frames,
                     write_partition, write_record)
 
@@ -73,9 +73,11 @@ def detect_atoms_chunked(movie, output: str | os.PathLike, *, settings: ChunkSet
         create_frames_array(map_path, (shape[0], _map_channels(plan.model)) + shape[1:])
     tasks = [_delayed(_detect_chunk, block, plan, a, str(folder), None if map_path is None else str(map_path))
              for a, _, block in blocks]
-    results = sorted(compute(tasks, settings, client), key=lambda r: r["start"])
+    with cluster(settings, client) as used:
+        results = sorted(compute(tasks, settings, used), key=lambda r: r["start"])
+        graph = settings.record(shape, used)
     record = _finish(folder, plan, shape, results)
-    record["dask"] = settings.record(shape, client)
+    record["dask"] = graph
     record["dask"]["seconds"] = round(time.perf_counter() - started, 3)
     if map_path is not None:
         record["map"] = str(map_path)
@@ -152,7 +154,8 @@ def atom_maps_chunked(movie, output: str | os.PathLike, *, settings: ChunkSettin
     shape, blocks = movie_blocks(movie, settings.frames_per_chunk(_shape(movie)))
     create_frames_array(output, (shape[0], _map_channels(model)) + shape[1:])
     tasks = [_delayed(_map_chunk, block, lattice, model, precision, spacing, a, str(output)) for a, _, block in blocks]
-    compute(tasks, settings, client)
+    with cluster(settings, client) as used:
+        compute(tasks, settings, used)
     return open_frames(output)
 
 
@@ -194,14 +197,16 @@ def encode_sites_chunked(model, images, sites, output: str | os.PathLike, *, set
     folder = start_table(output)
     tasks = [_delayed(_encode_chunk, block, model, table_source(a, b), a, b, str(folder), recipe)
              for a, b, block in blocks]
-    results = sorted(compute(tasks, settings, client), key=lambda r: r["start"])
+    with cluster(settings, client) as used:
+        results = sorted(compute(tasks, settings, used), key=lambda r: r["start"])
+        graph = settings.record(shape, used)
     report = {}
     for r in results:
         for key, value in r["report"].items():
             report[key] = report.get(key, 0) + value
     if not any(r["rows"] for r in results):
         write_partition(_empty_latents(model), folder, 0)
-    record = {"windows": report, "dask": settings.record(shape, client)}
+    record = {"windows": report, "dask": graph}
     record["dask"]["seconds"] = round(time.perf_counter() - started, 3)
     write_record(folder, record)
     return folder
