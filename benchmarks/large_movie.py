@@ -11,7 +11,9 @@ whole process tree, frames per second against the in-memory path, and one agains
    ``encode_sites_chunked`` (an rVAE of the default size, 24 px windows; its weights are its
    initial ones: encoding costs the same) on the first ``--process`` frames of the memory map, two
    local worker processes with one thread each. The peak resident memory of the process tree
-   (this run and every dask worker) is sampled every 0.1 s with psutil.
+   (this run and every dask worker) is sampled every 0.2 s with psutil: the sum of RSS (pages of
+   shared libraries such as torch counted once per process) and the sum of PSS (shared pages
+   divided among the processes that map them: what the tree really occupies).
 3. In memory: ``detect_atoms`` + ``encode_sites`` on the first ``--small`` frames loaded into RAM,
    in one process with two threads (the default).
 4. Scaling: the chunked run on the first ``--scaling`` frames on a warm ``dask.distributed.LocalCluster``
@@ -154,7 +156,7 @@ def measured(kind: str, **kwargs) -> dict:
     load_before = os.getloadavg()
     proc = subprocess.Popen([sys.executable, __file__, "--child", kind, json.dumps(kwargs)], env=env,
                             stdout=subprocess.PIPE, text=True)
-    peak = [0]
+    peak = [0, 0]  # sum of RSS (shared library pages counted once per process), sum of PSS (shared pages split)
     stop = threading.Event()
 
     def sample():
@@ -162,16 +164,17 @@ def measured(kind: str, **kwargs) -> dict:
         while not stop.is_set():
             try:
                 tree = [parent] + parent.children(recursive=True)
-                total = 0
+                rss = pss = 0
                 for p in tree:
                     try:
-                        total += p.memory_info().rss
+                        info = p.memory_full_info()
+                        rss, pss = rss + info.rss, pss + info.pss
                     except psutil.Error:
                         pass
-                peak[0] = max(peak[0], total)
+                peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             except psutil.Error:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -181,10 +184,11 @@ def measured(kind: str, **kwargs) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{kind} run failed (exit {proc.returncode})")
     result = json.loads(out.strip().splitlines()[-1])
-    result.update(peak_rss_gb=round(peak[0] / 1e9, 3), load_before=[round(v, 2) for v in load_before],
+    result.update(peak_rss_gb=round(peak[0] / 1e9, 3), peak_pss_gb=round(peak[1] / 1e9, 3), load_before=[round(v, 2) for v in load_before],
                   load_after=[round(v, 2) for v in os.getloadavg()])
     print(f"{kind} {kwargs.get('frames')} frames, {kwargs.get('workers', '-')} workers: "
-          f"{result['frames_per_s']:.3f} frames/s, peak RSS {result['peak_rss_gb']:.2f} GB, "
+          f"{result['frames_per_s']:.3f} frames/s, peak RSS {result['peak_rss_gb']:.2f} GB "
+          f"(PSS {result['peak_pss_gb']:.2f} GB), "
           f"load {result['load_before'][0]:.1f}", flush=True)
     return result
 
