@@ -2,7 +2,7 @@
 whole process tree, frames per second against the in-memory path, and one against two workers.
 
     python benchmarks/large_movie.py -o /tmp/large [--frames 1000] [--size 1024] [--process 1000]
-        [--chunk 8] [--small 20] [--scaling 16] [--method auto] [--json result.json]
+        [--chunk 4] [--small 20] [--scaling 16] [--method auto] [--json result.json]
 
 1. Writes a deterministic ``(frames, size, size)`` float32 ``movie.npy`` (1000 × 1024² = 4 GB): four
    graphene frames (``napari-rvae sample graphene-movie``), each later frame one of them shifted by
@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--process", type=int, default=None, help="frames of the movie processed (default all)")
-    parser.add_argument("--chunk", type=int, default=8)
+    parser.add_argument("--chunk", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--small", type=int, default=20, help="frames of the in-memory comparison")
     parser.add_argument("--scaling", type=int, default=16, help="frames of the 1- vs 2-worker comparison (0: skip)")

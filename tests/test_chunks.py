@@ -36,7 +36,8 @@ def _same_table(got: pd.DataFrame, want: pd.DataFrame):
 def test_frame_ranges_cover_the_movie_once():
     assert frame_ranges(10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert frame_ranges(3, 8) == [(0, 3)]
-    assert ChunkSettings().frames_per_chunk((1000, 1024, 1024)) == 8
+    assert ChunkSettings().frames_per_chunk((1000, 1024, 1024)) == 4
+    assert ChunkSettings().frames_per_chunk((1000, 256, 256)) == 64
     assert ChunkSettings().frames_per_chunk((5, 4096, 4096)) == 4  # never fewer than one segmenter batch
 
 

@@ -18,15 +18,16 @@ SCHEDULERS = ("processes", "threads", "sync")
 #: The segmenter predicts tiles in batches of this many; chunks hold a multiple of it so every batch
 #: holds the same tiles as in a whole-movie run (results are then bit-identical).
 FRAME_MULTIPLE = 4
-#: Pixels per chunk aimed at by the default chunk size (about 32 MB of float32 frames).
-CHUNK_PIXELS = 8 * 1024 * 1024
+#: Pixels per chunk aimed at by the default chunk size (16 MB of float32 frames; a worker detecting
+#: atoms in 4 frames of 1024² peaks at about 0.7 GB, torch included).
+CHUNK_PIXELS = 4 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class ChunkSettings:
     """Settings of a chunked run (recorded with its outputs).
 
-    chunk : frames per chunk (default: about 8 Mpixel, a multiple of 4, at least 4).
+    chunk : frames per chunk (default: about 4 Mpixel, a multiple of 4, at least 4).
     scheduler : ``"processes"`` (default; detection is CPU-bound Python), ``"threads"`` or ``"sync"``
         (one thread, for debugging); ignored when ``address`` or a client is given.
     address : a ``dask.distributed`` scheduler, ``HOST:PORT`` (``tcp://`` optional).
