@@ -23,6 +23,7 @@ from .vae import commands as _vae  # torch is imported only when a VAE command r
 from .vae import train_command as _train  # likewise
 from .analysis import commands as _analysis2  # likewise
 from .export import commands as _export  # likewise
+from .reproduce import commands as _reproduce  # likewise
 
 
 # --------------------------------------------------------------------- info
@@ -66,7 +67,10 @@ def describe_lattices(movies) -> str:
 
     lines = ["  atom lattice (estimated from the frames; detect, analyze and the docks derive their defaults from it):"]
     for i, movie in enumerate(movies):
-        lattice = estimate_lattice(np.asarray(movie.data, dtype=np.float32), max_frames=4)
+        picks = np.unique(np.linspace(0, movie.n_frames - 1, min(4, movie.n_frames)).round().astype(int))
+        frames = np.stack([movie.frame(int(t)) for t in picks])  # the frames it uses: a lazy movie stays on disk
+        lattice = estimate_lattice(frames, max_frames=4)
+        lattice.analysed = [int(picks[t]) for t in lattice.analysed]  # back to the movie's frame numbers
         text = lattice.summary()
         size = getattr(movie, "pixel_size_nm", None)
         if lattice.found and size:
@@ -644,6 +648,8 @@ COMMANDS = [
      _add_analyze, _run_analyze, Output("folder", holds="project", inputs=("movie", "sites", "bias"))),
     ("export", "write sites, latent maps or a decoder in the formats peers use: AtomAI, HyperSpy, TorchScript/ONNX",
      _export.add_export, _export.run_export, None),  # each format declares its own output (export/commands.py)
+    ("reproduce", "each paper's headline experiment on the samples -> report folder with figures and a table paper says / we get",
+     _reproduce.add_reproduce, _reproduce.run_reproduce, Output("folder", holds="report")),
     ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display",
      _add_demo, _run_demo, Output("folder", holds="project", option="out")),
 ]
