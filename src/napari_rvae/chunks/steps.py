@@ -3,7 +3,7 @@
 Everything that needs the whole movie is settled before the chunks run, so every chunk gives
 exactly the rows the whole movie gives: the lattice is estimated once (from the frames
 :func:`~napari_rvae.detect.lattice.estimate_lattice` picks) and, with every scale-dependent
-parameter, handed to every chunk (:class:`~napari_rvae.detect.find.DetectionPlan`). The intensity
+parameter, handed to every chunk (:class:`~napari_rvae.detect.stages.DetectionPlan`). The intensity
 classes (a mixture fit over all sites) and the plausibility checks need all the sites, so they run
 after the chunks, on the columns they need, read back from the partitions.
 """
@@ -57,7 +57,7 @@ def detect_atoms_chunked(movie, output: str | os.PathLike, *, settings: ChunkSet
     Path of the folder. Its ``_run.json`` holds the detection record (as ``sites.attrs["detection"]``
     of the in-memory call) and the graph's settings under ``"dask"``.
     """
-    from ..detect.find import plan_detection
+    from ..detect.stages import plan_detection
 
     if "probabilities" in options:
         raise ValueError("probabilities: give the probability maps' movie to detect_atoms instead; "
@@ -99,7 +99,8 @@ def _map_channels(model) -> int:
 
 def _detect_chunk(block, plan, start: int, folder: str, map_path: str | None) -> dict:
     """One chunk: read, detect (class from channels, else 0 until the whole movie is classified), write."""
-    from ..detect.find import atom_map, detect_frames
+    from ..detect.find import atom_map
+    from ..detect.stages import detect_frames
 
     with one_thread():
         frames = read_block(block)
@@ -116,7 +117,7 @@ def _detect_chunk(block, plan, start: int, folder: str, map_path: str | None) ->
 
 def _finish(folder: Path, plan, shape: tuple, results: list) -> dict:
     """Classes over the whole movie (rewritten into the partitions), checks and the record."""
-    from ..detect.find import finish_detection, movie_classes
+    from ..detect.stages import finish_detection, movie_classes
     from ..io.sites import empty_sites
 
     channels = next((r["channels"] for r in results if r["channels"] is not None), None)
