@@ -55,11 +55,14 @@ def read_partitions(folder: str | os.PathLike, columns: list | None = None,
     files = partitions(folder)
     if not files:
         raise ValueError(f"{folder}: no part-*.parquet partitions in this folder")
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
     where = None
     if frames is not None:
         where = (ds.field("frame") >= int(frames[0])) & (ds.field("frame") < int(frames[1]))
-    table = dataset.to_table(columns=columns, filter=where).to_pandas()
+    try:
+        dataset = ds.dataset([str(f) for f in files], format="parquet")
+        table = dataset.to_table(columns=columns, filter=where).to_pandas()
+    except Exception as err:  # pyarrow raises several kinds for broken or mismatched partitions
+        raise ValueError(f"{folder}: cannot read the partitioned table ({type(err).__name__}: {err})") from None
     return table.reset_index(drop=True)
 
 

@@ -76,17 +76,15 @@ def read_sites(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: file not found")
-    try:
-        if path.is_dir():
-            from ..chunks.store import read_partitions
+    if path.is_dir():
+        from ..chunks.store import read_partitions
 
-            table = read_partitions(path)
-        elif path.suffix.lower() in (".parquet", ".pq"):
+        return validate_sites(read_partitions(path), name=str(path))  # says itself what is wrong
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
             table = pd.read_parquet(path)
         else:
             table = pd.read_csv(path)
-    except ValueError as err:
-        raise ValueError(f"{path}: cannot read a sites table ({err})") from None
     except Exception as err:  # pandas raises many kinds for broken files
         raise ValueError(f"{path}: cannot read a sites table ({type(err).__name__}: {err})") from None
     return validate_sites(table, name=str(path))
