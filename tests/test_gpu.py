@@ -27,8 +27,14 @@ on_device = pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_a
 
 
 @pytest.fixture(autouse=True)
-def _one_cpu_thread(one_torch_thread):
+def _one_cpu_thread_and_full_float32(one_torch_thread):
+    """One CPU thread; on CUDA, float32 convolutions and matrix products without TF32 (cuDNN uses
+    TF32 for convolutions by default, ~1e-3 relative error), so the device is compared with the
+    CPU at float32 rounding."""
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 @on_device
