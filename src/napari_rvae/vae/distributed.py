@@ -90,7 +90,8 @@ class DistributedRun:
         values = values.cpu().numpy()
         return values[:3], int(values[3]), tuple(float(v) for v in values[4:7])
 
-    def agree(self, settings: dict) -> None:
+    def agree(self, settings: dict, advice: str = "start every rank with the same command, input and model folder",
+              ) -> None:
         """``ValueError`` naming the first setting in which a rank differs from rank 0."""
         gathered: list = [None] * self.world_size
         dist.all_gather_object(gathered, settings)
@@ -98,8 +99,8 @@ class DistributedRun:
             for key in sorted(set(gathered[0]) | set(other)):
                 if gathered[0].get(key) != other.get(key):
                     raise ValueError(
-                        f"--distributed: rank {rank} was started with {key} = {other.get(key)!r}, rank 0 with "
-                        f"{gathered[0].get(key)!r}; start every rank with the same command, input and model folder")
+                        f"--distributed: rank {rank} has {key} = {other.get(key)!r}, rank 0 "
+                        f"{gathered[0].get(key)!r}; {advice}")
 
     def on_main(self, write):
         """Run ``write()`` on rank 0 while the others wait; a failure there stops every rank

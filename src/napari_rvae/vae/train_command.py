@@ -276,6 +276,14 @@ def _train(args: argparse.Namespace, run) -> int:
         if saved:
             print(f"interrupted; the model of epoch {saved} is in {args.output}", file=sys.stderr)
         raise
+    if run is not None:  # synchronous training leaves every rank with the same weights: make sure
+        import numpy as np
+
+        from .distributed import fingerprint
+
+        run.agree({"weights after training": fingerprint(
+            np.concatenate([p.detach().cpu().numpy().ravel() for p in model.parameters()]))},
+                  advice="the processes trained apart, which is a bug of napari-rvae: please report it")
     from ..analysis.collapse import check_after_training
 
     if main:  # the latent check runs once, on rank 0, and is saved with the final model
