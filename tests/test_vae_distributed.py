@@ -99,22 +99,22 @@ def test_two_ranks_reach_the_single_process_loss_and_write_a_loadable_model(wind
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folders left
 
 
-@pytest.mark.slow  # three torchrun launches: 64 s at load 9 on 2 cores
+@pytest.mark.slow  # three torchrun launches: about 60 s at load 10 on 2 cores
 def test_resume_under_torchrun_continues_exactly(windows, tmp_path):
-    """2 epochs, then ``--resume`` for 2 more: the same losses and weights as 4 epochs in one
+    """1 epoch, then ``--resume`` for 2 more: the same losses and weights as 3 epochs in one
     go (Adam's moments come back from the folder, each rank's shard and noise follow from the
     seed and the epoch), to float rounding."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    done = torchrun(windows, "-o", straight, "--epochs", "4", *SMALL)
+    done = torchrun(windows, "-o", straight, "--epochs", "3", *SMALL)
     assert done.returncode == 0, done.stderr[-2000:]
-    done = torchrun(windows, "-o", resumed, "--epochs", "2", *SMALL)
+    done = torchrun(windows, "-o", resumed, "--epochs", "1", *SMALL)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert [h["epoch"] for h in history(resumed)] == [1, 2]
+    assert [h["epoch"] for h in history(resumed)] == [1]
     done = torchrun(windows, "-o", resumed, "--epochs", "2", "--resume", *SMALL)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "resuming at epoch 2 with its optimizer state" in done.stdout
+    assert "resuming at epoch 1 with its optimizer state" in done.stdout
     a, b = history(straight), history(resumed)
-    assert [h["epoch"] for h in b] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in b] == [1, 2, 3]
     np.testing.assert_allclose([h["train_loss"] for h in b], [h["train_loss"] for h in a], rtol=1e-5)
     weights_a, weights_b = load_model(straight).state_dict(), load_model(resumed).state_dict()
     for name, value in weights_a.items():
