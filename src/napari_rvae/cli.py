@@ -23,6 +23,7 @@ from .vae import commands as _vae  # torch is imported only when a VAE command r
 from .vae import train_command as _train  # likewise
 from .analysis import commands as _analysis2  # likewise
 from .export import commands as _export  # likewise
+from .reproduce import commands as _reproduce  # likewise
 
 
 # --------------------------------------------------------------------- info
@@ -607,6 +608,8 @@ COMMANDS = [
      _add_analyze, _run_analyze, Output("folder", holds="project", inputs=("movie", "sites", "bias"))),
     ("export", "write sites, latent maps or a decoder in the formats peers use: AtomAI, HyperSpy, TorchScript/ONNX",
      _export.add_export, _export.run_export, None),  # each format declares its own output (export/commands.py)
+    ("reproduce", "each paper's headline experiment on the samples -> report folder with figures and a table paper says / we get",
+     _reproduce.add_reproduce, _reproduce.run_reproduce, Output("folder", holds="report")),
     ("demo", "napari with the graphene sample, the docks and a Run pipeline button; headless without a display",
      _add_demo, _run_demo, Output("folder", holds="project", option="out")),
 ]

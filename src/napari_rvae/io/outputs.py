@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterable
 
 #: files whose presence marks a folder as a napari-rvae model / project / results folder
 MARKERS = {"model": ("model.json", "model.safetensors"), "project": ("project.json",),
-           "results": ("beta_search.json",), "export": ("export.json",)}
+           "results": ("beta_search.json",), "export": ("export.json",),
+           "report": ("reproduce.json",)}
 
 
 class OutputError(OSError):
