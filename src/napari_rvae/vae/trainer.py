@@ -170,7 +170,7 @@ class Trainer:
         if distributed is not None and micro_batch:
             raise ValueError("micro_batch cannot be combined with distributed training")
         self.distributed = distributed
-        self._step = self._loss if distributed is None else distributed.wrap(self)
+        self._ddp = None if distributed is None else distributed.wrap(self)  # the step loss, gradients averaged
         self._good = None  # (epoch, model, optimizer, generator) at the end of the last finite epoch
 
     # ------------------------------------------------------------ checkpoint
@@ -315,6 +315,7 @@ class Trainer:
         schedule = cfg.beta
         beta, capacity = schedule.beta(epoch), schedule.capacity(epoch)
         n, dist, batch = len(self.train_x), self.distributed, self.batch_size
+        step = self._loss if self._ddp is None else self._ddp
         if dist is None:
             perm = torch.randperm(n, generator=self.generator, device=self.device)
         else:  # this rank's shard, in steps of its share of the batch
@@ -336,8 +337,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             pieces = [idx] if not self.micro_batch else list(idx.split(int(self.micro_batch)))
             for piece in pieces:
-                total, r, k = self._step(self.train_x[piece], None if self.train_c is None else self.train_c[piece],
-                                         beta, capacity, pixels, n_sub, self.generator)
+                total, r, k = step(self.train_x[piece], None if self.train_c is None else self.train_c[piece],
+                                   beta, capacity, pixels, n_sub, self.generator)
                 value = total.item()
                 if not math.isfinite(value) and dist is None:  # ranks see it together in the epoch's sums
                     raise self._diverged(f"the loss became {value:g} at window {s + 1} of {n}", epoch + 1)
