@@ -240,6 +240,10 @@ def _train(args: argparse.Namespace, run) -> int:
         from .distributed import fingerprint
 
         device, threads = str(run.device), args.threads or 1
+        if run.device.type == "cpu":  # this process's share of the cores, for the whole command
+            import torch
+
+            torch.set_num_threads(threads)
         run.agree({"windows": fingerprint(windows), "model": model.config.to_dict(), "training": train,
                    "epochs": args.epochs, "resume_epoch": state.epoch if state is not None else 0,
                    "optimizer_state": checkpoint is not None, "device": run.device.type, "threads": threads})
