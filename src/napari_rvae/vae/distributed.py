@@ -173,10 +173,16 @@ def start(device: str = "auto", timeout_minutes: float = 30.0) -> DistributedRun
     return DistributedRun(rank=rank, world_size=world, local_rank=local, device=where, backend=backend)
 
 
-def stop() -> None:
-    """Leave the job (after the last collective)."""
+def stop(finished: bool = True) -> None:
+    """Leave the job. After a finished run every rank waits for the others first (a rank that
+    tore its process group down while another still used it was seen to abort at exit); after an
+    error it leaves at once, since the others may be stuck in another collective."""
     if dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if finished:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def fingerprint(array) -> str:

@@ -166,13 +166,16 @@ def run_train(args: argparse.Namespace) -> int:
         from .distributed import start
 
         run = start(args.device)
+    finished = False
     try:
-        return _train(args, run)
+        code = _train(args, run)
+        finished = True
+        return code
     finally:
         if run is not None:
             from .distributed import stop
 
-            stop()
+            stop(finished)
 
 
 def _train(args: argparse.Namespace, run) -> int:
