@@ -23,7 +23,7 @@ from .ferroic import ferroic
 from .graphene import graphene_movie
 from .pfm import pfm_switching
 from .render import add_noise, normalise01, render_spots, scan_jitter
-from .shift import island_lattice, shift_lattice, sines_1d
+from .shift import gaussian_peaks_1d, island_lattice, shift_lattice, sines_1d
 
 SAMPLES: dict[str, Callable[..., dict]] = {
     "graphene-movie": graphene_movie,
@@ -133,6 +133,7 @@ __all__ = [
     "SAMPLES",
     "add_noise",
     "domain_movie",
+    "gaussian_peaks_1d",
     "ferroic",
     "graphene_movie",
     "island_lattice",

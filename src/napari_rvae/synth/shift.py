@@ -269,3 +269,35 @@ def sines_1d(
         "units": units_array("", ""),
         "params": params_json(params),
     }
+
+
+def gaussian_peaks_1d(n: int = 2000, seed: int = 0, *, length: int = 100, mu_range=(-3.0, 3.0),
+                      sigma_range=(0.5, 5.0), noise: float = 0.02, x_range=(-12.0, 12.0)) -> dict:
+    """Paper 004's 1D set: Gaussian peaks of centre ``μ ~ U(mu_range)`` and width ``σ ~ U(sigma_range)``
+    on ``x ∈ x_range`` with Gaussian noise, the whole set min–max rescaled to ``[0, 1]``.
+
+    Returns the keys of :func:`sines_1d` (``data``, ``x``, ``mu``, ``sigma``, ``value_range``, …).
+    """
+    n = check_positive_int("n", n)
+    length = check_positive_int("length", length, 2)
+    if not (0 < sigma_range[0] <= sigma_range[1]):
+        raise ValueError(f"sigma_range must be two positive numbers, low first, got {list(sigma_range)}")
+    params = dict(seed=seed, n=n, length=length, mu_range=list(mu_range), sigma_range=list(sigma_range), noise=noise,
+                  x_range=list(x_range))
+    rng, rng_noise = rngs(seed)
+    x = np.linspace(x_range[0], x_range[1], length)
+    mu = rng.uniform(mu_range[0], mu_range[1], n)
+    sigma = rng.uniform(sigma_range[0], sigma_range[1], n)
+    curves = np.exp(-((x[None, :] - mu[:, None]) ** 2) / (2 * sigma[:, None] ** 2))
+    curves = curves + rng_noise.normal(0, noise, (n, length))
+    lo, hi = float(curves.min()), float(curves.max())
+    return {
+        "data": ((curves - lo) / (hi - lo)).astype(np.float32),
+        "x": x,
+        "mu": mu,
+        "sigma": sigma,
+        "value_range": np.array([lo, hi]),
+        "scale": np.array([1.0, float(x[1] - x[0])]),
+        "units": units_array("", ""),
+        "params": params_json(params),
+    }
