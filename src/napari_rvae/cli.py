@@ -436,7 +436,7 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=("ferroic-variants",), default=None,
                    help="a named recipe: ferroic-variants = paper 003 on a perovskite HAADF image: windows of two "
                         "B-B spacings centred on the detected B columns (sub-pixel), round columns, one global "
-                        "scale, rotation-only rVAE (about 900 optimiser steps unless --epochs), angle peaks = polarisation variants, "
+                        "scale, rotation-only rVAE (about 1800 optimiser steps unless --epochs), angle peaks = polarisation variants, "
                         "GMM on (angle, latents); --window, --latent, --epochs, --clusters, --seed and --sites apply "
                         "(docs/reproduce.md)")
 

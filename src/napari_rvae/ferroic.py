@@ -42,14 +42,14 @@ class FerroicRecipe:
 
     window_cells: float = 2.0
     latent: int = 2
-    steps: int = 900
+    steps: int = 1800
     epochs: int | None = None
     batch: int = 32
     lr: float = 1e-3
     normalisation: str = "global"
     round_columns: bool = True
     translation: bool = False
-    decoder_pixels: int = 400
+    decoder_pixels: int = 256
     n_variants: int = 4
     n_clusters: int = 5
     seed: int = 0
@@ -161,6 +161,7 @@ def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataF
     t0 = time.perf_counter()
     cut = cut_windows(movie, b, window, normalisation=recipe.normalisation, centring="subpixel",
                       round_columns=recipe.round_columns)
+    cut.normalisation["source"] = "image"
     timings["windows_s"] = time.perf_counter() - t0
     say(f"windows: {cut.report.summary()}" + (f"; {cut.normalisation['round_columns'].get('message', '')}"
                                               if isinstance(cut.normalisation.get("round_columns"), dict) else ""))
