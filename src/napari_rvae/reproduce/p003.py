@@ -84,19 +84,19 @@ def run(folder, *, seed: int = 0, log=print) -> PaperResult:
     result.checks = [
         Check("variants as angle peaks", "three sharp peaks of the encoded angle separated by π/2 (3 variants in "
               "the BiFeO3 image)", f"{m['n_peaks']} peaks (the sample has 4 variants)", "4 peaks",
-              m["n_peaks"] == 4, float(m["n_peaks"])),
+              bool(m["n_peaks"] == 4), float(m["n_peaks"])),
         Check("spacing of neighbouring peaks", "π/2 (1.571 rad)",
               ", ".join(f"{v:.3f}" for v in spacings) + f" rad (largest deviation {worst:.3f})",
               f"each π/2 ± {PEAK_TOLERANCE}", bool(len(spacings) == 4 and worst <= PEAK_TOLERANCE), worst),
         Check("variant from the angle (nearest peak, best peak ↔ variant matching)",
               "variants identified by the angle", f"{m['accuracy']:.3f} of {int(m['film'].sum())} film B sites",
-              f"≥ {MIN_ACCURACY}", m["accuracy"] >= MIN_ACCURACY, m["accuracy"]),
+              f"≥ {MIN_ACCURACY}", bool(m["accuracy"] >= MIN_ACCURACY), m["accuracy"]),
         Check("substrate a cluster of its own (GMM, 5 components, full covariance, on angle and latents)",
               "substrate and domains separate clusters", f"cluster {m['substrate']['cluster']}: purity "
               f"{m['substrate']['purity']:.3f}, recall {m['substrate']['recall']:.3f}",
               f"purity and recall ≥ {MIN_SUBSTRATE}",
-              m["substrate"]["purity"] >= MIN_SUBSTRATE and m["substrate"]["recall"] >= MIN_SUBSTRATE,
-              min(m["substrate"]["purity"], m["substrate"]["recall"])),
+              bool(m["substrate"]["purity"] >= MIN_SUBSTRATE and m["substrate"]["recall"] >= MIN_SUBSTRATE),
+              float(min(m["substrate"]["purity"], m["substrate"]["recall"]))),
         Check("encoded angle follows the polarisation direction", "angle matches the polarisation (after a manual "
               "−100° offset)", f"mean resultant length {m['angle_R']:.3f} of encoded − ({m['sign']:+d} × true "
               f"angle {m['offset']:+.2f} rad) on the film", "shown", None, m["angle_R"]),
