@@ -135,8 +135,8 @@ def write_variant_figures(folder, table: pd.DataFrame, peaks, *, windows=None, c
     if true_angles is not None:
         true = wrap_angle(np.asarray(true_angles, dtype=np.float64))
         near = np.abs(angle_difference(centres[:, None], true[None, :])).min(1)
-        curves["true variant angles"] = np.where(near <= np.pi / 60, density.max(), 0.0)
-        caption += "; spikes: the true variant angles carried into the encoded frame"
+        curves["true variant angles"] = np.where(near <= np.pi / 60, 0.5 * density.max(), 0.0)
+        caption += "; half-height spikes: the true variant angles carried into the encoded frame"
     plot_lines(folder / "angle_histogram.png", centres, curves, title="encoded angle", xlabel="angle (rad)",
                ylabel="density", marks=marks)
     out.append(("angle_histogram.png", caption))
