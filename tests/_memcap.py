@@ -1,11 +1,13 @@
 """Run readers on many files in a child process under a memory cap; report each file's outcome.
 
-Usage (child side): ``python _memcap.py CAP_MB SECONDS FILE...``. The child imports every
+Usage (child side): ``python _memcap.py [--check-values] CAP_MB SECONDS FILE...``. The child imports every
 reader first, then caps its address space at its current size + CAP_MB (``RLIMIT_AS``), and
 for each file resets the peak-RSS counter, reads it with ``read_movie`` (and describes it the
 way ``napari-rvae info`` does) under an alarm of SECONDS, and prints one JSON line:
 ``{"file", "outcome": ok | clean | dirty | memory | slow, "peak_mb", "message"}``.
 ``clean`` is the contract for a bad file: a ``ValueError`` with a one-line message.
+With ``--check-values`` each movie's values are also checked for NaN / ±inf as the pipeline does
+(``io.validate.check_finite``, block by block).
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ def _alarm(*_):
 
 
 def main(argv: list[str]) -> int:
+    check_values = argv[:1] == ["--check-values"]
+    argv = argv[1:] if check_values else argv
     cap_mb, seconds, paths = float(argv[0]), int(argv[1]), argv[2:]
     import numpy as np
 
     from napari_rvae.io.movie import describe_movie, read_movie
+    from napari_rvae.io.validate import check_finite
 
     for module in ("h5py", "tifffile", "igor2.binarywave", "rsciio.digitalmicrograph", "rsciio.emd", "rsciio.hspy",
                    "rsciio.tia", "rsciio.mrc", "dask.array"):
@@ -59,6 +64,8 @@ def main(argv: list[str]) -> int:
             for m in movies:
                 describe_movie(m)
                 assert m.data.ndim == 3 and np.dtype(m.data.dtype) == np.float32, "not a (T, Y, X) float32 movie"
+                if check_values:
+                    check_finite(m.data, "movie")
             outcome = "ok"
             message = ";".join(f"{m.name} {tuple(m.data.shape)}" for m in movies)
         except _Slow:

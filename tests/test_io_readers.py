@@ -153,9 +153,9 @@ def test_wrong_dimensions_are_explained(tmp_path):
 
 
 def test_large_file_opens_lazily(tmp_path, monkeypatch):
-    import napari_rvae.io.formats as formats
+    import napari_rvae.io.movie as movie
 
-    monkeypatch.setattr(formats, "LAZY_BYTES", 1000)
+    monkeypatch.setattr(movie, "LAZY_BYTES", 1000)
     np.save(tmp_path / "big.npy", MOVIE)
     m = read_movie(tmp_path / "big.npy")[0]
     assert m.lazy

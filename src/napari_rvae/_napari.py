@@ -11,8 +11,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .io.formats import READERS
+from .io.formats import FOLDER_FORMATS, READERS
 from .io.movie import find_channel, read_movie
+from .io.validate import sample_range
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
@@ -23,6 +24,8 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
         return None
     for p in paths:
         p = Path(p)
+        if p.is_dir() and p.suffix.lower() in FOLDER_FORMATS:
+            continue  # a .zarr store
         if p.is_dir():
             if (p / "project.json").is_file() or not any(c.suffix.lower() in READERS for c in p.iterdir()):
                 return None
@@ -34,7 +37,9 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
 def read_layers(path: str | list[str]) -> list[tuple]:
     """Read a movie as one Image layer per channel, named after the channel.
 
-    Several files or a folder open as one movie (one frame per file, natural order). The
+    Several files or a folder open as one movie (one frame per file, natural order). Files
+    larger than :func:`~.io.lazy.lazy_bytes` reach napari as dask arrays (frames are read as
+    they are shown), with contrast limits from their first, middle and last frames. The
     phase channel of a PFM file is shown, the others are added hidden; all share the file's
     calibration. Raises ``ValueError`` with one clear line for an empty, corrupt or
     unsupported file; napari shows it as a notification and stays up.
@@ -49,7 +54,11 @@ def read_layers(path: str | list[str]) -> list[tuple]:
         kwargs = movie.layer_kwargs()
         kwargs["visible"] = index == shown
         data = movie.data
-        if not movie.lazy:
+        if movie.lazy:  # napari gets the dask array; contrast from a few frames, not the whole movie
+            limits = sample_range(data)
+            if limits is not None:
+                kwargs["contrast_limits"] = limits
+        else:
             finite = np.isfinite(data)
             if finite.any() and not finite.all():
                 lo, hi = float(np.min(data[finite])), float(np.max(data[finite]))
@@ -139,3 +148,29 @@ def read_project(path: str | list[str]) -> list[tuple]:
     if not layers:
         raise ValueError(f"{path}: the project holds no sites and its movie was not found")
     return layers
+
+
+def write_image_zarr(path: str, data: Any, meta: dict) -> list[str]:
+    """npe2 writer: an Image layer ``(T, Y, X)`` or ``(Y, X)`` as an OME-Zarr store (NGFF 0.4,
+    one frame per chunk, written without loading a lazy layer whole; see :mod:`.io.zarr_store`),
+    with the layer's scale and units as its calibration. Returns the written path."""
+    from .io.units import normalise_unit
+    from .io.zarr_store import write_movie
+
+    if meta.get("rgb"):
+        raise ValueError("an RGB image layer cannot be saved as a movie; convert it to grey first")
+    ndim = len(getattr(data, "shape", ()))
+    if ndim not in (2, 3):
+        raise ValueError(f"only (T, Y, X) or (Y, X) image layers are saved as .zarr movies, this one has {ndim} dimensions")
+    path = str(path) if str(path).lower().endswith(".zarr") else f"{path}.zarr"
+    scale = [float(s) for s in (meta.get("scale") or [1.0] * ndim)][-ndim:]
+    units = [str(u) for u in (meta.get("units") or ["pixel"] * ndim)][-ndim:]
+    units = [_time_unit(units[0])] + [normalise_unit(u) for u in units[1:]] if ndim == 3 else \
+        [""] + [normalise_unit(u) for u in units]
+    scale = scale if ndim == 3 else [1.0] + scale
+    write_movie(path, data, scale=scale, units=units, name=meta.get("name"), metadata=meta.get("metadata") or {})
+    return [path]
+
+
+def _time_unit(unit: str) -> str:
+    return {"s": "s", "second": "s", "ms": "ms", "millisecond": "ms"}.get(unit.strip().lower(), "")

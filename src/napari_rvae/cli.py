@@ -67,7 +67,10 @@ def describe_lattices(movies) -> str:
 
     lines = ["  atom lattice (estimated from the frames; detect, analyze and the docks derive their defaults from it):"]
     for i, movie in enumerate(movies):
-        lattice = estimate_lattice(np.asarray(movie.data, dtype=np.float32), max_frames=4)
+        picks = np.unique(np.linspace(0, movie.n_frames - 1, min(4, movie.n_frames)).round().astype(int))
+        frames = np.stack([movie.frame(int(t)) for t in picks])  # the frames it uses: a lazy movie stays on disk
+        lattice = estimate_lattice(frames, max_frames=4)
+        lattice.analysed = [int(picks[t]) for t in lattice.analysed]  # back to the movie's frame numbers
         text = lattice.summary()
         size = getattr(movie, "pixel_size_nm", None)
         if lattice.found and size:

@@ -93,8 +93,9 @@ def _check_movie(movie) -> np.ndarray:
     movie = as_movie(movie).astype(np.float32, copy=False)
     if min(movie.shape[1:]) < 8:
         raise ValueError(f"movie: frames of shape {movie.shape[1:]} are too small; they need at least 8 × 8 pixels")
-    if not np.isfinite(movie).all():
-        raise ValueError("movie: contains NaN or infinite pixels; crop or fill them first")
+    from .io.validate import check_finite
+
+    check_finite(movie, "movie")  # block by block: no movie-sized mask
     return movie
 
 

@@ -56,6 +56,54 @@ def rgb_to_intensity(rgb: np.ndarray) -> tuple[np.ndarray, str]:
     )
 
 
+class RGBConverter:
+    """A picklable function ``block (..., 3|4) → intensity (...)`` for one render (see :func:`rgb_converter`)."""
+
+    def __init__(self, kind: str, colours: np.ndarray | None = None, position: np.ndarray | None = None):
+        self.kind, self.colours, self.position = kind, colours, position
+        self._tree = None
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block)[..., :3]
+        if self.kind == "grey":
+            return block.astype(np.float32).mean(axis=-1)
+        if self.kind == "luma":
+            return luma(block)
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            self._tree = cKDTree(self.colours.astype(np.float64))
+        seen, inverse = np.unique(block.reshape(-1, 3), axis=0, return_inverse=True)
+        _, nearest = self._tree.query(seen.astype(np.float64), k=1)
+        return self.position[nearest][inverse.ravel()].reshape(block.shape[:-1])
+
+    def __getstate__(self) -> dict:
+        return {"kind": self.kind, "colours": self.colours, "position": self.position}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["kind"], state["colours"], state["position"])
+
+
+def rgb_converter(sample: np.ndarray) -> tuple[RGBConverter, str]:
+    """The rule :func:`rgb_to_intensity` picks for ``sample`` (a few frames of a render), as a
+    function that converts any block of the same render: ``(convert, note)``.
+
+    Used on lazy movies, where the whole render cannot be looked at once: grey and luma renders
+    convert exactly as :func:`rgb_to_intensity` does; a false-colour render maps each colour to
+    the colormap position of the nearest colour seen in ``sample`` (the same value for every
+    colour the sample holds).
+    """
+    rgb = np.asarray(sample)[..., :3]
+    _, note = rgb_to_intensity(rgb)
+    if note.startswith("grey"):
+        return RGBConverter("grey"), note
+    if note.startswith("RGB render converted to grey by luma"):
+        return RGBConverter("luma"), note
+    colours, counts = np.unique(rgb.reshape(-1, 3), axis=0, return_counts=True)
+    position = _colour_path_position(colours.astype(np.float64), counts).astype(np.float32)
+    return RGBConverter("path", colours, position), note
+
+
 def _colour_path_position(colours: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
     """Arc-length position in [0, 1] of each colour along the render's colour path, or ``None``
     when the colours do not lie on one monotone path."""

@@ -13,22 +13,18 @@ import numpy as np
 
 from .calibration import parse_note, pixel_size_from_metadata
 from . import limits
-from .movie import LAZY_BYTES, Movie, UnreadableFile, lazy_array, make_movies, split_channels
+from .lazy import is_large as _is_large
+from .lazy import open_lazy
+from .movie import Movie, UnreadableFile, make_movies, split_channels
+from .rsciio_formats import read_hspy, rsciio_reader
 from .units import nm_per
-
-
-
-def _is_large(path: Path) -> bool:
-    return path.stat().st_size > LAZY_BYTES
 
 
 # ---------------------------------------------------------------- numpy
 def read_npy(path: Path) -> list[Movie]:
     """``(Y, X)``, ``(T, Y, X)``, singleton axes anywhere, or a short trailing channel axis."""
     limits.check_npy(path)
-    array = np.load(path, allow_pickle=False, mmap_mode="r" if _is_large(path) else None)
-    if isinstance(array, np.memmap):
-        array = lazy_array(array)
+    array = open_lazy(path, "npy") if _is_large(path) else np.load(path, allow_pickle=False)
     channels, notes = split_channels(array, where=path.name)
     return make_movies(channels, path, fmt="npy", notes=notes)
 
@@ -85,11 +81,8 @@ def read_tiff(path: Path) -> list[Movie]:
         ij = tif.imagej_metadata or {}
         if ij.get("finterval"):
             interval = float(ij["finterval"])
-        if _is_large(path):
-            try:
-                array = lazy_array(tifffile.memmap(path))
-            except ValueError:  # compressed or not contiguous: read it whole
-                array = series.asarray()
+        if _is_large(path):  # memory map, or tile by tile through tifffile's zarr store
+            array = open_lazy(path, "tiff", "0")
         else:
             array = series.asarray()
     rgb = "S" in axes and axes.endswith("S")
@@ -144,11 +137,17 @@ def read_hdf5(path: Path) -> list[Movie]:
 
     with h5py.File(path, "r") as f:
         if "Experiments" in f:
-            return _read_hspy(path)
+            return read_hspy(path)
         nsid = [d for d in _datasets(f) if "data_type" in d.attrs and "quantity" in d.attrs]
         if nsid:
             return _read_nsid(path, nsid)
         return _read_plain_h5(path, f)
+
+
+def _h5_pixels(path: Path, d: Any, large: bool) -> Any:
+    """A dataset's pixels: in memory, or (large files) a dask array chunked per frame that reopens
+    the file where it is read (:mod:`.lazy`)."""
+    return open_lazy(path, "h5", d.name) if large else d[()]
 
 
 def _datasets(group: Any) -> list[Any]:
@@ -204,13 +203,8 @@ def _read_plain_h5(path: Path, f: Any) -> list[Movie]:
         if found is not None:
             pixel_size, unit, source = found
     large = _is_large(path)
-    channels = [(d.name.strip("/") if len(images) > 1 else None, lazy_array(d) if large else d[()]) for d in images]
-    if large:  # keep the file open for the lazy arrays
-        import h5py
-
-        f2 = h5py.File(path, "r")
-        channels = [(name, lazy_array(f2[d.name])) for (name, _), d in zip(channels, images)]
-    elif len(channels) == 1:
+    channels = [(d.name.strip("/") if len(images) > 1 else None, _h5_pixels(path, d, large)) for d in images]
+    if len(channels) == 1:
         channels, notes = split_channels(channels[0][1], where=path.name)
         return make_movies(channels, path, fmt="hdf5", pixel_size=pixel_size, pixel_unit=unit, calibration=source,
                            notes=notes)
@@ -226,9 +220,10 @@ def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
         raise UnreadableFile(f"{path.name}: the pyNSID datasets hold no image")
     limits.check_h5(path, images)
     channels, value_units, calibrations = [], [], []
+    large = _is_large(path)
     for d in images:
         labels = [_attr_text(x).strip().lower() for x in np.atleast_1d(d.attrs.get("DIMENSION_LABELS", []))]
-        data = d[()]
+        data = _h5_pixels(path, d, large)
         scales, units = [], []
         for dim in d.dims:
             if len(dim):
@@ -261,68 +256,6 @@ def _read_nsid(path: Path, datasets: list[Any]) -> list[Movie]:
                        value_units=value_units, calibration=source,
                        metadata={"data_type": _attr_text(images[0].attrs["data_type"]),
                                  "quantity": _attr_text(images[0].attrs["quantity"])} if len(images) == 1 else None)
-
-
-def _read_hspy(path: Path) -> list[Movie]:
-    from rsciio.hspy import file_reader
-
-    limits.check_h5(path)
-    return _from_rsciio(path, file_reader(str(path), lazy=_is_large(path)), fmt="hspy")
-
-
-# ------------------------------------------------------- rosettasciio formats
-def _rsciio_reader(module: str, fmt: str) -> Callable[[Path], list[Movie]]:
-    def read(path: Path) -> list[Movie]:
-        import importlib
-
-        reader = importlib.import_module(f"rsciio.{module}").file_reader
-        limits.check_rsciio(path, module)
-        return _from_rsciio(path, reader(str(path), lazy=_is_large(path)), fmt=fmt)
-
-    read.__doc__ = f"Read {fmt} files through rosettasciio (``rsciio.{module}``)."
-    return read
-
-
-def _from_rsciio(path: Path, signals: list[dict], fmt: str) -> list[Movie]:
-    """rosettasciio signals → channels named by their titles (EMD detectors: HAADF, BF …),
-    calibrated from their signal axes. Signals of another frame size are left out with a note."""
-    images = [s for s in signals if np.ndim(s["data"]) >= 2]
-    if not images:
-        return []
-    movies: list[Movie] = []
-    titles = []
-    for k, s in enumerate(images):
-        title = str((s.get("metadata", {}).get("General", {}) or {}).get("title") or "").strip()
-        titles.append(title or f"signal {k}")
-    if len(set(titles)) < len(titles):
-        titles = [f"{t} {k}" if titles.count(t) > 1 else t for k, t in enumerate(titles)]
-    for s, title in zip(images, titles):
-        axes = s.get("axes", [])
-        signal_axes = [a for a in axes if not a.get("navigate", False)] or axes
-        pixel_size, unit = None, None
-        if len(signal_axes) >= 2:
-            pixel_size = (float(signal_axes[-2].get("scale", 1.0)), float(signal_axes[-1].get("scale", 1.0)))
-            unit = signal_axes[-1].get("units")
-        nav = [a for a in axes if a.get("navigate", False)]
-        interval, frame_unit = None, ""
-        if len(nav) == 1 and str(nav[0].get("units", "")).strip() in ("s", "ms"):
-            interval, frame_unit = float(nav[0].get("scale", 1.0)), str(nav[0]["units"]).strip()
-        value_unit = (s.get("metadata", {}).get("Signal", {}) or {}).get("quantity")
-        movies += make_movies(
-            [(title if len(images) > 1 else None, s["data"])], path, fmt=fmt,
-            pixel_size=pixel_size, pixel_unit=unit, frame_interval=interval, frame_unit=frame_unit,
-            calibration=f"the {fmt} signal axes", value_units=[value_unit],
-        )
-    # all channels of one file share one calibration and frame size
-    first = movies[0]
-    kept = [m for m in movies if m.data.shape[1:] == first.data.shape[1:]]
-    for m in kept[1:]:
-        if m.units[1:] == ("pixel", "pixel") and first.units[1] != "pixel":
-            m.scale, m.units = (m.scale[0],) + first.scale[1:], (m.units[0],) + first.units[1:]
-    if len(kept) < len(movies):
-        skipped = [m.channel or m.name for m in movies if m not in kept]
-        first.metadata.setdefault("notes", []).append(f"left out signals of another frame size: {', '.join(skipped)}")
-    return kept
 
 
 # ---------------------------------------------------------------- Igor
@@ -393,6 +326,16 @@ def _igor_layer_labels(path: Path, loaded: dict) -> list[str]:
     return [(lab.decode("latin-1") if isinstance(lab, bytes) else str(lab)).strip("\x00 ") for lab in layer][1:]
 
 
+def read_zarr(path: Path) -> list[Movie]:
+    """A ``.zarr`` folder: a zarr array, a group of arrays or an OME-Zarr image (:mod:`.zarr_store`)."""
+    from .zarr_store import read_zarr as read
+
+    return read(path)
+
+
+#: readers of folders rather than files (a zarr store is a folder)
+FOLDER_FORMATS = (".zarr",)
+
 READERS: dict[str, Callable[[Path], list[Movie]]] = {
     ".npy": read_npy,
     ".npz": read_npz,
@@ -400,11 +343,12 @@ READERS: dict[str, Callable[[Path], list[Movie]]] = {
     ".tiff": read_tiff,
     ".h5": read_hdf5,
     ".hdf5": read_hdf5,
-    ".hspy": _read_hspy,
-    ".dm3": _rsciio_reader("digitalmicrograph", "dm3"),
-    ".dm4": _rsciio_reader("digitalmicrograph", "dm4"),
-    ".emd": _rsciio_reader("emd", "emd"),
-    ".ser": _rsciio_reader("tia", "ser"),
-    ".mrc": _rsciio_reader("mrc", "mrc"),
+    ".hspy": read_hspy,
+    ".dm3": rsciio_reader("digitalmicrograph", "dm3"),
+    ".dm4": rsciio_reader("digitalmicrograph", "dm4"),
+    ".emd": rsciio_reader("emd", "emd"),
+    ".ser": rsciio_reader("tia", "ser"),
+    ".mrc": rsciio_reader("mrc", "mrc"),
     ".ibw": read_ibw,
+    ".zarr": read_zarr,
 }

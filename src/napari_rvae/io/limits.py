@@ -28,7 +28,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .movie import LAZY_BYTES, UnreadableFile
+from .lazy import lazy_bytes
+from .movie import UnreadableFile
 
 #: any file may take this many bytes to read: stored pixels + their float32 copy (128 MiB:
 #: 26 M 8-bit or 16 M 32-bit pixels); keeps ``info`` on any file < 5 MB under 500 MB in all
@@ -98,7 +99,7 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
         ``None`` for compressed or unknown storage (then only the expansion rule applies).
     lazy : bool, optional
         The reader will open the data lazily (no memory check); default: files larger
-        than :data:`~.movie.LAZY_BYTES`.
+        than :func:`~.lazy.lazy_bytes`.
     what : str
         Which part of the file, for the message (e.g. a dataset name).
     """
@@ -115,7 +116,7 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
     raw = count * dtype.itemsize
     if count == 0:
         return 0
-    file_size = path.stat().st_size
+    file_size = _stored_size(path)
     if stored is not None and raw > stored + _SLACK:
         raise UnreadableFile(f"{name}: declares {tuple(dims)} {dtype} pixels ({human_bytes(raw)}) but holds only "
                              f"{human_bytes(max(stored, 0))}; the file is truncated or corrupt")
@@ -128,7 +129,7 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
                 f"{human_bytes(file_size)} file, a {(raw + as_float) / max(file_size, 1):.0f}× expansion; refused as a "
                 f"likely corrupt or hostile file (if it is genuine, set {TRUST_ENV}=1 to read it)")
     if lazy is None:
-        lazy = file_size > LAZY_BYTES
+        lazy = file_size > lazy_bytes()
     if not lazy:
         free = available_memory()
         need = as_float + raw
@@ -136,6 +137,13 @@ def check_declared(path: str | os.PathLike, shape: Iterable[int], dtype: Any, *,
             raise UnreadableFile(f"{name}: reading {tuple(dims)} pixels needs about {human_bytes(need)} of memory but "
                                  f"only {human_bytes(free)} is available; crop the data or free memory")
     return raw
+
+
+def _stored_size(path: Path) -> int:
+    """Bytes on disk: a file's size, or the sum of a folder's files (a zarr store)."""
+    if not path.is_dir():
+        return path.stat().st_size
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(path) for name in files)
 
 
 def _check_all(path: Path, items: Iterable[tuple[Any, Any, int | None, str]]) -> None:
@@ -238,6 +246,15 @@ def check_h5(path: str | os.PathLike, datasets: Iterable[Any] | None = None) -> 
             continue
         items.append((d.shape, d.dtype, None, d.name.strip("/")[-60:]))
     _check_all(path, items)
+
+
+# ------------------------------------------------------------------ zarr
+def check_zarr(path: str | os.PathLike, arrays: Iterable[Any]) -> None:
+    """The arrays of a zarr store (a folder): chunks never written cost no space on disk, so the
+    declared shapes face the expansion rule against the store's total size, as HDF5 does."""
+    items = [(a.shape, a.dtype, None, str(getattr(a, "path", "") or "")[-60:]) for a in arrays
+             if np.dtype(a.dtype).kind in "uifcb" and len(a.shape)]
+    _check_all(Path(path), items)
 
 
 # ------------------------------------------------------------------ Igor

@@ -22,9 +22,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from .colour import LUMA_WEIGHTS, luma, rgb_to_intensity
+from .lazy import lazy_array, lazy_bytes  # noqa: F401  (lazy_array re-exported for the readers)
 from .units import display_calibration, normalise_unit, pixel_size_nm
 
-#: files larger than this open lazily (memory map or dask)
+#: files larger than this open lazily (dask, one frame per chunk); ``NAPARI_RVAE_LAZY_BYTES``
+#: overrides it (see :mod:`.lazy`)
 LAZY_BYTES = 1 << 30
 
 AXIS_LABELS = ("t", "y", "x")
@@ -183,7 +185,10 @@ def as_movie_array(data: Any, *, where: str, rgb: bool | None = None) -> tuple[A
     if rgb is None:
         rgb = looks_rgb(data)
     if rgb:
-        data, note = rgb_to_intensity(np.asarray(data))
+        if isinstance(data, np.ndarray) or not hasattr(data, "map_blocks"):
+            data, note = rgb_to_intensity(np.asarray(data))
+        else:
+            data, note = _lazy_rgb_to_intensity(data)
         notes.append(note)
     data = squeeze_singletons(data, notes)
     if data.ndim == 2:
@@ -201,17 +206,27 @@ def as_movie_array(data: Any, *, where: str, rgb: bool | None = None) -> tuple[A
     if isinstance(data, np.ndarray):
         if data.dtype != np.float32:
             data = data.astype(np.float32)
-    elif np.dtype(data.dtype) != np.float32:
-        data = data.astype(np.float32)
+    else:
+        if np.dtype(data.dtype) != np.float32:
+            data = data.astype(np.float32)
+        if hasattr(data, "rechunk"):  # lazy: one frame per chunk, whatever the file's own chunking
+            data = lazy_array(data)
     return data, notes
 
 
-def lazy_array(array: Any) -> Any:
-    """Wrap an array-like (memmap, h5py dataset, zarr) as a dask array chunked per frame."""
-    import dask.array as da
+def _lazy_rgb_to_intensity(data: Any) -> tuple[Any, str]:
+    """An RGB(A) dask movie to intensity frame by frame: the rule (grey, colormap path, luma) is
+    chosen on a few evenly spaced frames (:func:`~.colour.rgb_converter`), then applied per chunk."""
+    from .colour import rgb_converter
 
-    chunks = (1,) + tuple(array.shape[1:]) if array.ndim >= 3 else array.shape
-    return da.from_array(array, chunks=chunks)
+    if data.ndim >= 4 and data.shape[0] > 1:
+        picks = np.unique(np.linspace(0, data.shape[0] - 1, min(4, data.shape[0])).round().astype(int))
+        sample = np.concatenate([np.asarray(data[int(t)])[None] for t in picks])
+    else:
+        sample = np.asarray(data)
+    convert, note = rgb_converter(sample)
+    chunks = data.chunks[:-1]
+    return data.map_blocks(convert, dtype=np.float32, drop_axis=data.ndim - 1, chunks=chunks), note
 
 
 def make_movies(
@@ -279,7 +294,11 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike], *, registe
 
     Formats: ``.npy``, ``.npz``, ``.tif/.tiff``, ``.h5/.hdf5/.hspy`` (plain
     datasets, HyperSpy, pyNSID/sidpy), ``.dm3/.dm4/.emd/.ser/.mrc`` (via
-    rosettasciio, the ``io`` extra) and ``.ibw`` (via igor2).
+    rosettasciio, the ``io`` extra), ``.ibw`` (via igor2) and ``.zarr`` folders (zarr
+    arrays and OME-Zarr images, the ``io`` extra).
+
+    Files larger than :func:`~.lazy.lazy_bytes` (1 GiB) open lazily: ``Movie.data`` is a
+    dask array chunked one frame per chunk and nothing is read until frames are used.
 
     ``path`` may also be a folder, a glob pattern (``scans/PZT*.h5``) or a list of
     files: they open as one movie, one frame per file, in natural order
@@ -299,7 +318,7 @@ def read_movie(path: str | os.PathLike | Sequence[str | os.PathLike], *, registe
 
 def read_file(path: str | os.PathLike) -> list[Movie]:
     """Read one movie file into one :class:`Movie` per channel (see :func:`read_movie`)."""
-    from .formats import READERS
+    from .formats import FOLDER_FORMATS, READERS
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -308,9 +327,11 @@ def read_file(path: str | os.PathLike) -> list[Movie]:
         raise UnreadableFile(f"{path.name}: unsupported file type {suffix or '(none)'!r}; napari-rvae reads {known}")
     if not path.exists():
         raise UnreadableFile(f"{path}: file not found")
-    if path.is_dir():
-        raise UnreadableFile(f"{path}: is a folder, not a file")
-    if path.stat().st_size == 0:
+    folder_format = suffix in FOLDER_FORMATS
+    if path.is_dir() != folder_format:
+        raise UnreadableFile(f"{path}: is a folder, not a file" if path.is_dir() else
+                             f"{path}: a {suffix} store is a folder, but this is a file")
+    if not folder_format and path.stat().st_size == 0:
         raise UnreadableFile(f"{path.name}: the file is empty (0 bytes)")
     reader = READERS[suffix]
     try:

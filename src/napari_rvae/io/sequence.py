@@ -12,6 +12,10 @@ channel (height / topography when the file has one: it does not switch), the shi
 accumulated, and every channel is shifted by them. The area that leaves the field becomes
 NaN. The shifts (pixels, ``(dy, dx)`` per frame, frame 0 = (0, 0)) are stored in each
 movie's metadata as ``drift_shifts``.
+
+Files larger together than :func:`~.lazy.lazy_bytes` make a lazy movie: each file is read once
+to check it, then again only when its frames are used (one dask task per file); registration
+then measures the drift frame by frame and shifts the frames chunk by chunk.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from __future__ import annotations
 import glob
 import os
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .lazy import lazy_array, lazy_bytes, stacked_files
 from .movie import Movie, UnreadableFile, read_file
 
 
@@ -37,6 +43,8 @@ def is_sequence(path: Any) -> bool:
     if isinstance(path, (list, tuple)):
         return len(path) != 1 or is_sequence(path[0])
     text = str(path)
+    if Path(text).suffix.lower() == ".zarr" and Path(text).is_dir():
+        return False  # a zarr store is one movie, though a folder
     return Path(text).is_dir() or (any(c in text for c in "*?[") and not Path(text).exists())
 
 
@@ -85,7 +93,10 @@ def read_sequence(path: Any, *, register: bool = False, reference: str | int | N
     from .movie import find_channel
 
     files = sequence_files(path)
-    per_file = [read_file(f) for f in files]
+    lazy = sum(f.stat().st_size for f in files) > lazy_bytes()
+    # a lazy sequence keeps only each file's description here (its pixels are read again, frame
+    # by frame, when used); an in-memory one keeps the pixels
+    per_file = [read_file(f) if not lazy else [_described(m) for m in read_file(f)] for f in files]
     first = per_file[0]
     names = [m.channel or "" for m in first]
     shape = first[0].data.shape[1:]
@@ -106,6 +117,10 @@ def read_sequence(path: Any, *, register: bool = False, reference: str | int | N
         notes.append(f"the files give different pixel sizes ({len(sizes)} kinds); the first file's is used")
     stacks = []
     for c, name in enumerate(names):
+        if lazy:
+            shapes = [tuple(movies[0].data.shape) for movies in per_file]
+            stacks.append(lazy_array(stacked_files(partial(file_channel, channel=name), files, shapes)))
+            continue
         frames = [np.asarray(movies[[m.channel or "" for m in movies].index(name)].data, dtype=np.float32)
                   for movies in per_file]
         stacks.append(np.concatenate(frames, axis=0))
@@ -114,7 +129,7 @@ def read_sequence(path: Any, *, register: bool = False, reference: str | int | N
     if register and stacks[0].shape[0] > 1:
         ref = find_channel(first, reference, prefer=None) if reference is not None else _topography_channel(names)
         shifts = drift_shifts(stacks[ref])
-        stacks = [shift_frames(s, shifts, periodic=_period(first[c])) for c, s in enumerate(stacks)]
+        stacks = [(_lazy_shift if lazy else shift_frames)(s, shifts, periodic=_period(first[c])) for c, s in enumerate(stacks)]
         notes.append(f"drift registered on channel {names[ref] or 0}: largest shift "
                      f"{float(np.max(np.hypot(*shifts.T))):.2f} px")
     stem = os.path.commonprefix([f.stem for f in files]).rstrip("_- ") or files[0].stem
@@ -131,6 +146,35 @@ def read_sequence(path: Any, *, register: bool = False, reference: str | int | N
         out.append(Movie(data=stack, name=f"{stem} {m.channel}" if m.channel else stem, scale=m.scale, units=m.units,
                          metadata=meta))
     return out
+
+
+class _Shape:
+    """What a lazy sequence keeps of a file's movie while checking the files: shape and dtype."""
+
+    def __init__(self, data: Any):
+        self.shape, self.dtype = tuple(int(s) for s in data.shape), data.dtype
+
+
+def _described(movie: Movie) -> Movie:
+    return Movie(data=_Shape(movie.data), name=movie.name, scale=movie.scale, units=movie.units, metadata=movie.metadata)
+
+
+def file_channel(path: Path, channel: str = "") -> np.ndarray:
+    """The frames ``(T, Y, X)`` float32 of one channel of one file of a sequence (read when a lazy
+    sequence needs them, in whichever process computes them)."""
+    movies = read_file(path)
+    names = [m.channel or "" for m in movies]
+    return np.asarray(movies[names.index(channel)].data, dtype=np.float32)
+
+
+def _shift_block(block: np.ndarray, shifts: np.ndarray, periodic: float | None, block_info: Any = None) -> np.ndarray:
+    start = block_info[0]["array-location"][0][0]
+    return shift_frames(block, shifts[start:start + len(block)], periodic=periodic)
+
+
+def _lazy_shift(stack: Any, shifts: np.ndarray, *, periodic: float | None = None) -> Any:
+    """:func:`shift_frames` on a dask movie, chunk by chunk."""
+    return stack.map_blocks(_shift_block, shifts=np.asarray(shifts), periodic=periodic, dtype=np.float32)
 
 
 def _topography_channel(names: Sequence[str]) -> int:
@@ -168,11 +212,10 @@ def drift_shifts(stack: np.ndarray, *, upsample: int = 20) -> np.ndarray:
     """
     from skimage.registration import phase_cross_correlation
 
-    stack = np.asarray(stack, dtype=np.float32)
-    shifts = np.zeros((len(stack), 2))
-    previous = _levelled(stack[0])
+    shifts = np.zeros((len(stack), 2))  # frame by frame: a lazy movie is read one frame at a time
+    previous = _levelled(np.asarray(stack[0], dtype=np.float32))
     for t in range(1, len(stack)):
-        current = _levelled(stack[t])
+        current = _levelled(np.asarray(stack[t], dtype=np.float32))
         step, _, _ = phase_cross_correlation(previous, current, upsample_factor=upsample, normalization=None)
         shifts[t] = shifts[t - 1] + step
         previous = current

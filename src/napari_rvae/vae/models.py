@@ -130,7 +130,7 @@ class InvariantVAE(nn.Module):
             angle, shift, content, grid = self._decoder_inputs(angle, shift, content, classes, pixels)
             return fused_reconstruction(self.decoder, content, angle, shift, target, self.config.likelihood,
                                         scale, grid=grid, chunk=chunk, workers=workers)
-        if fused and target.device.type == "cpu":
+        if fused and target.device.type == "cpu" and not torch.is_grad_enabled():  # pieces written in place
             sums = torch.zeros(len(target), dtype=target.dtype)
 
             def piece(lo, hi):
