@@ -45,7 +45,7 @@ class FerroicRecipe:
     steps: int = 1800
     epochs: int | None = None
     batch: int = 32
-    lr: float = 1e-3
+    lr: float = 2e-3
     normalisation: str = "global"
     round_columns: bool = True
     translation: bool = False
