@@ -78,9 +78,13 @@ def test_recipe_windows_scale_with_the_lattice_and_bad_settings_are_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed, a, size", [(7, 14.0, 320), (8, 30.0, 448)])
+@pytest.mark.parametrize("seed, a, size", [(7, 14.0, 320)])
 def test_recipe_finds_the_variants_on_other_seeds_and_spacings(seed, a, size):
-    """Whole recipe on detected atoms: 4 peaks π/2 ± 0.15 apart, accuracy ≥ 0.95, substrate cluster."""
+    """Whole recipe on detected atoms: 4 peaks π/2 ± 0.15 apart, accuracy ≥ 0.95, substrate cluster.
+
+    Another seed and lattice spacing than the reproduction's (a = 30 px and more seeds:
+    benchmarks/ferroic_variants.py, table in docs/reproduce.md). The recipe trains a fixed number
+    of steps, so this costs about as much CPU as ``reproduce 003`` (about 2 minutes on one core)."""
     from napari_rvae.ferroic import ferroic_variants
     from napari_rvae.reproduce.p003 import measure
     from napari_rvae.synth import make_sample
