@@ -14,6 +14,8 @@ Sections (``--sections``, default all):
   detection, training, segmentation and analysis run in the docks (``stall``,
   :mod:`benchmarks.stall`); needs a display or Xvfb, run in subprocesses so the core never
   imports Qt.
+* ``gpu`` — rVAE training samples/s, encode / decode and U-Net inference on CUDA, with the
+  device's name (:mod:`benchmarks.gpu`); recorded as skipped where CUDA is not available.
 
 Every section records the machine load when it ran; a section that fails is
 reported as an error in the JSON and the others still run.
@@ -34,7 +36,7 @@ from typing import Callable
 
 from benchmarks import subprocess_env
 
-SECTIONS = ("vae", "segment", "refine", "gui")
+SECTIONS = ("vae", "segment", "refine", "gui", "gpu")
 
 
 def _load() -> list:
@@ -78,7 +80,13 @@ def _run_gui(options: dict, log: Callable) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-RUNNERS = {"vae": _run_vae, "segment": _run_segment, "refine": _run_refine, "gui": _run_gui}
+def _run_gpu(options: dict, log: Callable) -> dict:
+    from benchmarks.gpu import gpu_benchmark
+
+    return gpu_benchmark(n=options.get("n", 20000), log=log)
+
+
+RUNNERS = {"vae": _run_vae, "segment": _run_segment, "refine": _run_refine, "gui": _run_gui, "gpu": _run_gpu}
 
 
 def run(out: str | os.PathLike | None, sections=SECTIONS, vae_options: dict | None = None,

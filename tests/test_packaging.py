@@ -47,7 +47,7 @@ def test_dependencies_are_declared_exactly_as_imported():
         names = distributions.get(module)
         assert names, f"{module} is imported but no installed distribution provides it"
         imported.add(names[0].lower().replace("_", "-"))
-    declared = _declared("io", "onnx")
+    declared = _declared("io", "onnx", "dask")
     assert imported - declared == set(), "imported but not declared"
     assert declared - imported - USED_INDIRECTLY == set(), "declared but never imported"
     # a Qt binding and the test tools never are hard dependencies
@@ -57,7 +57,7 @@ def test_dependencies_are_declared_exactly_as_imported():
 
 def test_extras_split_user_and_test_needs():
     extras = PYPROJECT["project"]["optional-dependencies"]
-    assert {"io", "qt", "testing", "all"} <= set(extras)
+    assert {"io", "qt", "dask", "testing", "all"} <= set(extras)
     assert any(Requirement(r).name == "napari" and "pyqt6" in Requirement(r).extras for r in extras["qt"])
     user = _declared("io", "qt", "all")
     assert not user & {"pytest", "hypothesis", "pytest-qt", "nbclient"}  # users do not get the test tools

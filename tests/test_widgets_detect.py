@@ -69,3 +69,26 @@ def test_detect_dock_model_method_in_int8(make_napari_viewer, qtbot):
     inner = truth[((truth >= 4) & (truth <= 123)).all(1)]
     assert (cKDTree(found).query(inner)[0] <= 2).mean() >= 0.98  # atoms found
     assert (cKDTree(truth).query(found)[0] <= 2).all()  # and nothing else
+
+
+def test_detect_dock_in_chunks_gives_the_same_sites(make_napari_viewer, qtbot):
+    """Advanced → chunk frames runs detection chunk by chunk on local worker processes: same table."""
+    pytest.importorskip("distributed")
+    from napari_rvae.detect import detect_atoms
+    from napari_rvae.synth import make_sample
+
+    movie = make_sample("graphene-movie", seed=0, frames=6, size=128)["data"].astype(np.float32)
+    viewer = make_napari_viewer()
+    viewer.add_image(movie, name="movie")
+    dock = Detect(viewer)
+    viewer.window.add_dock_widget(dock)
+    dock.method_combo.setCurrentText("peaks")
+    dock.chunk.setValue(4)
+    assert dock.settings()["chunk"] == 4 and dock.settings()["dask_address"] is None
+    with qtbot.waitSignal(dock.job.finished, timeout=300_000):
+        dock.detect_button.click()
+    assert dock.job.last_error is None, dock.job.last_error
+    want = detect_atoms(movie, method="peaks")
+    features = dock.layer.features
+    np.testing.assert_array_equal(features[["frame", "y", "x", "class"]].to_numpy(),
+                                  want[["frame", "y", "x", "class"]].to_numpy())

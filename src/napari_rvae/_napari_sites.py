@@ -23,8 +23,12 @@ TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 def _table_columns(path: Path) -> list[str]:
-    """Column names of a CSV or Parquet file without reading its rows ([] when unreadable)."""
+    """Column names of a CSV or Parquet file (or a folder of Parquet partitions) without reading
+    its rows ([] when unreadable)."""
     try:
+        if path.is_dir():
+            parts = sorted(path.glob("part-*.parquet"))
+            path = parts[0] if parts else path
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
@@ -44,7 +48,7 @@ def get_sites_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | No
             return None
         path = path[0]
     path = Path(path)
-    if path.suffix.lower() not in TABLE_SUFFIXES or not path.is_file():
+    if path.suffix.lower() not in TABLE_SUFFIXES or not (path.is_file() or path.is_dir()):
         return None
     columns = _table_columns(path)
     return read_sites_layers if {"frame", "y", "x"} <= set(columns) else None

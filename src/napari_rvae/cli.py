@@ -194,6 +194,9 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--r-max", type=float, default=None, help="largest step between frames, pixels (default 1.5 bonds)")
     p.add_argument("--max-gap", type=int, default=1, help="frames a track may skip (default 1)")
     p.add_argument("--min-length", type=int, default=3, help="shortest track kept, frames (default 3)")
+    from .chunks.commands import add_chunk_arguments
+
+    add_chunk_arguments(p)
 
 
 def _run_detect(args: argparse.Namespace) -> int:
@@ -206,8 +209,12 @@ def _run_detect(args: argparse.Namespace) -> int:
     from .io.sites import write_sites
     from .io.units import add_physical_columns
 
+    from .chunks.commands import chunked
+
     movie = select_movie(_movie_source(args.movie), args.channel, prefer="phase" if args.walls else None,
                          register=args.register)
+    if chunked(args):
+        return _detect_in_chunks(args, movie)
     data = np.asarray(movie.data, dtype=np.float32)
     check_detect_options(args, data.shape)
     print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px", flush=True)
@@ -262,6 +269,23 @@ def _run_detect(args: argparse.Namespace) -> int:
                                                          "channel": movie.channel, **record})
     kinds = ", ".join(f"{n} {k}" for k, n in sites["kind"].value_counts().items()) if len(sites) else "no sites"
     print(f"{kinds} in {data.shape[0] if data.ndim == 3 else 1} frame(s) -> {args.output}")
+    return 0
+
+
+def _detect_in_chunks(args: argparse.Namespace, movie) -> int:
+    """``detect --chunk`` / ``--dask-address``: atoms chunk by chunk into a folder of Parquet partitions."""
+    from .chunks import commands as chunks
+
+    data = chunks.movie_frames(movie, _movie_source(args.movie))
+    check_detect_options(args, data.shape)
+    print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px, in chunks", flush=True)
+    folder, record = chunks.detect(args, movie, data)
+    print(f"lattice: {record['lattice'].get('spacing', float('nan')):.2f} px ({record['lattice'].get('kind')})")
+    for finding in record.get("findings", []):
+        print(f"warning: {finding}", file=sys.stderr, flush=True)
+    graph = record["dask"]
+    print(f"{graph['chunk_frames']} frames per chunk on {graph['workers']} {graph['scheduler']} worker(s), "
+          f"{graph['seconds']:.1f} s -> {folder} (run record: {folder / '_run.json'})")
     return 0
 
 
@@ -442,6 +466,9 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
                         "scale, rotation-only rVAE (about 1800 optimiser steps unless --epochs), angle peaks = polarisation variants, "
                         "GMM on (angle, latents); --window, --latent, --epochs, --clusters, --seed and --sites apply "
                         "(docs/reproduce.md)")
+    from .chunks.commands import add_chunk_arguments
+
+    add_chunk_arguments(p)  # detection in chunks (locally or on a cluster); training needs the windows in memory
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
@@ -466,6 +493,14 @@ def _run_analyze(args: argparse.Namespace) -> int:
     sites = read_sites(args.sites) if args.sites else None
     if args.preset == "ferroic-variants":
         return _run_ferroic_preset(args, data, movie, movie_path, sites)
+    graph = None
+    if sites is None and args.grid is None and not args.walls:
+        from .chunks import commands as chunks
+
+        if chunks.chunked(args):
+            sites, graph = chunks.analyze_sites(args, chunks.movie_frames(movie, source))
+            print(f"detect in chunks: {len(sites)} sites, {graph['chunk_frames']} frames per chunk on "
+                  f"{graph['workers']} {graph['scheduler']} worker(s), {graph['seconds']:.1f} s", flush=True)
     if args.grid is not None and sites is None:
         from .patches import grid_sites
 
@@ -519,6 +554,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     extra = {"command": "analyze", "movie": [str(p) for p in args.movie] if len(args.movie) > 1 else str(movie_path),
              "channel": movie.channel, "pixel_size_nm": movie.pixel_size_nm,
              "drift_shifts": movie.metadata.get("drift_shifts")}
+    if graph is not None:
+        extra["dask"] = graph
     if isinstance(sites, pd.DataFrame) and sites.attrs.get("frames"):
         extra["pfm_frames"] = sites.attrs["frames"]
     result_sites = getattr(result, "sites", None)

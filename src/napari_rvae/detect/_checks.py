@@ -34,6 +34,23 @@ def as_movie(movie, name: str = "movie") -> np.ndarray:
     return data
 
 
+def lazy_movie(movie, name: str = "movie"):
+    """``movie`` checked like :func:`as_movie` without reading it when it is lazy (a dask array or
+    another array-like that is not numpy: frames are read when indexed); numpy input goes through
+    :func:`as_movie`."""
+    if isinstance(movie, np.ndarray) or not (hasattr(movie, "shape") and hasattr(movie, "dtype")
+                                             and hasattr(movie, "__getitem__")):
+        return as_movie(movie, name)
+    shape, dtype = tuple(movie.shape), np.dtype(movie.dtype)
+    if dtype.kind not in "fiub" or len(shape) not in (2, 3):
+        as_movie(np.zeros((1,) * len(shape), dtype=dtype), name)  # raises the same message
+    if len(shape) == 2:
+        return as_movie(np.asarray(movie), name)
+    if shape[1] < 3 or shape[2] < 3 or shape[0] < 1:
+        raise ValueError(f"{name}: frames of shape {shape[1:]} with {shape[0]} frame(s) are too small")
+    return movie
+
+
 def as_probabilities(probabilities, name: str = "probabilities") -> np.ndarray:
     """Return probability maps as float64 ``(T, C, Y, X)``; ``(C, Y, X)`` becomes ``T = 1``."""
     try:

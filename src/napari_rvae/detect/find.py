@@ -23,18 +23,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ._checks import as_movie, as_probabilities, nearest_neighbour_distance
-from .atoms import (
-    METHODS,
-    _threshold_image,
-    atoms_from_image,
-    atoms_from_probabilities,
-    classify_by_intensity,
-    site_intensity,
-)
-from .lattice import Lattice, estimate_lattice, scale_defaults
-from .plausibility import check_sites, confirms, decorated
-from .refine import refine_sites
+from ._checks import as_movie, as_probabilities, lazy_movie
+from .lattice import Lattice, estimate_lattice
 
 #: Network arithmetic for the segmenter (``napari_rvae.segment.Predictor``; kept here so that
 #: importing detection does not import torch).
@@ -141,8 +131,8 @@ def atom_map(movie, *, lattice: Lattice | None = None, spacing: float | None = N
 
 def movie_lattice(movie, *, spacing: float | None = None, contrast: str = "auto") -> Lattice:
     """The movie's estimated lattice (:func:`~.lattice.estimate_lattice`), with the user's spacing and
-    contrast where given."""
-    data = as_movie(movie)
+    contrast where given. ``movie`` may be lazy (only the frames looked at are read)."""
+    data = lazy_movie(movie)
     if contrast not in CONTRASTS:
         raise ValueError(f"contrast: expected one of {', '.join(CONTRASTS)}, got {contrast!r}")
     if spacing is not None and not (np.isfinite(spacing) and 1.0 <= spacing <= min(data.shape[1:])):
@@ -251,114 +241,14 @@ def detect_atoms(
         Bad input, or no frame shows an atomic lattice and no ``spacing`` (or
         explicit ``sigma`` / ``min_distance`` / ``rescale``) was given.
     """
+    from .stages import detect_frames, finish_detection, plan_detection
+
     data = as_movie(movie)
-    if method not in METHODS + ("auto",):
-        raise ValueError(f"method: expected auto or one of {', '.join(METHODS)}, got {method!r}")
-    if classify not in CLASSIFY:
-        raise ValueError(f"classify: expected one of {', '.join(CLASSIFY)}, got {classify!r}")
-    if contrast not in CONTRASTS:
-        raise ValueError(f"contrast: expected one of {', '.join(CONTRASTS)}, got {contrast!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-    chosen = AUTO_METHOD if method == "auto" else method
-    if probabilities is not None and method == "auto":
-        chosen = "model"
-    if lattice is None:
-        lattice = movie_lattice(data, spacing=spacing, contrast=contrast)
-    else:
-        if spacing is not None:
-            lattice = dataclasses.replace(lattice, spacing=float(spacing), found=True)
-        if contrast != "auto":
-            lattice = dataclasses.replace(lattice, contrast=contrast)
-    scale_free = probabilities is not None or (chosen == "peaks" and sigma is not None and min_distance is not None) \
-        or (chosen == "model" and rescale is not None)
-    if not lattice.found and not lattice.candidate and not scale_free:
-        raise ValueError(f"no atomic lattice found in the frames ({lattice.note}); if they do hold atoms, give their "
-                         "spacing in pixels (spacing= / --spacing)")
-    measured = lattice.spacing if lattice.found or lattice.candidate else None
-    scale = scale_defaults(measured) if measured else {}
-    if sigma is None:  # threshold + components merges atoms that the matched smoothing would join
-        sigma = scale.get("sigma", 1.0) if chosen != "threshold" else 0.5 * scale.get("sigma", 2.0)
-    sigma = float(sigma)
-    min_distance = scale.get("min_distance", 2.0) if min_distance is None else float(min_distance)
-    work = _for_detection(data, lattice.contrast)
-    maps = None
-    if probabilities is not None:
-        maps = as_probabilities(probabilities)
-    elif chosen == "model":
-        if rescale is None and not callable(model):
-            rescale = training_rescale(_load_model(model)[1], measured)
-        if precision == "auto" and not callable(model):
-            from .. import segment
-
-            precision = "bfloat16" if segment.native_bfloat16() else "float32"
-        maps = model_probabilities(work, model, rescale=1.0 if rescale is None else rescale, precision=precision)
-    if maps is not None and (maps.shape[0], maps.shape[2], maps.shape[3]) != data.shape:
-        raise ValueError(f"probabilities: shape {maps.shape} does not match the movie {data.shape}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # one warning below instead of one per step
-        if maps is not None and chosen == "model":
-            sites = atoms_from_probabilities(maps, threshold=0.5 if threshold is None else threshold, method="peaks",
-                                             min_distance=min_distance, edge_margin=edge_margin,
-                                             smooth=0.1 * measured if measured else 0.0)
-        elif maps is not None:
-            sites = atoms_from_probabilities(maps, threshold=0.5 if threshold is None else threshold,
-                                             edge_margin=edge_margin)
-        elif chosen == "threshold":
-            sites = _threshold_image(work, 0.5 if threshold is None else threshold, sigma, edge_margin)
-        else:
-            sites = atoms_from_image(work, sigma=sigma, min_distance=min_distance,
-                                     threshold=0.5 if threshold is None else threshold, edge_margin=edge_margin)
-    record = {"method": chosen, "lattice": lattice.to_dict(), "inverted": lattice.contrast == "dark",
-              "parameters": {"sigma": sigma, "min_distance": min_distance, "threshold": threshold,
-                             "rescale": rescale, "edge_margin": edge_margin, "refine": refine,
-                             "precision": precision if chosen == "model" else None}, "findings": []}
-    if len(sites) == 0:
-        warnings.warn("no atoms found in any frame; returning an empty sites table", stacklevel=2)
-        sites.attrs["detection"] = record
-        return sites
-    if refine:
-        sites = refine_sites(work, sites, half_box=half_box)
-    radius = intensity_radius if intensity_radius is not None else scale.get("intensity_radius")
-    sites["intensity"] = _intensities(work, sites, radius)
-    use_channel = classify == "channel" or (classify == "auto" and maps is not None and maps.shape[1] > 2)
-    if classify == "channel" and maps is None:
-        raise ValueError("classify='channel' needs probability maps (method='model' or probabilities=...)")
-    if not use_channel and classify != "none":
-        sites["class"] = classify_by_intensity(sites["intensity"].to_numpy())
-    elif classify == "none":
-        sites["class"] = 0
-    seen = decorated(sites, lattice)
-    if (lattice.candidate or not lattice.regular) and spacing is None:
-        # the autocorrelation alone was not conclusive (no periodicity, or no regular ring of
-        # directions): the atoms found must sit at the spacing along a lattice's star of bonds
-        if not confirms(sites, seen, data.shape):
-            why = f"{lattice.note}; " if lattice.note else ""
-            raise ValueError(f"no atomic lattice found in the frames ({why}the maxima at the candidate spacing "
-                             f"{lattice.spacing:.1f} px are not arranged as atoms); if they do hold atoms, give "
-                             "their spacing in pixels (spacing= / --spacing)")
-        if lattice.candidate:
-            note = "the autocorrelation was not conclusive (contamination, grains or few periods); the detected " \
-                   "atoms confirm the spacing" + (f"; {seen.note}" if seen.note != lattice.note else "")
-            seen = dataclasses.replace(seen, found=True, note=note)
-    if seen is not lattice:
-        record["lattice"] = seen.to_dict()
-    record["findings"] = check_sites(sites, seen, data.shape, method=chosen)
-    for finding in record["findings"]:
-        warnings.warn(finding, stacklevel=2)
-    sites.attrs["detection"] = record
-    return sites
-
-
-def _intensities(data: np.ndarray, sites: pd.DataFrame, radius: float | None) -> np.ndarray:
-    frames = sites["frame"].to_numpy()
-    yx = sites[["y", "x"]].to_numpy(dtype=np.float64)
-    out = np.full(len(sites), np.nan)
-    for t in np.unique(frames):
-        rows = np.flatnonzero(frames == t)
-        r = radius
-        if r is None:
-            nn = nearest_neighbour_distance(yx[rows])
-            r = max(1.5, 0.3 * nn) if np.isfinite(nn) else 1.5
-        out[rows] = site_intensity(data[t], yx[rows], r)
-    return out
+    plan = plan_detection(data, method=method, model=model, with_probabilities=probabilities is not None,
+                          threshold=threshold, spacing=spacing, sigma=sigma, min_distance=min_distance,
+                          edge_margin=edge_margin, refine=refine, half_box=half_box, classify=classify,
+                          intensity_radius=intensity_radius, rescale=rescale, precision=precision,
+                          contrast=contrast, lattice=lattice)
+    maps = None if probabilities is None else as_probabilities(probabilities)
+    sites, channels = detect_frames(data, plan, probabilities=maps)
+    return finish_detection(sites, plan, data.shape, channels)

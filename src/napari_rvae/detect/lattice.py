@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ._checks import as_movie, frame_is_usable
+from ._checks import as_movie, frame_is_usable, lazy_movie
 
 KINDS = ("honeycomb", "hexagonal", "square", "unknown")
 # Atoms per nn-spacing² for each lattice kind (honeycomb 4/(3√3), triangular 2/√3, square 1).
@@ -534,6 +534,8 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
     ``agree`` frames show the same lattice (kind and contrast, spacing within
     5 %), since the spacing changes little over a movie. Frames without a
     lattice (blank, out of focus) or disagreeing ones make it look further.
+    A tie between kinds (or contrasts) goes to the frame analysed first, so the
+    estimate is the same in every process.
 
     Parameters
     ----------
@@ -551,13 +553,13 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
         ``found`` is False when no analysed frame shows a lattice; ``frames``
         lists the spacings of the analysed frames (NaN where none was found).
     """
-    data = as_movie(movie)
+    data = lazy_movie(movie)
     picks = np.unique(np.linspace(0, data.shape[0] - 1, min(max_frames, data.shape[0])).round().astype(int))
     order = list(dict.fromkeys([picks[len(picks) // 2], picks[0], picks[-1], *picks]))
     results, analysed = [], []
     for t in order:
         analysed.append(int(t))
-        results.append(frame_lattice(data[t], max_spacing=max_spacing))
+        results.append(frame_lattice(as_movie(data[t])[0], max_spacing=max_spacing))
         found = [r for r in results if r.found]
         if len(found) >= max(1, agree) and _consistent(found):
             break
@@ -570,15 +572,16 @@ def estimate_lattice(movie, *, max_spacing: float | None = None, max_frames: int
                            prominence=max(r.prominence for r in results))
         kinds = [res.kind for res in candidates]
         contrasts = [res.contrast for res in candidates]
-        return Lattice(spacing=float(np.median([r.spacing for r in candidates])), kind=max(set(kinds), key=kinds.count),
-                       contrast=max(set(contrasts), key=contrasts.count), frames=spacings, analysed=analysed,
+        return Lattice(spacing=float(np.median([r.spacing for r in candidates])),
+                       kind=max(dict.fromkeys(kinds), key=kinds.count),  # ties: the first frame analysed
+                       contrast=max(dict.fromkeys(contrasts), key=contrasts.count), frames=spacings, analysed=analysed,
                        note=candidates[0].note,
                        prominence=max(r.prominence for r in results))
     spacing = float(np.median([res.spacing for res in good]))
     kinds = [res.kind for res in good]
-    kind = max(set(kinds), key=kinds.count)
+    kind = max(dict.fromkeys(kinds), key=kinds.count)
     contrasts = [res.contrast for res in good]
-    contrast = max(set(contrasts), key=contrasts.count)
+    contrast = max(dict.fromkeys(contrasts), key=contrasts.count)
     spread = np.ptp([res.spacing for res in good]) / spacing if len(good) > 1 else 0.0
     note = f"spacing varies by {100 * spread:.0f} % between frames" if spread > 0.1 else ""
     return Lattice(spacing=spacing, kind=kind, contrast=contrast, prominence=float(np.median([r.prominence for r in good])),

@@ -130,7 +130,7 @@ def _check_file(path: Path, spec: Output, flag: str, inputs: list[Path], overwri
     if spec.suffixes and path.suffix.lower() not in spec.suffixes:
         raise ValueError(f"{flag} {path.name}: this command writes a {spec.what}; give a name ending in "
                          f"{' or '.join(spec.suffixes)}")
-    if path.is_dir():
+    if path.is_dir() and not _partitioned_table(path):
         raise ValueError(f"{flag} {path}: is a folder; give a file name ending in {' or '.join(spec.suffixes) or 'an extension'}")
     for source in inputs:
         if _same(path, source) and not overwrite:
@@ -142,6 +142,11 @@ def _check_file(path: Path, spec: Output, flag: str, inputs: list[Path], overwri
                          f"{holder} (write elsewhere, or --overwrite)")
     if path.exists() and not os.stat(path).st_mode & 0o222 and not overwrite:
         raise ValueError(f"{flag} {path}: the file is read-only; give another name (or --overwrite)")
+
+
+def _partitioned_table(path: Path) -> bool:
+    """A table written in chunks (a folder of ``part-*.parquet``, :mod:`napari_rvae.chunks`): replaced like a file."""
+    return path.suffix.lower() in (".parquet", ".pq") and (path / "_run.json").is_file()
 
 
 def _check_folder(path: Path, spec: Output, flag: str, inputs: list[Path], overwrite: bool, resume: bool) -> None:

@@ -71,10 +71,15 @@ def validate_sites(table: pd.DataFrame, *, name: str = "sites") -> pd.DataFrame:
 
 
 def read_sites(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a sites table from CSV or Parquet and validate it."""
+    """Read a sites table from CSV or Parquet and validate it. A folder is a partitioned table (one
+    ``part-*.parquet`` per chunk of frames, written by :mod:`napari_rvae.chunks`), read in frame order."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: file not found")
+    if path.is_dir():
+        from ..chunks.store import read_partitions
+
+        return validate_sites(read_partitions(path), name=str(path))  # says itself what is wrong
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             table = pd.read_parquet(path)

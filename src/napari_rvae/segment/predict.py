@@ -134,10 +134,13 @@ class Predictor:
         from the de-quantised logits. If quantisation fails (an operation FX
         cannot trace, no int8 engine), it warns and predicts in float32;
         ``active_precision`` says which one ran.
+    device : str
+        ``"cpu"`` (default), ``"cuda"``, ``"auto"`` (CUDA, MPS, then CPU)…: where the network
+        runs; tiles go there and probabilities come back as NumPy arrays. ``int8`` is CPU only.
     """
 
     def __init__(self, model: UNet, tile: int | None = None, overlap: int | None = None, batch: int = 4,
-                 mc_dropout: bool = False, compile: bool = False, precision: str = "float32"):
+                 mc_dropout: bool = False, compile: bool = False, precision: str = "float32", device: str = "cpu"):
         if not isinstance(model, UNet):
             raise ValueError(f"model must be a napari_rvae UNet, got {type(model).__name__}")
         m = model.config.multiple
@@ -156,8 +159,13 @@ class Predictor:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "int8" and (mc_dropout or compile):
             raise ValueError("precision='int8' works without mc_dropout and compile; use float32 for those")
+        from .._compute import select_device
+
+        self.device = select_device(device)
+        if precision == "int8" and self.device.type != "cpu":
+            raise ValueError(f"precision='int8' runs on the CPU only; use float32 or bfloat16 on {self.device.type}")
         if precision == "auto":
-            precision = "bfloat16" if native_bfloat16() and not mc_dropout else "float32"
+            precision = "bfloat16" if self.device.type == "cpu" and native_bfloat16() and not mc_dropout else "float32"
         if precision == "bfloat16" and compile:
             raise ValueError("precision='bfloat16' works without compile; use float32 for it")
         self.precision = precision
@@ -166,7 +174,7 @@ class Predictor:
         self._int8_failed = False
         if mc_dropout and model.config.dropout <= 0:
             raise ValueError("MC-dropout needs a model trained with dropout > 0; use an ensemble of models instead")
-        self.net = fold_batchnorm(model).to(memory_format=torch.channels_last)
+        self.net = fold_batchnorm(model).to(self.device, memory_format=torch.channels_last)
         if mc_dropout:
             for mod in self.net.modules():
                 if isinstance(mod, nn.Dropout2d):
@@ -222,12 +230,12 @@ class Predictor:
                     warnings.warn(f"int8 inference failed ({type(err).__name__}: {err}); predicting in float32",
                                   RuntimeWarning, stacklevel=4)
                     self._int8, self._int8_failed = None, True
-        x = torch.from_numpy(tiles[:, None]).contiguous(memory_format=torch.channels_last)
+        x = torch.from_numpy(tiles[:, None]).to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.precision == "bfloat16":
-                with torch.autocast("cpu", dtype=torch.bfloat16):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
                     logits = self.net(x)
-                return torch.softmax(logits.float(), dim=1).numpy()
+                return torch.softmax(logits.float(), dim=1).cpu().numpy()
             try:
                 logits = self.net(x)
             except Exception as err:  # noqa: BLE001 - compiler missing / unsupported: fall back, never fail
@@ -237,7 +245,7 @@ class Predictor:
                               RuntimeWarning, stacklevel=3)
                 self.net = self._eager
                 logits = self.net(x)
-            return torch.softmax(logits, dim=1).numpy()
+            return torch.softmax(logits, dim=1).cpu().numpy()
 
     def __call__(self, frames, rescale: float = 1.0) -> np.ndarray:
         """Probabilities ``(T, C, Y, X)`` float32 for frames ``(Y, X)`` or ``(T, Y, X)``.
@@ -315,7 +323,7 @@ def native_bfloat16() -> bool:
 
 
 def predict(model: UNet, frames, *, rescale: float = 1.0, tile: int | None = None, overlap: int | None = None,
-            batch: int = 4, compile: bool = False, precision: str = "float32") -> np.ndarray:
+            batch: int = 4, compile: bool = False, precision: str = "float32", device: str = "cpu") -> np.ndarray:
     """Class probabilities ``(T, C, Y, X)`` float32 for an image ``(Y, X)`` or movie ``(T, Y, X)``.
 
     See :class:`Predictor` for the parameters; ``rescale`` (e.g. ``12 / spacing``
@@ -326,7 +334,7 @@ def predict(model: UNet, frames, *, rescale: float = 1.0, tile: int | None = Non
     message names the frame).
     """
     return Predictor(model, tile=tile, overlap=overlap, batch=batch, compile=compile,
-                     precision=precision)(frames, rescale=rescale)
+                     precision=precision, device=device)(frames, rescale=rescale)
 
 
 def predictive_entropy(probs: np.ndarray, normalised: bool = True) -> np.ndarray:

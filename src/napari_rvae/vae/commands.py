@@ -160,6 +160,9 @@ def add_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", type=Path, default=None, metavar="MAP",
                    help="atom probability map for a model trained on map windows (default: SITES_map.npz beside "
                         "the sites, else the shipped atom finder is run)")
+    from ..chunks.commands import add_chunk_arguments
+
+    add_chunk_arguments(p)
 
 
 def run_encode(args: argparse.Namespace) -> int:
@@ -171,6 +174,10 @@ def run_encode(args: argparse.Namespace) -> int:
     from .files import load_model
     from .latents import encode, encode_sites
 
+    from ..chunks import commands as chunks
+
+    if chunks.chunked(args):
+        return _encode_in_chunks(args)
     model = load_model(args.model)
     norm = model.normalisation
     if args.sites is not None:
@@ -189,6 +196,29 @@ def run_encode(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model}: the model gave no finite latents for any window; nothing was written")
     write_or_rescue(lambda target: write_sites(table, target), args.output, "the latents table")
     print(f"{len(table)} rows with latents written to {args.output}")
+    return 0
+
+
+def _encode_in_chunks(args: argparse.Namespace) -> int:
+    """``encode --chunk`` / ``--dask-address``: windows and latents chunk by chunk into Parquet partitions."""
+    from ..chunks import commands as chunks
+    from ..chunks.steps import run_record
+    from ..io.movie import select_movie
+
+    if args.sites is None:
+        raise ValueError("encoding in chunks works on a movie with --sites (a table or a folder of partitions); "
+                         "encode a windows .npy without --chunk/--dask-address")
+    if not args.input.exists():
+        raise ValueError(f"{args.input}: file not found")
+    if not Path(args.sites).exists():
+        raise ValueError(f"{args.sites}: file not found")
+    movie = select_movie(args.input, args.channel)
+    folder = chunks.encode(args, args.model, chunks.movie_frames(movie, args.input), args.map)
+    record = run_record(folder)
+    windows = record.get("windows", {})
+    graph = record["dask"]
+    print(f"windows: {windows.get('cut', 0)} of {windows.get('requested', 0)} cut; {graph['chunk_frames']} frames "
+          f"per chunk on {graph['workers']} {graph['scheduler']} worker(s), {graph['seconds']:.1f} s -> {folder}")
     return 0
 
 

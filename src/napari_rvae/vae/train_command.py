@@ -84,11 +84,15 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-fraction", type=float,
                    help="evaluate the decoder at this random share of pixels per step (faster; default 1 = all)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores; with --distributed 1 per process)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--resume", action="store_true",
                    help="continue training the model in -o (its architecture, window recipe and optimizer state); "
                         "architecture options that differ from the model are refused")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training in every process started by torchrun (gloo on CPU, NCCL on GPUs): "
+                        "`torchrun --nproc-per-node N -m napari_rvae.cli train ... --distributed`; --batch stays the "
+                        "global batch (batch/N per process), rank 0 writes the model")
 
 
 def _given(args: argparse.Namespace, names) -> dict:
@@ -155,13 +159,34 @@ def _resume_conflicts(args: argparse.Namespace, model) -> list[str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+
+    check_train_options(args)
+    run = None
+    if getattr(args, "distributed", False):
+        from .distributed import start
+
+        run = start(args.device)
+    finished = False
+    try:
+        code = _train(args, run)
+        finished = True
+        return code
+    finally:
+        if run is not None:
+            from .distributed import stop
+
+            stop(finished)
+
+
+def _train(args: argparse.Namespace, run) -> int:
     from .config import BetaSchedule, VAEConfig
     from ..patches import recipe_options
-    from .files import load_checkpoint, load_model, save_model, train_state
+    from .files import load_checkpoint, load_model, train_state
     from .models import build_model
     from .trainer import Trainer, TrainingDiverged
 
-    check_train_options(args)
+    main = run is None or run.is_main
+    say = print if main else (lambda *a, **k: None)
     given = _given(args, list(ARCH_DEFAULTS) + list(RECIPE_DEFAULTS) + list(TRAINING_DEFAULTS))
     model = state = checkpoint = None
     stored_training: dict = {}
@@ -197,7 +222,7 @@ def run_train(args: argparse.Namespace) -> int:
                                                     channel=args.channel, source=source, map_path=args.map,
                                                     arch=model.config.arch if model is not None else args.arch)
     if cut is not None:
-        print(f"windows: {cut.report.summary()} (from the "
+        say(f"windows: {cut.report.summary()} (from the "
               f"{'atom probability map' if norm.get('source') == 'map' else 'image'})")
     if model is None:
         a = {**ARCH_DEFAULTS, **{k: v for k, v in given.items() if k in ARCH_DEFAULTS}}
@@ -213,22 +238,41 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--resume: the model takes windows of {model.config.window} px, the input gives "
                          f"{windows.shape[1:]}")
     model.normalisation = norm
+    device, threads = args.device, args.threads
+    if run is not None:
+        from .distributed import fingerprint
+
+        device, threads = str(run.device), args.threads or 1
+        if run.device.type == "cpu":  # this process's share of the cores, for the whole command
+            import torch
+
+            torch.set_num_threads(threads)
+        run.agree({"windows": fingerprint(windows), "model": model.config.to_dict(), "training": train,
+                   "epochs": args.epochs, "resume_epoch": state.epoch if state is not None else 0,
+                   "optimizer_state": checkpoint is not None, "device": run.device.type, "threads": threads})
     trainer = Trainer(model, windows, test_fraction=train["test_fraction"], batch_size=train["batch"], lr=train["lr"],
-                      seed=train["seed"], device=args.device, threads=args.threads,
-                      pixel_fraction=train["pixel_fraction"], state=state, checkpoint=checkpoint)
+                      seed=train["seed"], device=device, threads=threads,
+                      pixel_fraction=train["pixel_fraction"], state=state, checkpoint=checkpoint, distributed=run)
     settings = {**train, "input": str(args.input), "windows": int(len(windows))}
+    if run is not None:
+        settings["distributed"] = {"world_size": run.world_size, "backend": run.backend,
+                                   "rank_batch": run.rank_batch(train["batch"]), "threads_per_rank": threads}
     resumed = ""
     if args.resume:
         resumed = (f"resuming at epoch {state.epoch}" + (" with its optimizer state" if checkpoint else
                    " (no optimizer state stored with this model: Adam starts afresh)") + "; ")
-    print(f"{resumed}training {model.config.arch} on {len(windows)} windows of {windows.shape[1:]} px "
-          f"({len(trainer.train_index)} train / {len(trainer.test_index)} test), device {trainer.device}")
+    ranks = "" if run is None else (f" × {run.world_size} processes ({run.backend}, {run.rank_batch(train['batch'])} "
+                                    "windows per process and step)")
+    say(f"{resumed}training {model.config.arch} on {len(windows)} windows of {windows.shape[1:]} px "
+        f"({len(trainer.train_index)} train / {len(trainer.test_index)} test), device {trainer.device}{ranks}")
+    save = (lambda: _save_epoch(model, args.output, trainer, settings, saved)) if run is None else (
+        lambda: run.on_main(lambda: _save_epoch(model, args.output, trainer, settings, saved)))
     saved = state.epoch if state is not None else None
     try:
         for stats in trainer.run(args.epochs):
-            _save_epoch(model, args.output, trainer, settings, saved)
+            save()
             saved = stats["epoch"]
-            print(f"epoch {stats['epoch']:4d}  train {stats['train_loss']:.4f} (rec {stats['train_recon']:.4f}, "
+            say(f"epoch {stats['epoch']:4d}  train {stats['train_loss']:.4f} (rec {stats['train_recon']:.4f}, "
                   f"KL {stats['train_kl']:.4f})  test {stats['test_loss']:.4f}  β {stats['beta']:.3g}  "
                   f"{stats['samples_per_s']:.0f} windows/s", flush=True)
     except TrainingDiverged as err:
@@ -239,13 +283,23 @@ def run_train(args: argparse.Namespace) -> int:
         if saved:
             print(f"interrupted; the model of epoch {saved} is in {args.output}", file=sys.stderr)
         raise
+    if run is not None:  # synchronous training leaves every rank with the same weights: make sure
+        import numpy as np
+
+        from .distributed import fingerprint
+
+        run.agree({"weights after training": fingerprint(
+            np.concatenate([p.detach().cpu().numpy().ravel() for p in model.parameters()]))},
+                  advice="the processes trained apart, which is a bug of napari-rvae: please report it")
     from ..analysis.collapse import check_after_training
 
-    check = check_after_training(model, windows)
-    settings["latent_check"] = check.to_dict()  # kept in model.json beside the training settings
-    _save_epoch(model, args.output, trainer, settings, saved)
-    print(check.line())
-    print(f"model saved to {args.output}")
+    if main:  # the latent check runs once, on rank 0, and is saved with the final model
+        check = check_after_training(model, windows)
+        settings["latent_check"] = check.to_dict()  # kept in model.json beside the training settings
+    save()
+    if main:
+        print(check.line())
+        print(f"model saved to {args.output}")
     return 0
 
 

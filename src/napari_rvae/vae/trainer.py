@@ -109,6 +109,10 @@ class Trainer:
     checkpoint : (tensors, meta), optional
         What :meth:`checkpoint` returned when the model was saved: restores Adam's moments
         and the random generator, so a resumed run continues exactly where it stopped.
+    distributed : DistributedRun, optional
+        Train as one rank of a ``torchrun`` job (:mod:`.distributed`): this rank's shard of
+        each epoch, ``batch_size / W`` windows per step, gradients averaged over ranks;
+        the statistics are the global ones.
 
     A loss or weight that stops being finite, or an epoch whose loss is :data:`EXPLOSION`
     times the best epoch's, ends :meth:`run` with :class:`TrainingDiverged` after the
@@ -119,7 +123,8 @@ class Trainer:
                  batch_size: int = 100, lr: float = 1e-3, seed: int = 0, device: str = "auto",
                  threads: int | None = None, leave_core_for_gui: bool = False, pixel_fraction: float = 1.0,
                  micro_batch: int | None = None, fused: bool = True, chunk: int = 2,
-                 state: TrainState | None = None, checkpoint: tuple[dict, dict] | None = None):
+                 state: TrainState | None = None, checkpoint: tuple[dict, dict] | None = None,
+                 distributed=None):
         cfg = model.config
         x = np.asarray(windows, dtype=np.float32)
         if x.shape[1:] != cfg.window:
@@ -162,6 +167,10 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         if checkpoint is not None:
             self.restore_checkpoint(*checkpoint)
+        if distributed is not None and micro_batch:
+            raise ValueError("micro_batch cannot be combined with distributed training")
+        self.distributed = distributed
+        self._ddp = None if distributed is None else distributed.wrap(self)  # the step loss, gradients averaged
         self._good = None  # (epoch, model, optimizer, generator) at the end of the last finite epoch
 
     # ------------------------------------------------------------ checkpoint
@@ -305,37 +314,43 @@ class Trainer:
         cfg, model = self.model.config, self.model
         schedule = cfg.beta
         beta, capacity = schedule.beta(epoch), schedule.capacity(epoch)
-        n = len(self.train_x)
-        perm = torch.randperm(n, generator=self.generator, device=self.device)
+        n, dist, batch = len(self.train_x), self.distributed, self.batch_size
+        step = self._loss if self._ddp is None else self._ddp
+        if dist is None:
+            perm = torch.randperm(n, generator=self.generator, device=self.device)
+        else:  # this rank's shard, in steps of its share of the batch
+            perm, batch = dist.epoch_order(n, epoch, self.seed, self.generator), dist.rank_batch(batch)
         n_pix = cfg.n_pixels
         n_sub = max(1, int(round(self.pixel_fraction * n_pix)))
         model.train()
         sums = np.zeros(3)
         done, stopped = 0, False
         start = time.perf_counter()
-        for s in range(0, n, self.batch_size):
-            if self.state.stop_requested:
+        for s in range(0, len(perm), batch):
+            if self.state.stop_requested and dist is None:  # ranks stop together or not at all
                 stopped = True
                 break
-            idx = perm[s : s + self.batch_size]
+            idx = perm[s : s + batch]
             pixels = None
             if n_sub < n_pix:
                 pixels = torch.randperm(n_pix, generator=self.generator, device=self.device)[:n_sub]
             self.optimizer.zero_grad(set_to_none=True)
             pieces = [idx] if not self.micro_batch else list(idx.split(int(self.micro_batch)))
             for piece in pieces:
-                total, r, k = self._loss(self.train_x[piece], None if self.train_c is None else self.train_c[piece],
-                                         beta, capacity, pixels, n_sub, self.generator)
+                total, r, k = step(self.train_x[piece], None if self.train_c is None else self.train_c[piece],
+                                   beta, capacity, pixels, n_sub, self.generator)
                 value = total.item()
-                if not math.isfinite(value):
+                if not math.isfinite(value) and dist is None:  # ranks see it together in the epoch's sums
                     raise self._diverged(f"the loss became {value:g} at window {s + 1} of {n}", epoch + 1)
                 (total * (len(piece) / len(idx))).backward()
                 sums += np.array([value, r.item(), k.item()]) * len(piece)
             self.optimizer.step()
             done += len(idx)
         seconds = time.perf_counter() - start
+        test = self.evaluate(beta, capacity) if dist is None or dist.is_main else None
+        if dist is not None:
+            sums, done, test = dist.combine(sums, done, test)
         train = sums / max(done, 1)
-        test = self.evaluate(beta, capacity)
         return {
             "epoch": epoch, "train_loss": float(train[0]), "train_recon": float(train[1]), "train_kl": float(train[2]),
             "test_loss": test[0], "test_recon": test[1], "test_kl": test[2], "beta": beta, "capacity": capacity,

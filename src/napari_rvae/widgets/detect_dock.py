@@ -21,7 +21,7 @@ import napari
 import numpy as np
 from napari.utils.notifications import show_warning
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit
 
 from ..io.units import pixel_size_nm
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
@@ -54,7 +54,7 @@ def detect_job(movie, settings: dict):
 
     Yields stage names; returns ``dict(sites, hollows, tracks, maps, lattice, record)``.
     """
-    from ..detect import detect_atoms, find_rings, find_walls, link_tracks, tracks_layer_data
+    from ..detect import detect_atoms, find_walls
     from ..detect.find import AUTO_METHOD, atom_map, movie_lattice
 
     out = {"sites": None, "hollows": None, "tracks": None, "maps": None, "lattice": None, "record": {}}
@@ -73,9 +73,13 @@ def detect_job(movie, settings: dict):
     if not lattice.found and not lattice.candidate:
         raise ValueError(NO_LATTICE.format(note=lattice.note or "no periodic atom contrast"))
     chosen = AUTO_METHOD if settings["method"] == "auto" else settings["method"]
-    if chosen == "model":
+    if chosen == "model" and not (settings.get("chunk") or settings.get("dask_address")):
         yield "atom probability map"
         out["maps"] = atom_map(movie, lattice=lattice, precision=settings.get("precision", "auto"))
+    if settings.get("chunk") or settings.get("dask_address"):
+        yield "detecting atoms in chunks (dask)"
+        out["sites"], out["record"] = _detect_in_chunks(movie, settings, lattice)
+        return (yield from _after_detection(out, out["sites"], settings))
     yield "detecting atoms"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the findings are shown from the record instead
@@ -84,6 +88,13 @@ def detect_job(movie, settings: dict):
                              edge_margin=settings["edge_margin"], refine=settings["refine"],
                              precision=settings.get("precision", "auto"), contrast=settings.get("contrast", "auto"))
     out["record"] = dict(sites.attrs.get("detection") or {})
+    return (yield from _after_detection(out, sites, settings))
+
+
+def _after_detection(out: dict, sites, settings: dict) -> dict:
+    """Rings and tracks on the sites of the whole movie, when asked (yields the stages)."""
+    from ..detect import find_rings, link_tracks, tracks_layer_data
+
     if settings["rings"] and len(sites):
         yield "finding rings"
         sites, out["hollows"] = find_rings(sites)
@@ -93,6 +104,27 @@ def detect_job(movie, settings: dict):
         out["tracks"] = tracks_layer_data(sites)
     out["sites"] = sites
     return out
+
+
+def _detect_in_chunks(movie, settings: dict, lattice):
+    """Atoms chunk by chunk on local worker processes or the dask cluster at ``settings["dask_address"]``;
+    the partitions go to a temporary folder (on a cluster, one the workers share with this computer)."""
+    import tempfile
+
+    from ..chunks import ChunkSettings, detect_atoms_chunked, run_record
+    from ..io.sites import read_sites
+
+    graph = ChunkSettings(chunk=settings.get("chunk") or None, address=settings.get("dask_address") or None)
+    with tempfile.TemporaryDirectory(prefix="napari-rvae-chunks-") as tmp:
+        folder = detect_atoms_chunked(movie, f"{tmp}/sites.parquet", settings=graph, lattice=lattice,
+                                      method=settings["method"], threshold=settings["threshold"],
+                                      sigma=settings.get("sigma") or None, edge_margin=settings["edge_margin"],
+                                      refine=settings["refine"], precision=settings.get("precision", "auto"),
+                                      contrast=settings.get("contrast", "auto"))
+        record = run_record(folder)
+        sites = read_sites(folder)
+    sites.attrs["detection"] = record
+    return sites, record
 
 
 def looks_like_phase(layer) -> bool:
@@ -150,6 +182,14 @@ class Detect(RvaeDock):
                                    "natively (about 2× faster, the same atoms), else float32; int8 is about 2× "
                                    "faster on long movies (calibrated on this movie, a few seconds once)")
         self.precision_combo.addItems(["auto", "float32", "bfloat16", "int8"])
+        self.chunk = spin(0, 0, 100_000, "Long movies: detect in chunks of this many frames on worker processes "
+                          "(bounded memory, the same sites; a multiple of 4 keeps the atom finder bit-identical). "
+                          "0 = the whole movie at once in this process", 4)
+        self.chunk.setSpecialValueText("whole movie")
+        self.dask_address = tip(QLineEdit(), "A dask.distributed scheduler (HOST:PORT) to run the chunks on; "
+                                "empty = local worker processes. The workers must see this computer's temporary "
+                                "folder (docs/large-data.md)")
+        self.dask_address.setPlaceholderText("local workers")
         self.detect_button = button("Detect", "Find the sites of every frame", self.run)
         self.progress = progress_bar(self.job)
         self.findings = QLabel("")
@@ -171,7 +211,8 @@ class Detect(RvaeDock):
             (form_label(n, w.toolTip()), w) for n, w in [
                 ("smoothing", self.sigma), ("edge margin", self.edge_margin), ("contrast", self.contrast_combo),
                 ("track step", self.r_max), ("track class", self.track_class), ("wall pixels", self.walls_per_frame),
-                ("tip blur", self.tip_sigma), ("precision", self.precision_combo)]])
+                ("tip blur", self.tip_sigma), ("precision", self.precision_combo), ("chunk frames", self.chunk),
+                ("dask cluster", self.dask_address)]])
         layout = scroll_body(self)
         layout.addLayout(form)
         layout.addWidget(advanced)
@@ -185,7 +226,7 @@ class Detect(RvaeDock):
                         "sigma": self.sigma, "edge_margin": self.edge_margin, "contrast": self.contrast_combo,
                         "r_max": self.r_max, "track_class": self.track_class,
                         "walls_per_frame": self.walls_per_frame, "tip_sigma": self.tip_sigma,
-                        "precision": self.precision_combo}
+                        "precision": self.precision_combo, "chunk": self.chunk, "dask_address": self.dask_address}
         self._method_chosen = False
         self.method_combo.activated.connect(lambda *_: setattr(self, "_method_chosen", True))
         self._lattice_timer = QTimer(self)
@@ -209,6 +250,7 @@ class Detect(RvaeDock):
                 "track_class": None if self.track_class.value() < 0 else self.track_class.value(),
                 "walls_per_frame": self.walls_per_frame.value(), "tip_sigma": self.tip_sigma.value(),
                 "precision": self.precision_combo.currentText(), "value_unit": metadata.get("value_unit"),
+                "chunk": self.chunk.value() or None, "dask_address": self.dask_address.text().strip() or None,
                 "pixel_size_nm": None if layer is None else pixel_size_nm(layer.scale, [str(u) for u in layer.units])}
 
     def dock_state(self) -> dict:
@@ -252,9 +294,11 @@ class Detect(RvaeDock):
     def run(self):
         """Detect in the background; returns the worker."""
         layer = self.image_picker.layer()
-        movie = self.movie()
-        self._image = layer
         self._settings = self.settings()
+        lazy = layer is not None and not isinstance(layer.data, np.ndarray) and getattr(layer.data, "ndim", 0) == 3
+        # a lazy (dask) movie stays lazy for a chunked run: the chunks read their own frames
+        movie = layer.data if lazy and (self._settings["chunk"] or self._settings["dask_address"]) else self.movie()
+        self._image = layer
         self.findings.setText("")
         self.detect_button.setEnabled(False)
         return self.job.start(detect_job, movie, self._settings, total=4)
