@@ -129,3 +129,8 @@ def test_paper_002_latent_stage_on_true_wall_maps(tmp_path):
                       step=8, log=lambda m: None)
     print([(c.quantity, c.we_get) for c in result.checks])
     assert len(result.checks) == 3 and not result.failed, [(c.quantity, c.we_get) for c in result.failed]
+
+
+def test_numpy_false_is_out_of_tolerance():
+    r = PaperResult("9", "t", checks=[Check("q", "a", "b", "", np.float64(3) < 1, np.float32(3))])
+    assert r.failed and not r.ok and isinstance(r.checks[0].value, float)

@@ -460,6 +460,12 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
                    help="bias per frame: CSV (frame,bias) or .npz with a 'bias' array; a sample .npz movie's own "
                         "bias is used automatically")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--preset", choices=("ferroic-variants",), default=None,
+                   help="a named recipe: ferroic-variants = paper 003 on a perovskite HAADF image: windows of two "
+                        "B-B spacings centred on the detected B columns (sub-pixel), round columns, one global "
+                        "scale, rotation-only rVAE (about 1800 optimiser steps unless --epochs), angle peaks = polarisation variants, "
+                        "GMM on (angle, latents); --window, --latent, --epochs, --clusters, --seed and --sites apply "
+                        "(docs/reproduce.md)")
     from .chunks.commands import add_chunk_arguments
 
     add_chunk_arguments(p)  # detection in chunks (locally or on a cluster); training needs the windows in memory
@@ -485,6 +491,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     data = np.asarray(movie.data, dtype=np.float32)
     print(f"{movie.name}: {data.shape[0]} frame(s) of {data.shape[1]}×{data.shape[2]} px", flush=True)
     sites = read_sites(args.sites) if args.sites else None
+    if args.preset == "ferroic-variants":
+        return _run_ferroic_preset(args, data, movie, movie_path, sites)
     graph = None
     if sites is None and args.grid is None and not args.walls:
         from .chunks import commands as chunks
@@ -565,6 +573,32 @@ def _run_analyze(args: argparse.Namespace) -> int:
     print(f"  sites.csv, model/, {'results.npz, ' if 'results' in written else ''}run.json, project.json; "
           f"figures/: {len(figures)} PNG")
     print(f"  reopen in napari: napari {args.output / 'project.json'}")
+    return 0
+
+
+def _run_ferroic_preset(args: argparse.Namespace, data, movie, movie_path: Path, sites) -> int:
+    """``analyze --preset ferroic-variants``: the recipe of :mod:`napari_rvae.ferroic`, a project folder."""
+    import time
+
+    from .ferroic import FerroicRecipe, ferroic_variants, write_ferroic_outputs
+
+    if args.grid is not None or args.walls or args.arch != "rvae":
+        raise ValueError("--preset ferroic-variants cuts windows on the B columns with a rotation-only rVAE; "
+                         "drop --grid, --walls and --arch")
+    recipe = FerroicRecipe(latent=args.latent, n_clusters=args.clusters, seed=args.seed,
+                           **({"epochs": args.epochs} if args.epochs else {}))
+    start = time.perf_counter()
+    result = ferroic_variants(data, recipe, sites=sites, window=args.window,
+                              log=lambda m: print(f"[{time.perf_counter() - start:6.1f} s] {m}", flush=True))
+    extra = {"command": "analyze", "movie": str(movie_path), "channel": movie.channel,
+             "pixel_size_nm": movie.pixel_size_nm}
+    written = write_or_rescue(lambda target: write_ferroic_outputs(
+        result, target, movie_path=movie_path.resolve(), movie_info={"shape": [int(s) for s in data.shape]},
+        extra=extra), args.output, "the project")
+    figures = sorted(p.name for k, p in written.items() if k.startswith("figure_"))
+    print(f"done in {time.perf_counter() - start:.0f} s; project written to {args.output}")
+    print(f"  sites.csv (B sites: angle, z0.., variant, cluster), model/, run.json, project.json; "
+          f"figures/: {', '.join(figures)}")
     return 0
 
 

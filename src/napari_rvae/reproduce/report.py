@@ -36,6 +36,13 @@ class Check:
     ok: bool | None = None
     value: float | None = None
 
+    def __post_init__(self):
+        # numpy's False is not ``False``: a comparison's result must count as a failure
+        if self.ok is not None:
+            self.ok = bool(self.ok)
+        if self.value is not None:
+            self.value = float(self.value)
+
 
 @dataclass
 class PaperResult:

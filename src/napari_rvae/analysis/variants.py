@@ -1,0 +1,168 @@
+"""Ferroic variants from an rVAE's angle (paper 003): peaks, variant labels, the substrate cluster, figures.
+
+The encoded angle of B-site-centred windows turns with the B-site off-centring, so the
+polarisation variants (related by 90° turns) are peaks of the angle histogram, a quarter
+turn apart. :func:`variant_peaks` finds them, :func:`assign_variants` gives each site its
+nearest peak, :func:`variant_accuracy` scores that against known labels (best peak ↔ variant
+matching), :func:`angle_registration` finds the sign and offset that carry true polarisation
+angles into the encoded frame (the paper's manual −100° offset, found instead of typed), and
+:func:`class_cluster` says how well one cluster of a GMM holds one class (the non-polar
+substrate). :func:`write_variant_figures` draws the paper's figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .angles import angle_difference, angle_histogram, assign_variants, find_angle_peaks, wrap_angle
+from .clusters import agreement
+
+N_VARIANTS = 4
+
+
+def variant_peaks(angle, n_variants: int = N_VARIANTS, **options) -> pd.DataFrame:
+    """The ``n_variants`` most prominent peaks of the angle histogram (:func:`find_angle_peaks`),
+    sorted by angle, with the spacing to the next one (radians)."""
+    return find_angle_peaks(np.asarray(angle, dtype=np.float64), max_peaks=int(n_variants), **options)
+
+
+def variant_accuracy(angle, truth, peaks) -> float:
+    """Share of sites whose nearest angle peak is their true variant, after the best one-to-one
+    matching of peaks to variants (Hungarian); sites with a negative true label are ignored."""
+    peaks = np.asarray(peaks, dtype=np.float64).ravel()
+    if not len(peaks):
+        return 0.0
+    return agreement(assign_variants(np.asarray(angle, dtype=np.float64), peaks), np.asarray(truth))
+
+
+def angle_registration(encoded, true_angle) -> tuple[int, float]:
+    """``(sign, offset)`` with ``encoded ≈ sign · true_angle + offset`` (radians), fitted on the circle.
+
+    The rVAE's angle has no origin (its prior leaves the mean free) and turns clockwise or
+    counter-clockwise depending on the image's axes; the sign whose residuals are the most
+    concentrated wins."""
+    e, t = np.asarray(encoded, dtype=np.float64).ravel(), np.asarray(true_angle, dtype=np.float64).ravel()
+    ok = np.isfinite(e) & np.isfinite(t)
+    best = (1, 0.0, -1.0)
+    for sign in (1, -1):
+        mean = np.exp(1j * (e[ok] - sign * t[ok])).mean() if ok.any() else 0.0
+        if abs(mean) > best[2]:
+            best = (sign, float(np.angle(mean)), float(abs(mean)))
+    return best[0], best[1]
+
+
+def class_cluster(labels, member) -> dict:
+    """The cluster that best holds one class (e.g. the substrate): highest F1 of cluster vs class.
+
+    Returns ``cluster`` (label, −1 when the class is empty), ``purity`` (share of the cluster in the
+    class), ``recall`` (share of the class in the cluster) and ``f1``."""
+    labels, member = np.asarray(labels).ravel(), np.asarray(member, bool).ravel()
+    best = {"cluster": -1, "purity": 0.0, "recall": 0.0, "f1": 0.0}
+    if not member.any():
+        return best
+    for c in np.unique(labels[labels >= 0]):
+        inside = labels == c
+        both = float((inside & member).sum())
+        purity, recall = both / inside.sum(), both / member.sum()
+        f1 = 2 * purity * recall / (purity + recall) if both else 0.0
+        if f1 > best["f1"]:
+            best = {"cluster": int(c), "purity": purity, "recall": recall, "f1": f1}
+    return best
+
+
+def density_2d(x, y, *, bins: int = 64, sigma: float = 1.5, circular_x: bool = False):
+    """Smoothed 2D histogram (a Gaussian kernel density on a grid, as the paper's figures).
+
+    ``x`` is an angle (radians, over one turn, smoothed circularly) when ``circular_x``.
+    Returns ``(density (bins, bins), extent (x0, x1, y0, y1))``, row 0 at the bottom (low ``y``)."""
+    from scipy.ndimage import gaussian_filter
+
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if circular_x:
+        x = wrap_angle(x)
+        xr = (-np.pi, np.pi)
+    else:
+        xr = tuple(np.percentile(x, [0.5, 99.5])) if len(x) else (0.0, 1.0)
+    yr = tuple(np.percentile(y, [0.5, 99.5])) if len(y) else (0.0, 1.0)
+    xr = xr if xr[1] > xr[0] else (xr[0] - 1, xr[0] + 1)
+    yr = yr if yr[1] > yr[0] else (yr[0] - 1, yr[0] + 1)
+    hist, _, _ = np.histogram2d(y, x, bins=bins, range=[yr, xr])
+    mode = ("nearest", "wrap") if circular_x else "nearest"
+    density = gaussian_filter(hist, sigma, mode=mode)
+    return density / max(density.sum(), 1e-12), (xr[0], xr[1], yr[0], yr[1])
+
+
+def write_variant_figures(folder, table: pd.DataFrame, peaks, *, windows=None, clusters=None,
+                          true_angles=None, film=None) -> list[tuple[str, str]]:
+    """The paper's figures from an encoded sites table (``x, y, angle, z0, z1``), written as PNG.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per window: ``x, y`` (pixels), ``angle`` (radians), ``z0`` (``z1`` optional).
+    peaks : (K,) radians
+        The variant peaks (marked on the histogram).
+    windows : (N, w, w), optional
+        The windows of the rows, for the mean window per cluster minus the global mean.
+    clusters : (N,) int, optional
+        GMM cluster per row.
+    true_angles : (K,) radians, optional
+        True variant angles already carried into the encoded frame (:func:`angle_registration`),
+        marked on the histogram beside the peaks.
+    film : (N,) bool, optional
+        Rows of the histogram (default all).
+
+    Returns
+    -------
+    list of (file name, caption)
+    """
+    from .plots import plot_image, plot_lines, plot_scatter, plot_windows
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    angle = wrap_angle(table["angle"].to_numpy())
+    rows = np.ones(len(table), bool) if film is None else np.asarray(film, bool)
+    out: list[tuple[str, str]] = []
+    centres, density = angle_histogram(angle[rows], bins=60, smooth=0.0)
+    marks = list(wrap_angle(np.asarray(peaks, dtype=np.float64)))
+    curves = {"encoded angle": density}
+    caption = "histogram of the encoded angle (6° bins); grey lines: the peaks found"
+    if true_angles is not None:
+        true = wrap_angle(np.asarray(true_angles, dtype=np.float64))
+        near = np.abs(angle_difference(centres[:, None], true[None, :])).min(1)
+        curves["true variant angles"] = np.where(near <= np.pi / 60, 0.5 * density.max(), 0.0)
+        caption += "; half-height spikes: the true variant angles carried into the encoded frame"
+    plot_lines(folder / "angle_histogram.png", centres, curves, title="encoded angle", xlabel="angle (rad)",
+               ylabel="density", marks=marks)
+    out.append(("angle_histogram.png", caption))
+    latents = [c for c in ("z0", "z1") if c in table]
+    pairs = [("angle", z) for z in latents] + ([("z0", "z1")] if len(latents) == 2 else [])
+    for a, b in pairs:
+        dens, extent = density_2d(table[a], table[b], circular_x=a == "angle")
+        name = f"density_{a}_{b}.png"
+        plot_image(folder / name, dens, extent=extent, cmap="viridis", title=f"density of ({a}, {b})",
+                   xlabel=a + (" (rad)" if a == "angle" else ""), ylabel=b)
+        out.append((name, f"2D density (Gaussian kernel on a grid) of {a} and {b}"))
+    if clusters is not None and latents:
+        plot_scatter(folder / "gmm_angle_z0.png", angle, table["z0"], np.asarray(clusters), labels=True,
+                     title="GMM (5 components, full covariance) on (angle, latents)", xlabel="angle (rad)",
+                     ylabel="z0")
+        out.append(("gmm_angle_z0.png", "GMM clusters on (angle as cos/sin, z0, z1), shown on angle vs z0"))
+        plot_scatter(folder / "gmm_map.png", table["x"], table["y"], np.asarray(clusters), labels=True, point=3,
+                     invert_y=True, title="GMM clusters in real space", xlabel="x (px)", ylabel="y (px)")
+        out.append(("gmm_map.png", "GMM clusters at the B sites (real space)"))
+        if windows is not None:
+            from .clusters import cluster_mean_windows
+
+            ids, means = cluster_mean_windows(np.asarray(windows), np.asarray(clusters))
+            plot_windows(folder / "cluster_mean_minus_global.png", means, titles=[f"cluster {i}" for i in ids])
+            out.append(("cluster_mean_minus_global.png", "mean window of each cluster minus the mean of all windows"))
+    plot_scatter(folder / "angle_map.png", table["x"], table["y"], angle, cmap="cyclic", point=3, invert_y=True,
+                 title="B sites coloured by the encoded angle", xlabel="x (px)", ylabel="y (px)")
+    out.append(("angle_map.png", "real-space map: each B site coloured by its encoded angle (hue wheel)"))
+    return out

@@ -1,0 +1,240 @@
+"""The ferroic-variants recipe (paper 003): B-site-centred windows → rotation-only rVAE → variants.
+
+In a perovskite the polarisation shows as the B-site column's off-centring from its four A
+neighbours; the ferroic variants are the same off-centred cell turned by 90°. Windows centred
+on the refined B columns see that cell: the A square sits off the window centre against the
+polarisation, which is the only thing that breaks the cell's four-fold symmetry, so an rVAE that
+explains the windows by turning one template finds the variants as angles a quarter turn apart.
+What makes that hold (measured in docs/reproduce.md, "003 ferroic variants"):
+
+- **windows in lattice units**: ``window_cells`` (2) B–B spacings wide, so the B column, its four
+  A neighbours and the inner edge of the next B columns are in, at any pixel size; the spacing is
+  measured on the B sites themselves;
+- **centred on the refined B column** (sub-pixel resampling), the point the rVAE turns about, so a
+  turn by π/2 maps one variant onto the next; no shift latents (the B column *is* the centre: a
+  shift latent would explain the off-centring as a shift and leave the angle nothing to do);
+- **round columns**: a probe astigmatism (elliptical columns of fixed orientation) does not turn
+  with the variant and pulls the peaks off their π/2 spacing; it is measured and blurred away first;
+- **one global intensity scale**, so the dimmer non-polar substrate stays apart in the content
+  latents and a GMM (5 components, full covariance, as the paper) on (angle, latents) gives it a
+  cluster of its own;
+- the decoder is evaluated on about ``decoder_pixels`` random pixels per window and step, so the
+  training cost does not grow with the pixel size of the lattice.
+
+:func:`ferroic_variants` runs it on a movie (detecting the atoms, or on given sites).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+PRESET = "ferroic-variants"
+
+
+@dataclass
+class FerroicRecipe:
+    """Settings of the ferroic-variants recipe (pixels and radians; window in lattice spacings)."""
+
+    window_cells: float = 2.0
+    latent: int = 2
+    steps: int = 1800
+    epochs: int | None = None
+    batch: int = 32
+    lr: float = 2e-3
+    normalisation: str = "global"
+    round_columns: bool = True
+    translation: bool = False
+    decoder_pixels: int = 256
+    n_variants: int = 4
+    n_clusters: int = 5
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self):
+        if not (self.window_cells > 0.5 and math.isfinite(self.window_cells)):
+            raise ValueError(f"window_cells: a window of more than half a lattice spacing, got {self.window_cells}")
+        if (self.epochs is not None and self.epochs < 1) or min(self.steps, self.batch) < 1 or self.latent < 0 \
+                or self.decoder_pixels < 16:
+            raise ValueError("epochs, steps and batch must be ≥ 1, latent ≥ 0, decoder_pixels ≥ 16")
+        if self.n_variants < 2 or self.n_clusters < 1:
+            raise ValueError("n_variants must be ≥ 2 and n_clusters ≥ 1")
+
+    def epochs_for(self, n_windows: int) -> int:
+        """``epochs``, or as many as give about ``steps`` optimiser steps on ``n_windows`` windows (85 % of
+        them train), between 10 and 400: a small image trains as long as a large one."""
+        if self.epochs is not None:
+            return int(self.epochs)
+        per_epoch = max(1, math.ceil(0.85 * int(n_windows) / self.batch))
+        return int(np.clip(math.ceil(self.steps / per_epoch), 10, 400))
+
+    def window_for(self, spacing: float) -> int:
+        """Window side (pixels, even) for a B–B spacing in pixels."""
+        return int(max(8, 2 * round(self.window_cells * float(spacing) / 2)))
+
+
+@dataclass
+class FerroicResult:
+    """What the recipe found: the B sites with their latents, variant and cluster, and the model."""
+
+    sites: pd.DataFrame  # B sites: frame, y, x, … angle, z0 …, variant (peak index), cluster; NaN / −1 where not cut
+    windows: np.ndarray  # (N, w, w) the windows of the encoded rows
+    rows: np.ndarray  # (N,) positional row of ``sites`` of every window
+    model: object
+    peaks: pd.DataFrame  # the variant peaks of the encoded angle (angle, spacing …)
+    spacing: float  # B–B spacing, pixels
+    window: int
+    recipe: FerroicRecipe
+    timings: dict = field(default_factory=dict)
+    check: object | None = None
+    epochs: int = 0
+
+    def record(self) -> dict:
+        return {"preset": PRESET, "recipe": asdict(self.recipe), "spacing_px": self.spacing, "window_px": self.window,
+                "peaks_rad": [float(v) for v in self.peaks["angle"]],
+                "peak_spacings_rad": [float(v) for v in self.peaks["spacing"]], "epochs": self.epochs,
+                "timings_s": self.timings}
+
+
+def b_sites(movie, sites: pd.DataFrame | None = None, *, a_site: str = "bright") -> pd.DataFrame:
+    """The B columns of a perovskite image as a sites table (refined positions, with the measured
+    displacement ``disp_y, disp_x`` from the cell centre where the cell is complete).
+
+    ``sites``: atom sites already found (``frame, y, x, intensity``); default: :func:`detect_atoms`."""
+    from .detect import detect_atoms
+    from .detect.perovskite import with_cells
+
+    if sites is None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sites = detect_atoms(movie)
+    if "sublattice" not in sites:
+        sites = with_cells(sites[sites["kind"] == "atom"] if "kind" in sites else sites, a_site=a_site)
+    atoms = sites[(sites["kind"] == "atom") if "kind" in sites else np.ones(len(sites), bool)]
+    b = atoms[atoms["sublattice"] == "B"].reset_index(drop=True)
+    if len(b) < 8:
+        raise ValueError(f"only {len(b)} B columns were found; a ferroic-variants analysis needs a perovskite "
+                         "image with both A and B columns resolved (see detect --perovskite)")
+    return b
+
+
+def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataFrame | None = None,
+                     window: int | None = None, log=None) -> FerroicResult:
+    """Run the recipe: B sites → windows → rotation-only rVAE → angle peaks, variants, GMM clusters.
+
+    Parameters
+    ----------
+    movie : (T, Y, X) or (Y, X) array
+        HAADF-like frames (bright A columns).
+    recipe : FerroicRecipe, optional
+    sites : DataFrame, optional
+        Atom sites (all columns, A and B; or B sites with a ``sublattice`` column); default: detected.
+    window : int, optional
+        Window side in pixels instead of ``recipe.window_cells`` B–B spacings.
+    log : callable, optional
+        Receives one line per stage.
+    """
+    from .analysis.clusters import cluster_sites
+    from .analysis.collapse import check_after_training
+    from .patches import cut_windows, site_spacing
+    from .vae import Trainer, VAEConfig, build_model, encode
+
+    recipe = recipe or FerroicRecipe()
+    say = log or (lambda message: None)
+    movie = np.asarray(movie, dtype=np.float32)
+    movie = movie[None] if movie.ndim == 2 else movie
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    b = b_sites(movie, sites)
+    spacing = site_spacing(b)
+    if spacing is None:
+        raise ValueError("the B columns' spacing could not be measured (too few B sites per frame)")
+    window = recipe.window_for(spacing) if window is None else int(window)
+    timings["sites_s"] = time.perf_counter() - t0
+    say(f"sites: {len(b)} B columns, B–B spacing {spacing:.2f} px → windows of {window} px")
+    t0 = time.perf_counter()
+    cut = cut_windows(movie, b, window, normalisation=recipe.normalisation, centring="subpixel",
+                      round_columns=recipe.round_columns)
+    cut.normalisation["source"] = "image"
+    timings["windows_s"] = time.perf_counter() - t0
+    say(f"windows: {cut.report.summary()}" + (f"; {cut.normalisation['round_columns'].get('message', '')}"
+                                              if isinstance(cut.normalisation.get("round_columns"), dict) else ""))
+    if len(cut) < max(recipe.n_clusters, 8):
+        raise ValueError(f"only {len(cut)} windows could be cut ({cut.report.summary()}); the image is too small "
+                         f"for windows of {window} px")
+    t0 = time.perf_counter()
+    config = VAEConfig(arch="rvae", window=(window, window), latent=recipe.latent, translation=recipe.translation)
+    model = build_model(config, seed=recipe.seed)
+    model.normalisation = cut.normalisation
+    trainer = Trainer(model, cut.windows, batch_size=recipe.batch, lr=recipe.lr, seed=recipe.seed,
+                      threads=recipe.threads, pixel_fraction=min(1.0, recipe.decoder_pixels / window**2))
+    epochs = recipe.epochs_for(len(cut))
+    for stats in trainer.run(epochs):
+        if stats["epoch"] in (1, epochs) or stats["epoch"] % 10 == 0:
+            say(f"train: epoch {stats['epoch']}/{epochs} loss {stats.get('train_loss', float('nan')):.4g}")
+    model.history = list(trainer.state.history)
+    timings["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    latents = encode(model, cut.windows)
+    table = b.copy()
+    for name in latents.columns:
+        column = np.full(len(table), np.nan)
+        column[cut.rows] = latents[name].to_numpy()
+        table[name] = column
+    check = check_after_training(model, cut.windows)
+    from .analysis.variants import variant_peaks
+    from .analysis.angles import assign_variants
+
+    encoded = table.iloc[cut.rows]
+    peaks = variant_peaks(encoded["angle"], recipe.n_variants)
+    variant = np.full(len(table), -1, dtype=np.int64)
+    if len(peaks):
+        variant[cut.rows] = assign_variants(encoded["angle"].to_numpy(), peaks["angle"].to_numpy())
+    table["variant"] = variant
+    columns = ["angle"] + [f"z{k}" for k in range(recipe.latent)]
+    clustered = cluster_sites(encoded, columns, n_clusters=recipe.n_clusters, method="gmm", covariance="full",
+                              seed=recipe.seed)
+    table["cluster"] = -1
+    table.loc[table.index[cut.rows], "cluster"] = clustered["cluster"].to_numpy()
+    timings["analysis_s"] = time.perf_counter() - t0
+    say(f"angle peaks: {', '.join(f'{v:.2f}' for v in peaks['angle'])} rad; spacings "
+        f"{', '.join(f'{v:.2f}' for v in peaks['spacing'])} rad; {check.line()}")
+    return FerroicResult(sites=table, windows=cut.windows, rows=cut.rows, model=model, peaks=peaks, spacing=spacing,
+                         window=window, recipe=recipe, timings=timings, check=check, epochs=epochs)
+
+
+def write_ferroic_outputs(result: FerroicResult, folder, *, movie_path=None, movie_info: dict | None = None,
+                          extra: dict | None = None) -> dict:
+    """Write the run as a project folder (replaced as a whole): ``sites.csv`` (B sites with ``angle``,
+    ``z0`` …, ``variant``, ``cluster``), ``model/``, ``figures/*.png`` (the paper's figures),
+    ``run.json`` and ``project.json``. Returns name → path."""
+    import json
+    from pathlib import Path
+
+    from .analysis.project import write_project_files
+    from .analysis.variants import write_variant_figures
+    from .io.folders import replaced_folder
+    from .vae import save_model
+
+    final = Path(folder)
+    with replaced_folder(final, markers=("project.json",)) as stage:
+        save_model(result.model, stage / "model")
+        table = result.sites.iloc[result.rows]
+        figures = write_variant_figures(stage / "figures", table, result.peaks["angle"], windows=result.windows,
+                                        clusters=table["cluster"].to_numpy())
+        record = {**result.record(), "n_sites": int(len(result.sites)), "n_encoded": int(len(result.rows)),
+                  "check": result.check.to_dict() if result.check is not None else None, **(extra or {})}
+        write_project_files(stage, final=final, sites=result.sites, movie_path=movie_path, movie_info=movie_info,
+                            models={"model": stage / "model"},
+                            figures={Path(name).stem: stage / "figures" / name for name, _ in figures},
+                            record=json.loads(json.dumps(record, default=str)))
+    written = {"sites": final / "sites.csv", "model": final / "model", "run": final / "run.json",
+               "project": final / "project.json"}
+    written.update({f"figure_{Path(name).stem}": final / "figures" / name for name, _ in figures})
+    return written
