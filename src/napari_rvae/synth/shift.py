@@ -257,10 +257,14 @@ def sines_1d(
     mu = rng.uniform(mu_range[0], mu_range[1], n)
     sigma = sigmas[rng.integers(0, len(sigmas), n)]
     curves = np.sin((x[None, :] - mu[:, None]) / sigma[:, None]) + rng_noise.normal(0, noise, (n, length))
+    return _curve_set(curves, x, mu, sigma, params)
+
+
+def _curve_set(curves, x, mu, sigma, params: dict) -> dict:
+    """A set of 1D curves min–max rescaled to [0, 1], with their parameters (the 1D samples' keys)."""
     lo, hi = float(curves.min()), float(curves.max())
-    data = (curves - lo) / (hi - lo)
     return {
-        "data": data.astype(np.float32),
+        "data": ((curves - lo) / (hi - lo)).astype(np.float32),
         "x": x,
         "mu": mu,
         "sigma": sigma,
@@ -290,14 +294,4 @@ def gaussian_peaks_1d(n: int = 2000, seed: int = 0, *, length: int = 100, mu_ran
     sigma = rng.uniform(sigma_range[0], sigma_range[1], n)
     curves = np.exp(-((x[None, :] - mu[:, None]) ** 2) / (2 * sigma[:, None] ** 2))
     curves = curves + rng_noise.normal(0, noise, (n, length))
-    lo, hi = float(curves.min()), float(curves.max())
-    return {
-        "data": ((curves - lo) / (hi - lo)).astype(np.float32),
-        "x": x,
-        "mu": mu,
-        "sigma": sigma,
-        "value_range": np.array([lo, hi]),
-        "scale": np.array([1.0, float(x[1] - x[0])]),
-        "units": units_array("", ""),
-        "params": params_json(params),
-    }
+    return _curve_set(curves, x, mu, sigma, params)
