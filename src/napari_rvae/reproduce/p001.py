@@ -151,11 +151,11 @@ def run(folder, *, seed: int = 0, log=print) -> PaperResult:
     found = analyse(sample, run_, result)
     got, angle, sub, carbon, means, z_cols = (found[k] for k in ("got", "angle", "sub", "carbon", "means", "z_cols"))
     # figures: histogram by sublattice, latent-vs-frame densities, maps of one frame, GMM means
-    bins = np.linspace(-60, 60, 61)
-    folded = np.degrees(np.angle(np.exp(3j * (angle - means[0]))) / 3)
+    bins = np.linspace(-30, 90, 61)  # sublattice 0 at 0°, sublattice 1 at ±60°, the grain 17° off each
+    folded = (np.degrees(angle - means[0]) + 30) % 120 - 30
     hist = {f"sublattice {k}": np.histogram(folded[carbon & (sub == k)], bins)[0].astype(float) for k in (0, 1)}
     plot_lines(folder / "angle_histogram.png", 0.5 * (bins[1:] + bins[:-1]), hist, title="encoded angle (mod 120 deg)",
-               xlabel="angle − sublattice 0 mean (deg)", ylabel="sites")
+               xlabel="angle from the sublattice-0 mean (deg)", ylabel="sites")
     result.figures.append(("angle_histogram.png", "encoded angle by true sublattice: two peaks 60° apart"))
     frames = got["frame"].to_numpy()
     for name in ["angle"] + z_cols:
@@ -168,9 +168,12 @@ def run(folder, *, seed: int = 0, log=print) -> PaperResult:
         result.figures.append((f"kde_{name}.png", f"latent-vs-time density of {name} (the paper's KDE plots)"))
     last = int(frames.max())
     one = got[got["frame"] == last]
+    colours = {"angle": np.angle(np.exp(3j * one["angle"].to_numpy()))}  # modulo 120°: the sublattice checkerboard
     for name, cmap in [("angle", "cyclic")] + [(c, "viridis") for c in z_cols]:
-        plot_scatter(folder / f"map_{name}.png", one["x"], one["y"], one[name], cmap=cmap, invert_y=True, point=3,
-                     title=f"frame {last}: atoms coloured by {name}", xlabel="x (px)", ylabel="y (px)")
+        title = "angle (mod 120 deg)" if name == "angle" else name
+        plot_scatter(folder / f"map_{name}.png", one["x"], one["y"], colours.get(name, one[name]), cmap=cmap,
+                     invert_y=True, point=3, title=f"frame {last}: atoms coloured by {title}", xlabel="x (px)",
+                     ylabel="y (px)")
         result.figures.append((f"map_{name}.png", f"frame {last}, atoms coloured by {name}"))
     plot_windows(folder / "gmm_means.png", found["gmm_means"], cmap="gray")
     result.figures.append(("gmm_means.png", "the GMM baseline's 16 component means: rotated copies as separate classes"))
