@@ -16,8 +16,12 @@ What makes that hold (measured in docs/reproduce.md, "003 ferroic variants"):
 - **round columns**: a probe astigmatism (elliptical columns of fixed orientation) does not turn
   with the variant and pulls the peaks off their π/2 spacing; it is measured and blurred away first;
 - **one global intensity scale**, so the dimmer non-polar substrate stays apart in the content
-  latents and a GMM (5 components, full covariance, as the paper) on (angle, latents) gives it a
-  cluster of its own;
+  latents;
+- **the angle as a polarisation vector in the GMM** (5 components, full covariance, as the paper,
+  on angle and latents): a non-polar cell is four-fold symmetric, so the rVAE gives the substrate
+  the film's four variant angles and a Gaussian on (cos, sin) of the angle cannot hold it in one
+  cluster; scaled by the B column's measured off-centring, its angles fall together at the origin
+  (:func:`~napari_rvae.analysis.variants.cluster_variants`);
 - the decoder is evaluated on about ``decoder_pixels`` random pixels per window and step, so the
   training cost does not grow with the pixel size of the lattice.
 
@@ -52,6 +56,7 @@ class FerroicRecipe:
     decoder_pixels: int = 256
     n_variants: int = 4
     n_clusters: int = 5
+    polarisation_weight: float = 6.0
     seed: int = 0
     threads: int | None = None
 
@@ -63,6 +68,8 @@ class FerroicRecipe:
             raise ValueError("epochs, steps and batch must be ≥ 1, latent ≥ 0, decoder_pixels ≥ 16")
         if self.n_variants < 2 or self.n_clusters < 1:
             raise ValueError("n_variants must be ≥ 2 and n_clusters ≥ 1")
+        if not (self.polarisation_weight > 0 and math.isfinite(self.polarisation_weight)):
+            raise ValueError(f"polarisation_weight must be > 0, got {self.polarisation_weight}")
 
     def epochs_for(self, n_windows: int) -> int:
         """``epochs``, or as many as give about ``steps`` optimiser steps on ``n_windows`` windows (85 % of
@@ -140,7 +147,6 @@ def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataF
     log : callable, optional
         Receives one line per stage.
     """
-    from .analysis.clusters import cluster_sites
     from .analysis.collapse import check_after_training
     from .patches import cut_windows, site_spacing
     from .vae import Trainer, VAEConfig, build_model, encode
@@ -188,8 +194,8 @@ def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataF
         column[cut.rows] = latents[name].to_numpy()
         table[name] = column
     check = check_after_training(model, cut.windows)
-    from .analysis.variants import variant_peaks
     from .analysis.angles import assign_variants
+    from .analysis.variants import cluster_variants, variant_peaks
 
     encoded = table.iloc[cut.rows]
     peaks = variant_peaks(encoded["angle"], recipe.n_variants)
@@ -197,11 +203,13 @@ def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataF
     if len(peaks):
         variant[cut.rows] = assign_variants(encoded["angle"].to_numpy(), peaks["angle"].to_numpy())
     table["variant"] = variant
-    columns = ["angle"] + [f"z{k}" for k in range(recipe.latent)]
-    clustered = cluster_sites(encoded, columns, n_clusters=recipe.n_clusters, method="gmm", covariance="full",
-                              seed=recipe.seed)
+    labels, clustering = cluster_variants(encoded, [f"z{k}" for k in range(recipe.latent)], recipe.n_clusters,
+                                          weight=recipe.polarisation_weight, seed=recipe.seed)
     table["cluster"] = -1
-    table.loc[table.index[cut.rows], "cluster"] = clustered["cluster"].to_numpy()
+    table.loc[table.index[cut.rows], "cluster"] = labels
+    if clustering["polarity"] is None:
+        say("clusters: no measured B off-centring (disp) in the sites; the angle enters the GMM unscaled, so a "
+            "non-polar phase may be split over the variant angles")
     timings["analysis_s"] = time.perf_counter() - t0
     say(f"angle peaks: {', '.join(f'{v:.2f}' for v in peaks['angle'])} rad; spacings "
         f"{', '.join(f'{v:.2f}' for v in peaks['spacing'])} rad; {check.line()}")

@@ -6,6 +6,7 @@ turn apart. :func:`variant_peaks` finds them, :func:`assign_variants` gives each
 nearest peak, :func:`variant_accuracy` scores that against known labels (best peak ↔ variant
 matching), :func:`angle_registration` finds the sign and offset that carry true polarisation
 angles into the encoded frame (the paper's manual −100° offset, found instead of typed), and
+:func:`cluster_variants` runs the GMM on (angle, latents) with the angle as a polarisation vector,
 :func:`class_cluster` says how well one cluster of a GMM holds one class (the non-polar
 substrate). :func:`write_variant_figures` draws the paper's figures.
 """
@@ -21,6 +22,7 @@ from .angles import angle_difference, angle_histogram, assign_variants, find_ang
 from .clusters import agreement
 
 N_VARIANTS = 4
+POLARISATION_WEIGHT = 6.0  # weight of the (angle × off-centring) pair against each standardised content latent
 
 
 def variant_peaks(angle, n_variants: int = N_VARIANTS, **options) -> pd.DataFrame:
@@ -52,6 +54,55 @@ def angle_registration(encoded, true_angle) -> tuple[int, float]:
         if abs(mean) > best[2]:
             best = (sign, float(np.angle(mean)), float(abs(mean)))
     return best[0], best[1]
+
+
+def cluster_variants(table: pd.DataFrame, latents=("z0", "z1"), n_clusters: int = 5, *,
+                     polarity: str | None = "disp", weight: float = POLARISATION_WEIGHT, seed: int = 0):
+    """GMM (full covariance) on (angle, latents) for ferroic variants, the angle taken as a polarisation vector.
+
+    A non-polar cell (a substrate, a paraelectric phase) is four-fold symmetric: the rVAE turns
+    its template to any of the variant angles, so its angles sit at the same peaks as the film's
+    and a Gaussian per cluster on ``(cos, sin)`` of the angle would need four of them. Here the
+    angle enters as ``p · (cos, sin)`` with ``p`` the site's measured off-centring (column
+    ``polarity``, e.g. the B column's displacement from its four A neighbours) divided by its
+    median: polar sites keep their direction, non-polar ones fall together at the origin. The pair
+    is centred and scaled to an RMS length of ``weight``; each content latent is standardised.
+
+    Without the ``polarity`` column (or ``polarity=None``) every ``p`` is 1: the plain circular angle.
+    Sites without a finite angle or latent get −1; a missing off-centring counts as the median.
+
+    Returns
+    -------
+    labels : (N,) int64
+        Cluster per row (largest cluster 0).
+    info : dict
+        ``polarity`` (column used or None), ``weight``, ``n_clusters``.
+    """
+    from .clusters import cluster_features
+
+    latents = [c for c in latents if c in table]
+    angle = table["angle"].to_numpy(dtype=np.float64)
+    values = table[latents].to_numpy(dtype=np.float64) if latents else np.zeros((len(table), 0))
+    valid = np.isfinite(angle) & np.isfinite(values).all(axis=1)
+    used = polarity if polarity is not None and polarity in table else None
+    p = np.ones(len(table))
+    if used is not None:
+        length = np.abs(table[used].to_numpy(dtype=np.float64))
+        scale = np.nanmedian(length[valid]) if np.isfinite(length[valid]).any() else np.nan
+        if scale > 0:
+            p = np.where(np.isfinite(length), length / scale, 1.0)
+        else:
+            used = None
+    pair = (p * np.stack([np.cos(angle), np.sin(angle)]))[:, valid].T
+    pair = pair - pair.mean(axis=0)
+    rms = float(np.sqrt((pair**2).sum(axis=1).mean())) if len(pair) else 0.0
+    pair = pair * (float(weight) / rms if rms > 1e-12 else 1.0)
+    content = values[valid] - values[valid].mean(axis=0)
+    content = content / np.where(content.std(axis=0) > 1e-12, content.std(axis=0), 1.0)
+    labels = np.full(len(table), -1, dtype=np.int64)
+    labels[valid], _ = cluster_features(np.concatenate([pair, content], axis=1), n_clusters, covariance="full",
+                                        seed=seed)
+    return labels, {"polarity": used, "weight": float(weight), "n_clusters": int(n_clusters)}
 
 
 def class_cluster(labels, member) -> dict:
@@ -150,9 +201,9 @@ def write_variant_figures(folder, table: pd.DataFrame, peaks, *, windows=None, c
         out.append((name, f"2D density (Gaussian kernel on a grid) of {a} and {b}"))
     if clusters is not None and latents:
         plot_scatter(folder / "gmm_angle_z0.png", angle, table["z0"], np.asarray(clusters), labels=True,
-                     title="GMM (5 components, full covariance) on (angle, latents)", xlabel="angle (rad)",
-                     ylabel="z0")
-        out.append(("gmm_angle_z0.png", "GMM clusters on (angle as cos/sin, z0, z1), shown on angle vs z0"))
+                     title="GMM (full covariance) on (angle, latents)", xlabel="angle (rad)", ylabel="z0")
+        out.append(("gmm_angle_z0.png", "GMM clusters on (angle as a polarisation vector, z0, z1), shown on angle "
+                                        "vs z0"))
         plot_scatter(folder / "gmm_map.png", table["x"], table["y"], np.asarray(clusters), labels=True, point=3,
                      invert_y=True, title="GMM clusters in real space", xlabel="x (px)", ylabel="y (px)")
         out.append(("gmm_map.png", "GMM clusters at the B sites (real space)"))
