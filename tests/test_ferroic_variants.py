@@ -109,8 +109,8 @@ def test_recipe_windows_scale_with_the_lattice_and_bad_settings_are_refused():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed, a, size", [(7, 14.0, 320)])
 def test_recipe_finds_the_variants_on_other_seeds_and_spacings(seed, a, size):
-    """Whole recipe on detected atoms: 4 peaks π/2 ± 0.15 apart and accuracy ≥ 0.95 (asserted); the
-    substrate's own cluster (purity and recall ≥ 0.9) is an expected failure where it is not reached.
+    """Whole recipe on detected atoms: 4 peaks π/2 ± 0.15 apart, accuracy ≥ 0.95 and the substrate a
+    cluster of its own (purity and recall ≥ 0.9).
 
     Another seed and lattice spacing than the reproduction's (a = 30 px and more seeds:
     benchmarks/ferroic_variants.py, table in docs/reproduce.md). The recipe trains a fixed number
@@ -128,12 +128,7 @@ def test_recipe_finds_the_variants_on_other_seeds_and_spacings(seed, a, size):
     assert m["n_peaks"] == 4
     np.testing.assert_allclose(m["spacings"], np.pi / 2, atol=0.15)
     assert m["accuracy"] >= 0.95
-    substrate = m["substrate"]
-    if not (substrate["purity"] >= 0.9 and substrate["recall"] >= 0.9):
-        # known limit (docs/reproduce.md): on some seeds the content latents split the substrate over
-        # two clusters or merge it with film windows; measured here: 0.97 pure / 0.46 complete
-        pytest.xfail(f"substrate cluster purity {substrate['purity']:.2f}, recall {substrate['recall']:.2f} "
-                     "(tolerance 0.9 each): not yet reached on every seed")
+    assert m["substrate"]["purity"] >= 0.9 and m["substrate"]["recall"] >= 0.9
 
 
 @pytest.mark.slow
