@@ -43,8 +43,8 @@ def run_stall_benchmarks(epochs: int = 3, interval_ms: int = 10) -> dict:
     from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
-    from .._samples import graphene_movie, pfm_switching
-    from ._state import workflow
+    from napari_rvae._samples import graphene_movie, pfm_switching
+    from napari_rvae.widgets._state import workflow
 
     viewer = napari.Viewer(show=True)
     app = QApplication.instance()
@@ -115,8 +115,8 @@ def run_stall_benchmarks(epochs: int = 3, interval_ms: int = 10) -> dict:
         measure(for_seconds(1.0))  # the window's first paints
         result["idle"] = measure(for_seconds(3.0))
 
-        from ._state import torch_ready
-        from .workflow_panel import WorkflowPanel
+        from napari_rvae.widgets._state import torch_ready
+        from napari_rvae.widgets.workflow_panel import WorkflowPanel
 
         t0 = time.perf_counter()
         panel = WorkflowPanel(viewer)
