@@ -146,6 +146,7 @@ def test_analyze_preset_writes_a_project(tmp_path):
     assert (sites["sublattice"] == "B").all()
     record = json.loads((out / "run.json").read_text())
     assert record["preset"] == "ferroic-variants" and record["window_px"] in (38, 40, 42)
+    assert record["clustering"]["polarity"] == "disp"  # the GMM read the angle with the measured off-centring
     assert (out / "figures" / "angle_histogram.png").is_file() and (out / "model" / "model.json").is_file()
     assert main(["analyze", str(movie), "-o", str(tmp_path / "p2"), "--preset", "ferroic-variants",
                  "--grid", "8"]) == 2

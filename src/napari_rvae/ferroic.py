@@ -99,12 +99,13 @@ class FerroicResult:
     timings: dict = field(default_factory=dict)
     check: object | None = None
     epochs: int = 0
+    clustering: dict = field(default_factory=dict)  # how the GMM read the angle (cluster_variants' info)
 
     def record(self) -> dict:
         return {"preset": PRESET, "recipe": asdict(self.recipe), "spacing_px": self.spacing, "window_px": self.window,
                 "peaks_rad": [float(v) for v in self.peaks["angle"]],
                 "peak_spacings_rad": [float(v) for v in self.peaks["spacing"]], "epochs": self.epochs,
-                "timings_s": self.timings}
+                "clustering": self.clustering, "timings_s": self.timings}
 
 
 def b_sites(movie, sites: pd.DataFrame | None = None, *, a_site: str = "bright") -> pd.DataFrame:
@@ -214,7 +215,8 @@ def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataF
     say(f"angle peaks: {', '.join(f'{v:.2f}' for v in peaks['angle'])} rad; spacings "
         f"{', '.join(f'{v:.2f}' for v in peaks['spacing'])} rad; {check.line()}")
     return FerroicResult(sites=table, windows=cut.windows, rows=cut.rows, model=model, peaks=peaks, spacing=spacing,
-                         window=window, recipe=recipe, timings=timings, check=check, epochs=epochs)
+                         window=window, recipe=recipe, timings=timings, check=check, epochs=epochs,
+                          clustering=clustering)
 
 
 def write_ferroic_outputs(result: FerroicResult, folder, *, movie_path=None, movie_info: dict | None = None,
