@@ -80,6 +80,36 @@ def test_cluster_variants_keeps_a_non_polar_phase_whole():
     assert min(plain["purity"], plain["recall"]) < 0.9
 
 
+def test_even_columns_levels_a_dimmer_substrate():
+    """A columns at half brightness in the bottom rows (a substrate): after levelling every A column
+    peaks alike (within 5 %), the B/A contrast of each row is kept, and a frame without A columns is
+    left alone."""
+    from napari_rvae.ferroic import even_columns
+
+    a, size = 16.0, 128
+    yy, xx = np.mgrid[0:size, 0:size]
+    image = np.full((size, size), 0.05)
+    rows = []
+    for gy in np.arange(8, size, a):
+        for gx in np.arange(8, size, a):
+            amp = 0.5 if gy > 90 else 1.0
+            image += amp * np.exp(-((yy - gy) ** 2 + (xx - gx) ** 2) / (2 * 2.0**2))
+            image += 0.45 * amp * np.exp(-((yy - gy - a / 2) ** 2 + (xx - gx - a / 2) ** 2) / (2 * 2.0**2))
+            rows.append((0, gy, gx, amp * 12.0, "A"))
+    atoms = pd.DataFrame(rows, columns=["frame", "y", "x", "intensity", "sublattice"])
+    movie = np.stack([image, image]).astype(np.float32)
+    out, info = even_columns(movie, atoms, a)
+    assert info["applied"] and info["frames"] == 1  # frame 1 has no A columns in the table
+    np.testing.assert_array_equal(out[1], movie[1])
+    peaks = np.array([out[0, int(gy), int(gx)] for _, gy, gx, _, _ in rows])
+    before = np.array([movie[0, int(gy), int(gx)] for _, gy, gx, _, _ in rows])
+    assert before.min() / before.max() < 0.6 and peaks.min() / peaks.max() > 0.95
+    b_over_a = out[0, 8 + 8, 8 + 8] / out[0, 8, 8], out[0, 104 + 8, 8 + 8] / out[0, 104, 8]
+    assert abs(b_over_a[0] - b_over_a[1]) < 0.1
+    same, info = even_columns(movie, atoms.drop(columns="intensity"), a)
+    assert not info["applied"] and np.array_equal(same, movie)
+
+
 def test_density_2d_and_figures(tmp_path):
     rng = np.random.default_rng(0)
     angle, labels = _four_variants(rng, 200)

@@ -15,8 +15,10 @@ What makes that hold (measured in docs/reproduce.md, "003 ferroic variants"):
   shift latent would explain the off-centring as a shift and leave the angle nothing to do);
 - **round columns**: a probe astigmatism (elliptical columns of fixed orientation) does not turn
   with the variant and pulls the peaks off their π/2 spacing; it is measured and blurred away first;
-- **one global intensity scale**, so the dimmer non-polar substrate stays apart in the content
-  latents;
+- **even columns**: the image divided by the A columns' brightness interpolated between them, so
+  the film row next to a dimmer substrate does not hold a one-sided intensity step, which an rVAE
+  reads as a turn (a third to a half of that row's variants were wrong without it); then **one
+  global intensity scale** for all windows;
 - **the angle as a polarisation vector in the GMM** (5 components, full covariance, as the paper,
   on angle and latents): a non-polar cell is four-fold symmetric, so the rVAE gives the substrate
   the film's four variant angles and a Gaussian on (cos, sin) of the angle cannot hold it in one
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 PRESET = "ferroic-variants"
+EVEN_COLUMNS_WIDTH = 0.35  # σ of the brightness map, in B–B spacings (the nearest A column dominates)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class FerroicRecipe:
     batch: int = 32
     lr: float = 2e-3
     normalisation: str = "global"
+    even_columns: bool = True
     round_columns: bool = True
     translation: bool = False
     decoder_pixels: int = 256
@@ -108,9 +112,9 @@ class FerroicResult:
                 "clustering": self.clustering, "timings_s": self.timings}
 
 
-def b_sites(movie, sites: pd.DataFrame | None = None, *, a_site: str = "bright") -> pd.DataFrame:
-    """The B columns of a perovskite image as a sites table (refined positions, with the measured
-    displacement ``disp_y, disp_x`` from the cell centre where the cell is complete).
+def perovskite_atoms(movie, sites: pd.DataFrame | None = None, *, a_site: str = "bright") -> pd.DataFrame:
+    """The atom columns of a perovskite image with their ``sublattice`` (``"A"``/``"B"``) and, on the
+    B columns, the measured displacement ``disp_y, disp_x, disp`` from the cell centre.
 
     ``sites``: atom sites already found (``frame, y, x, intensity``); default: :func:`detect_atoms`."""
     from .detect import detect_atoms
@@ -124,12 +128,55 @@ def b_sites(movie, sites: pd.DataFrame | None = None, *, a_site: str = "bright")
             sites = detect_atoms(movie)
     if "sublattice" not in sites:
         sites = with_cells(sites[sites["kind"] == "atom"] if "kind" in sites else sites, a_site=a_site)
-    atoms = sites[(sites["kind"] == "atom") if "kind" in sites else np.ones(len(sites), bool)]
+    return sites[(sites["kind"] == "atom") if "kind" in sites else np.ones(len(sites), bool)]
+
+
+def b_sites(movie, sites: pd.DataFrame | None = None, *, a_site: str = "bright") -> pd.DataFrame:
+    """The B columns of a perovskite image as a sites table (refined positions, with the measured
+    displacement ``disp_y, disp_x`` from the cell centre where the cell is complete).
+
+    ``sites``: atom sites already found (``frame, y, x, intensity``, or with ``sublattice``);
+    default: :func:`detect_atoms`."""
+    atoms = perovskite_atoms(movie, sites, a_site=a_site)
     b = atoms[atoms["sublattice"] == "B"].reset_index(drop=True)
     if len(b) < 8:
         raise ValueError(f"only {len(b)} B columns were found; a ferroic-variants analysis needs a perovskite "
                          "image with both A and B columns resolved (see detect --perovskite)")
     return b
+
+
+def even_columns(movie, atoms: pd.DataFrame, spacing: float, *, sublattice: str = "A",
+                 width: float = EVEN_COLUMNS_WIDTH) -> tuple[np.ndarray, dict]:
+    """Divide each frame by the brightness of one sublattice's columns, interpolated between them.
+
+    The brightness map is a Gaussian-weighted mean (σ = ``width`` × ``spacing``) of the four nearest
+    ``sublattice`` columns' ``intensity`` over their median: near a column it is that column's own
+    brightness. Columns of another chemistry (a dimmer substrate) then look like the film's, so a
+    window on the film row next to them no longer holds a one-sided intensity step. Frames
+    without such columns (or sites without ``intensity``) are left as they are.
+
+    Returns ``(movie, info)``; ``info``: ``applied`` (bool), ``frames`` (frames levelled) and ``message``."""
+    from scipy.spatial import cKDTree
+
+    out = np.array(movie, dtype=np.float32, copy=True)
+    if "intensity" not in atoms or "sublattice" not in atoms:
+        return out, {"applied": False, "frames": 0, "message": "columns not levelled (no intensity per column)"}
+    cols = atoms[(atoms["sublattice"] == sublattice) & np.isfinite(atoms["intensity"])]
+    yy, xx = np.mgrid[0:out.shape[1], 0:out.shape[2]]
+    pixels = np.c_[yy.ravel(), xx.ravel()]
+    done = 0
+    for f in range(len(out)):
+        here = cols[cols["frame"] == f] if "frame" in cols else cols
+        level = here["intensity"].to_numpy(dtype=np.float64)
+        if len(here) < 4 or not np.median(level) > 0:
+            continue
+        dist, idx = cKDTree(here[["y", "x"]].to_numpy()).query(pixels, k=4)
+        weight = np.exp(-0.5 * (dist / (width * spacing)) ** 2) + 1e-12
+        brightness = (weight * (level / np.median(level))[idx]).sum(1) / weight.sum(1)
+        out[f] /= np.clip(brightness, 0.05, None).reshape(out.shape[1:]).astype(np.float32)
+        done += 1
+    return out, {"applied": done > 0, "frames": done, "sublattice": sublattice, "width": width,
+                 "message": f"columns levelled by the {sublattice} columns' brightness in {done} of {len(out)} frames"}
 
 
 def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataFrame | None = None,
@@ -158,10 +205,15 @@ def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataF
     movie = movie[None] if movie.ndim == 2 else movie
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    b = b_sites(movie, sites)
+    atoms = perovskite_atoms(movie, sites)
+    b = b_sites(movie, atoms)
     spacing = site_spacing(b)
     if spacing is None:
         raise ValueError("the B columns' spacing could not be measured (too few B sites per frame)")
+    levelled = {"applied": False}
+    if recipe.even_columns:
+        movie, levelled = even_columns(movie, atoms, spacing)
+        say(f"columns: {levelled['message']}")
     window = recipe.window_for(spacing) if window is None else int(window)
     timings["sites_s"] = time.perf_counter() - t0
     say(f"sites: {len(b)} B columns, B–B spacing {spacing:.2f} px → windows of {window} px")
@@ -169,6 +221,7 @@ def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataF
     cut = cut_windows(movie, b, window, normalisation=recipe.normalisation, centring="subpixel",
                       round_columns=recipe.round_columns)
     cut.normalisation["source"] = "image"
+    cut.normalisation["even_columns"] = levelled  # the windows were cut from the levelled image
     timings["windows_s"] = time.perf_counter() - t0
     say(f"windows: {cut.report.summary()}" + (f"; {cut.normalisation['round_columns'].get('message', '')}"
                                               if isinstance(cut.normalisation.get("round_columns"), dict) else ""))
