@@ -251,11 +251,11 @@ def run_gui_benchmarks(n_points: int = 200_000, repeats: int = 30, decode: Calla
         viewer.close()
 
 
-def stall_benchmarks(epochs: int = 3, timeout: float = 1200.0) -> dict:
+def stall_benchmarks(epochs: int | None = None, timeout: float = 1200.0) -> dict:
     """:func:`benchmarks.stall.run_stall_benchmarks` in a fresh process (so torch's first load is
     measured too), under ``xvfb-run`` when there is no display."""
     code = ("import json; from benchmarks.stall import run_stall_benchmarks; "
-            f"print('RESULT ' + json.dumps(run_stall_benchmarks({int(epochs)})))")
+            f"print('RESULT ' + json.dumps(run_stall_benchmarks({epochs!r})))")
     return _in_subprocess(code, timeout)
 
 
