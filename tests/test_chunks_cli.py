@@ -55,9 +55,29 @@ def test_encode_in_chunks_reads_partitions_and_matches_in_memory(tmp_path, movie
     assert "windows:" in capsys.readouterr().out
 
 
+def test_tracks_and_rings_in_chunks_give_the_in_memory_rows(tmp_path, movie_file):
+    """``--tracks --rings`` on a table detected in chunks: the same rows as in memory (tracks linked
+    across the chunks' borders, numbered alike; rings and hollow sites per frame)."""
+    common = ["--method", "peaks", "--tracks", "--track-class", "0", "1", "--rings"]
+    assert main(["detect", str(movie_file), "-o", str(tmp_path / "whole.parquet")] + common) == 0
+    assert main(["detect", str(movie_file), "-o", str(tmp_path / "sites.parquet"), "--chunk", "2",
+                 "--dask-scheduler", "sync"] + common) == 0
+    want, got = read_sites(tmp_path / "whole.parquet"), read_sites(tmp_path / "sites.parquet")
+    assert sorted(got.columns) == sorted(want.columns)
+    order = ["frame", "kind", "y", "x"]
+    want = want.sort_values(order, kind="stable").reset_index(drop=True)
+    got = got[list(want.columns)].sort_values(order, kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    tracks = want.loc[want["track_id"] >= 0, "track_id"]
+    assert tracks.nunique() > 30 and (tracks.groupby(tracks).size() == 5).mean() > 0.6  # across all 5 frames
+    assert (want["kind"] == "hollow").sum() > 40 and (want.loc[want["kind"] == "atom", "n6"] > 0).mean() > 0.5
+    record = json.loads((tmp_path / "sites.parquet" / "_run.json").read_text())
+    assert record["tracks"]["count"] == tracks.nunique() and record["rings"]["count"] == (want["kind"] == "hollow").sum()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["-o", "{tmp}/s.csv", "--chunk", "2"], "folder of Parquet partitions; give a name ending in .parquet"),
-    (["-o", "{tmp}/s.parquet", "--chunk", "2", "--tracks"], "--tracks needs the whole movie"),
+    (["-o", "{tmp}/s.parquet", "--chunk", "2", "--perovskite"], "--perovskite needs the whole movie"),
     (["-o", "{tmp}/s.parquet", "--dask-address", "127.0.0.1:9"], "cannot reach the dask scheduler at 127.0.0.1:9"),
     (["-o", "{tmp}/s.parquet", "--chunk", "0"], "chunk: expected a number of frames >= 1"),
 ])

@@ -198,3 +198,19 @@ def test_shipped_default_model_on_graphene():
     dist, idx = cKDTree(sc["yx"]).query(sites[["y", "x"]].to_numpy())
     assert np.sqrt((dist[dist < 2] ** 2).mean()) <= 0.2
     assert (sites["class"].to_numpy()[dist < 2] == sc["is_si"][idx[dist < 2]]).mean() >= 0.98
+
+
+def test_intensity_classes_of_millions_of_sites_find_a_rare_bright_class():
+    """A long movie's sites (more than the mixture is fitted on): a 0.3 % bright class is still found,
+    site for site, and an unsplit population stays one class."""
+    from napari_rvae.detect.atoms import FIT_SITES
+
+    rng = np.random.default_rng(0)
+    n = 3 * FIT_SITES + 17
+    bright = rng.random(n) < 0.003
+    intensity = np.where(bright, rng.normal(2.0, 0.1, n), rng.normal(1.0, 0.1, n))
+    intensity[5] = np.nan
+    classes = classify_by_intensity(intensity)
+    assert classes[5] == 0 and classes.dtype == np.int64
+    assert np.mean(classes[np.isfinite(intensity)] == bright[np.isfinite(intensity)]) > 0.9999
+    assert classify_by_intensity(rng.normal(1.0, 0.1, n)).sum() == 0

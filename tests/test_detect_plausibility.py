@@ -69,3 +69,35 @@ def test_detection_refuses_correlated_noise(sigma):
             warnings.simplefilter("ignore")
             with pytest.raises(ValueError, match="no atomic lattice"):
                 detect_atoms(frame, method="peaks")
+
+
+def test_checks_on_the_geometry_of_chunks_equal_the_checks_on_the_whole_table():
+    """A movie detected in chunks is checked on its sites' geometry measured chunk by chunk: the same
+    lattice update, confirmation and findings as on the whole table."""
+    from napari_rvae.detect.plausibility import STARS, SiteGeometry
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for t in range(6):  # honeycomb frames with jitter; frame 4 holds noise maxima, frame 5 two sites only
+        yx = honeycomb(12.0) + rng.normal(0, 0.4, (len(honeycomb(12.0)), 2))
+        yx = rng.uniform(5, 295, (900, 2)) if t == 4 else yx[:2] if t == 5 else yx
+        frames.append(make_sites(t, yx[:, 0], yx[:, 1]))
+    import pandas as pd
+
+    table = pd.concat(frames, ignore_index=True)
+    whole = SiteGeometry.of(table, (6, 300, 300))
+    joined = SiteGeometry.join([SiteGeometry.of(table[table["frame"] < 3], (6, 300, 300)),
+                                SiteGeometry.of(table[table["frame"] >= 3], (6, 300, 300))])
+    np.testing.assert_array_equal(joined.counts, [len(f) for f in frames])
+    np.testing.assert_array_equal(joined.nn, whole.nn)
+    for star in STARS:
+        np.testing.assert_array_equal(joined.order(*star), whole.order(*star))
+    for lattice in (Lattice(spacing=12.0 * np.sqrt(3), kind="hexagonal", found=True),
+                    Lattice(spacing=12.0, kind="honeycomb", found=False, regular=False)):
+        assert decorated(joined, lattice) == decorated(table, lattice)
+        assert confirms(joined, lattice, (6, 300, 300)) == confirms(table, lattice, (6, 300, 300))
+        assert check_sites(joined, lattice, (6, 300, 300)) == check_sites(table, lattice, (6, 300, 300))
+    # the upgrade to a honeycomb is seen on the geometry as on the table (the test above, chunked)
+    assert decorated(joined, Lattice(spacing=12.0 * np.sqrt(3), kind="hexagonal", found=True)).kind == "honeycomb"
+    with pytest.raises(ValueError, match="was not measured"):
+        SiteGeometry.of(table, stars=()).order(3, 6)

@@ -196,3 +196,24 @@ def test_bench_outside_a_checkout_says_where_it_runs(tmp_path):
     assert done.returncode == 2
     assert "source checkout" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b.json").exists()
+
+
+def test_benchmark_code_imports_the_package_by_name():
+    """The benchmarks live outside the package: an import relative to the package (``from .._samples``)
+    fails only when the benchmark runs, so none may be left in benchmarks/."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    wrong = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.level == 0:
+                continue
+            base = path.parent
+            for _ in range(node.level - 1):
+                base = base.parent
+            target = base.joinpath(*(node.module or "").split(".")) if node.module else base
+            inside = base == root or root in base.parents
+            if not inside or not (target.with_suffix(".py").exists() or (target / "__init__.py").exists()):
+                wrong.append(f"{path.relative_to(root.parent)}:{node.lineno} from {'.' * node.level}{node.module or ''}")
+    assert not wrong, wrong

@@ -11,7 +11,7 @@ import numpy as np
 from .graph import SCHEDULERS, ChunkSettings
 
 #: detect options that need every frame at once (kept out of chunked runs, with one clear message)
-WHOLE_MOVIE = {"walls": "--walls", "rings": "--rings", "tracks": "--tracks", "perovskite": "--perovskite"}
+WHOLE_MOVIE = {"walls": "--walls", "perovskite": "--perovskite"}
 
 
 def add_chunk_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,7 +56,7 @@ def movie_frames(movie, paths) -> object:
 
 
 def detect(args: argparse.Namespace, movie, data) -> tuple[Path, dict]:
-    """``detect`` in chunks: atoms only; returns the table's folder and its record."""
+    """``detect`` in chunks: atoms (with ``--tracks`` and ``--rings``); returns the table's folder and its record."""
     import pandas as pd
 
     from .steps import detect_atoms_chunked, run_record
@@ -74,6 +74,7 @@ def detect(args: argparse.Namespace, movie, data) -> tuple[Path, dict]:
                                   edge_margin=args.edge_margin, refine=args.refine, classify=args.classify,
                                   rescale=args.rescale, precision=args.precision)
     record = run_record(folder)
+    _tracks_and_rings(args, folder, record)
     if movie.pixel_size_nm is not None:  # y_nm / x_nm as the in-memory command writes them
         from ..io.units import add_physical_columns
         from .store import partitions, write_partition
@@ -86,6 +87,31 @@ def detect(args: argparse.Namespace, movie, data) -> tuple[Path, dict]:
     record = {"movie": [str(p) for p in sources], "channel": movie.channel, **record}
     write_record(folder, record)
     return folder, record
+
+
+def _tracks_and_rings(args: argparse.Namespace, folder: Path, record: dict) -> None:
+    """``--tracks`` then ``--rings`` on the partitions, with the in-memory command's defaults."""
+    from .passes import link_tracks_in_partitions, rings_in_partitions
+    from .store import partitions, read_partitions
+
+    spacing = (record.get("lattice") or {}).get("spacing")
+    if args.tracks and partitions(folder):
+        r_max = args.r_max
+        if not r_max:
+            from ..detect._checks import nearest_neighbour_distance
+
+            if not spacing:
+                first = read_partitions(folder, columns=["frame", "y", "x"])
+                first = first[first["frame"] == first["frame"].min()]
+                spacing_nn = nearest_neighbour_distance(first[["y", "x"]].to_numpy())
+            r_max = 1.5 * (spacing or spacing_nn)
+        n = link_tracks_in_partitions(folder, r_max=float(r_max), classes=args.track_class or None,
+                                      max_gap=args.max_gap, min_length=args.min_length)
+        record["tracks"] = {"count": n, "r_max": float(r_max)}
+    if args.rings and partitions(folder):
+        record["rings"] = {"count": rings_in_partitions(folder, bond_length=args.bond_length or spacing,
+                                                        settings=settings(args)),
+                           "bond_length": args.bond_length or spacing}
 
 
 def encode(args: argparse.Namespace, model_dir: Path, movie_data, map_path: Path | None) -> Path:

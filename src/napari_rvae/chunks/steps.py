@@ -22,7 +22,6 @@ from .graph import ChunkSettings, cluster, compute, movie_blocks, one_thread, re
 from .store import (create_frames_array, partition_path, read_partitions, read_record, start_table, write_frames,
                     write_partition, write_record)
 
-CLASS_COLUMNS = ["frame", "y", "x", "class", "intensity"]
 
 
 def _delayed(function, *args):
@@ -100,7 +99,7 @@ def _map_channels(model) -> int:
 def _detect_chunk(block, plan, start: int, folder: str, map_path: str | None) -> dict:
     """One chunk: read, detect (class from channels, else 0 until the whole movie is classified), write."""
     from ..detect.find import atom_map
-    from ..detect.stages import detect_frames
+    from ..detect.stages import detect_frames, site_geometry
 
     with one_thread():
         frames = read_block(block)
@@ -109,36 +108,37 @@ def _detect_chunk(block, plan, start: int, folder: str, map_path: str | None) ->
             if maps is None:
                 maps = atom_map(frames, lattice=plan.lattice, model=plan.model, precision=plan.precision)
             write_frames(map_path, start, maps)
+        geometry = site_geometry(sites, plan, frames.shape)
     if len(sites):
         write_partition(sites, folder, start)
     return {"start": start, "rows": len(sites), "channels": channels, "intensity": sites["intensity"].to_numpy(),
-            "class": sites["class"].to_numpy()}
+            "class": sites["class"].to_numpy(np.int8), "geometry": geometry}
 
 
 def _finish(folder: Path, plan, shape: tuple, results: list) -> dict:
-    """Classes over the whole movie (rewritten into the partitions), checks and the record."""
-    from ..detect.stages import finish_detection, movie_classes
+    """Classes over the whole movie (rewritten into the partitions), checks and the record: from what
+    the chunks returned (intensities, classes, the sites' geometry), never the whole table at once."""
+    from ..detect.plausibility import SiteGeometry
+    from ..detect.stages import detection_record, movie_classes, uses_channel_classes
     from ..io.sites import empty_sites
 
     channels = next((r["channels"] for r in results if r["channels"] is not None), None)
-    rows = sum(r["rows"] for r in results)
-    if rows == 0:
+    geometry = SiteGeometry.join([r.pop("geometry") for r in results])
+    if sum(r["rows"] for r in results) == 0:
         write_partition(empty_sites(), folder, 0)
-        return finish_detection(empty_sites(), plan, shape, channels).attrs["detection"]
-    intensity = np.concatenate([r["intensity"] for r in results])
-    current = np.concatenate([r["class"] for r in results])
-    classes = movie_classes(intensity, plan, channels, current)
-    if not np.array_equal(classes, current):
+        return detection_record(plan, shape, geometry, stacklevel=4)
+    if not uses_channel_classes(plan, channels):  # the class the chunks gave is final when it is the channel's
+        classes = movie_classes(np.concatenate([r.pop("intensity") for r in results]), plan, channels, None)
         offset = 0
         for r in results:
-            if r["rows"]:
+            mine = classes[offset: offset + r["rows"]]
+            if r["rows"] and not np.array_equal(mine, r["class"]):
                 part = pd.read_parquet(partition_path(folder, r["start"]))
-                part["class"] = classes[offset: offset + r["rows"]]
+                part["class"] = mine
                 write_partition(part, folder, r["start"])
             offset += r["rows"]
-    light = read_partitions(folder, columns=["frame", "y", "x", "kind"])
-    light["class"] = classes
-    return finish_detection(light, plan, shape, channels, classes=classes).attrs["detection"]
+        del classes
+    return detection_record(plan, shape, geometry, stacklevel=4)
 
 
 # ------------------------------------------------------------------------------ probability maps

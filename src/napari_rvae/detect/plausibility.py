@@ -39,24 +39,99 @@ def _nearest(yx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d[:, 1], np.arctan2(vec[:, 0], vec[:, 1])
 
 
-def decorated(sites: pd.DataFrame, lattice: Lattice) -> Lattice:
+#: the stars of bonds tried: (nearest neighbours, fold) for a honeycomb / centred square, a square, a triangle
+STARS = ((3, 6), (4, 4), (6, 6))
+_TRIALS = {"hexagonal": [("honeycomb", 1 / np.sqrt(3), 3, 6)], "square": [("square", 1 / np.sqrt(2), 4, 4)],
+           "unknown": [("honeycomb", 1 / np.sqrt(3), 3, 6), ("square", 1 / np.sqrt(2), 4, 4)]}
+_CONFIRM_STARS = {"honeycomb": [(3, 6)], "hexagonal": [(6, 6)], "square": [(4, 4)]}
+
+
+@dataclasses.dataclass
+class SiteGeometry:
+    """What the checks of this module read from a sites table, measured frame by frame, so that a movie
+    detected in chunks is checked on a few numbers per site instead of the whole table (frame order).
+
+    counts : sites in each frame that holds any.
+    nn : each site's nearest-neighbour distance (NaN in a frame of one site).
+    orders : ``{(neighbours, fold): (N,)}`` local bond order (:func:`bond_order`) for the stars measured.
+    border : each site's distance to the frame's edge (pixels), when measured.
+    """
+
+    counts: np.ndarray
+    nn: np.ndarray
+    orders: dict
+    border: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, sites: pd.DataFrame, shape: tuple | None = None, stars=STARS) -> "SiteGeometry":
+        """Measure ``sites`` (``frame, y, x``); ``shape``: the frames' ``(.., Y, X)`` (for ``border``)."""
+        counts, nn, border, orders = [], [], [], {star: [] for star in stars}
+        for _, frame in sites.groupby("frame", sort=True):
+            yx = frame[["y", "x"]].to_numpy(dtype=np.float64)
+            counts.append(len(yx))
+            nn.append(_nearest(yx)[0] if len(yx) >= 2 else np.full(len(yx), np.nan))
+            for k, fold in stars:
+                orders[(k, fold)].append(bond_order(yx, k, fold))
+            if shape is not None:
+                border.append(np.min(np.concatenate([yx, np.asarray(shape[-2:]) - 1 - yx], axis=1), axis=1))
+        cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0))
+        return cls(np.asarray(counts, dtype=np.int64), cat(nn), {star: cat(v) for star, v in orders.items()},
+                   cat(border) if shape is not None else None)
+
+    @classmethod
+    def join(cls, parts: list) -> "SiteGeometry":
+        """One geometry of consecutive runs of frames (given in frame order)."""
+        parts = [p for p in parts if len(p.counts)]
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(0), {})
+        stars = set.intersection(*(set(p.orders) for p in parts))
+        border = None if any(p.border is None for p in parts) else np.concatenate([p.border for p in parts])
+        return cls(np.concatenate([p.counts for p in parts]), np.concatenate([p.nn for p in parts]),
+                   {s: np.concatenate([p.orders[s] for p in parts]) for s in stars}, border)
+
+    def in_frames_of(self, n: int) -> np.ndarray:
+        """Which sites lie in frames of at least ``n`` sites."""
+        return np.repeat(self.counts >= n, self.counts)
+
+    def order(self, neighbours: int, fold: int) -> np.ndarray:
+        if (neighbours, fold) not in self.orders:
+            raise ValueError(f"bond order ({neighbours}, {fold}) was not measured for these sites")
+        return self.orders[(neighbours, fold)]
+
+
+def stars_needed(lattice: Lattice, spacing_given: bool = False) -> tuple:
+    """The stars of bonds :func:`decorated` and :func:`confirms` may ask of sites detected on ``lattice``."""
+    stars = set()
+    if lattice.found or lattice.candidate:
+        stars |= {(k, fold) for _, _, k, fold in _TRIALS.get(lattice.kind, [])}
+    if (lattice.candidate or not lattice.regular) and not spacing_given:
+        stars |= set(STARS)
+    return tuple(s for s in STARS if s in stars)
+
+
+def _geometry(sites, shape=None, stars=STARS) -> SiteGeometry:
+    return sites if isinstance(sites, SiteGeometry) else SiteGeometry.of(sites, shape, stars)
+
+
+def decorated(sites: pd.DataFrame | SiteGeometry, lattice: Lattice) -> Lattice:
     """The lattice updated when the sites reveal atoms the estimate missed (see the module docstring):
     most sites' nearest neighbours at spacing / √3 with a 3-fold star of bonds (honeycomb; tried for a
     hexagonal or unknown estimate) or at spacing / √2 with a 4-fold star (centred square; tried for a
     square or unknown estimate). Otherwise ``lattice`` unchanged."""
-    if not (lattice.found or lattice.candidate) or len(sites) < 20:
+    if not (lattice.found or lattice.candidate):
         return lattice
-    trials = {"hexagonal": [("honeycomb", 1 / np.sqrt(3), 3, 6)], "square": [("square", 1 / np.sqrt(2), 4, 4)],
-              "unknown": [("honeycomb", 1 / np.sqrt(3), 3, 6), ("square", 1 / np.sqrt(2), 4, 4)]}
-    frames = [f[["y", "x"]].to_numpy(dtype=np.float64) for _, f in sites.groupby("frame") if len(f) >= 5]
-    if not frames:
+    geo = _geometry(sites, stars=[(k, f) for _, _, k, f in _TRIALS.get(lattice.kind, [])])
+    if len(geo.nn) < 20:
         return lattice
-    d = np.concatenate([_nearest(yx)[0] for yx in frames])
-    for kind, ratio, neighbours, fold in trials.get(lattice.kind, []):
+    used = geo.in_frames_of(5)
+    if not used.any():
+        return lattice
+    d = geo.nn[used]
+    for kind, ratio, neighbours, fold in _TRIALS.get(lattice.kind, []):
         inner = np.abs(d / lattice.spacing - ratio) <= 0.12
         if inner.mean() < 0.5:
             continue
-        order = float(np.nanmedian(np.concatenate([bond_order(yx, neighbours, fold) for yx in frames])))
+        order = float(np.nanmedian(geo.order(neighbours, fold)[used]))
         if order >= 0.75:
             spacing = float(np.median(d[inner]))
             note = (f"{lattice.note}; " if lattice.note else "") + \
@@ -77,7 +152,7 @@ def bond_order(yx: np.ndarray, neighbours: int, fold: int) -> np.ndarray:
     return np.abs(np.mean(np.exp(1j * fold * np.arctan2(vec[..., 0], vec[..., 1])), axis=1))
 
 
-def confirms(sites: pd.DataFrame, lattice: Lattice, shape: tuple | None = None) -> bool:
+def confirms(sites: pd.DataFrame | SiteGeometry, lattice: Lattice, shape: tuple | None = None) -> bool:
     """Whether the sites make a candidate lattice real: most have their nearest neighbour within 20 %
     of the spacing (or of spacing / √3, / √2: atoms between those the autocorrelation saw), and the bonds to their nearest neighbours form the lattice's star (median local
     bond order of the sites 1.5 spacings or more from the border ≥ 0.6: 3 bonds 6-fold for a honeycomb,
@@ -86,33 +161,36 @@ def confirms(sites: pd.DataFrame, lattice: Lattice, shape: tuple | None = None) 
     boundaries lower a lattice's (0.65–0.7 on a 128² crop of the graphene movie, 0.9+ on most frames)."""
     if not np.isfinite(lattice.spacing):
         return False
-    frames = [f[["y", "x"]].to_numpy(dtype=np.float64) for _, f in sites.groupby("frame") if len(f) >= 3]
-    if not frames:
+    stars = _CONFIRM_STARS.get(lattice.kind, list(STARS))
+    geo = _geometry(sites, shape, stars)
+    used = geo.in_frames_of(3)
+    if not used.any():
         return False
-    nn = np.concatenate([_nearest(yx)[0] for yx in frames]) / lattice.spacing
-    stars = {"honeycomb": [(3, 6)], "hexagonal": [(6, 6)], "square": [(4, 4)]}.get(lattice.kind, [(3, 6), (4, 4), (6, 6)])
+    nn = geo.nn[used] / lattice.spacing
     margin = 1.5 * lattice.spacing
-
-    def interior(yx):  # border sites miss neighbours, so their stars are wrong; keep them if too few inside
-        if shape is None:
-            return np.ones(len(yx), bool)
-        inside = np.all((yx >= margin) & (yx <= np.asarray(shape[-2:]) - 1 - margin), axis=1)
-        return inside if inside.sum() >= 10 else np.ones(len(yx), bool)
-
-    order = max(float(np.nanmedian(np.concatenate([bond_order(yx, k, f)[interior(yx)] for yx in frames])))
-                for k, f in stars)
+    # border sites miss neighbours, so their stars are wrong: only sites inside, unless a frame has few
+    keep = np.ones(len(geo.nn), bool)
+    if shape is not None and geo.border is not None:
+        inside = geo.border >= margin
+        starts = np.concatenate([[0], np.cumsum(geo.counts)])
+        for a, b in zip(starts[:-1], starts[1:]):
+            if inside[a:b].sum() >= 10:
+                keep[a:b] = inside[a:b]
+    keep &= used
+    order = max(float(np.nanmedian(geo.order(k, f)[keep])) for k, f in stars)
     # the atoms may sit at the spacing, or between the atoms the autocorrelation saw (honeycomb / centred)
     at_spacing = max(np.mean(np.abs(nn / r - 1) <= 0.2) for r in (1.0, 1 / np.sqrt(3), 1 / np.sqrt(2)))
     return bool(at_spacing >= 0.5 and np.median(nn) >= 0.5 and order >= 0.6)
 
 
-def check_sites(sites: pd.DataFrame, lattice: Lattice, shape: tuple, *, method: str = "") -> list[str]:
+def check_sites(sites: pd.DataFrame | SiteGeometry, lattice: Lattice, shape: tuple, *,
+                method: str = "") -> list[str]:
     """Findings, one sentence each with the likely cause and what to try; empty when all is plausible.
 
     Parameters
     ----------
-    sites : DataFrame
-        ``frame, y, x`` in pixels.
+    sites : DataFrame or SiteGeometry
+        ``frame, y, x`` in pixels, or their :class:`SiteGeometry`.
     lattice : Lattice
         The estimate the detection used.
     shape : (T, Y, X)
@@ -120,7 +198,7 @@ def check_sites(sites: pd.DataFrame, lattice: Lattice, shape: tuple, *, method: 
     method : str
         The detection method used, for the suggested fix.
     """
-    if not lattice.found or len(sites) == 0:
+    if not lattice.found or len(sites if not isinstance(sites, SiteGeometry) else sites.counts) == 0:
         return []
     d = lattice.spacing
     area = float(shape[-2] * shape[-1])
@@ -128,13 +206,10 @@ def check_sites(sites: pd.DataFrame, lattice: Lattice, shape: tuple, *, method: 
     sparse_full = DENSITY.get(lattice.kind, DENSITY["honeycomb"]) / d**2
     other = "the shipped atom finder (--method model)" if method != "model" else "peak finding (--method peaks)"
     findings = []
-    counts = sites.groupby("frame").size()
-    nn = []
-    for _, frame in sites.groupby("frame"):
-        if len(frame) >= 3:
-            nn.append(_nearest(frame[["y", "x"]].to_numpy(dtype=np.float64))[0])
-    nn = np.concatenate(nn) if nn else np.zeros(0)
-    density = float(counts.median()) / area
+    geo = _geometry(sites, stars=())
+    counts = geo.counts
+    nn = geo.nn[geo.in_frames_of(3)]
+    density = float(np.median(counts)) / area
     median_nn = float(np.median(nn)) if len(nn) else float("nan")
     if (len(nn) and median_nn < TOO_CLOSE * d) or density > TOO_DENSE * full:
         findings.append(

@@ -20,7 +20,7 @@ from .atoms import METHODS, _threshold_image, atoms_from_image, atoms_from_proba
 from .find import CLASSIFY, CONTRASTS, PRECISIONS, AUTO_METHOD, _for_detection, _load_model, model_probabilities, \
     movie_lattice, training_rescale
 from .lattice import Lattice, scale_defaults
-from .plausibility import check_sites, confirms, decorated
+from .plausibility import SiteGeometry, check_sites, confirms, decorated, stars_needed
 from .refine import refine_sites
 
 
@@ -153,25 +153,34 @@ def uses_channel_classes(plan: DetectionPlan, channels: int | None) -> bool:
     return plan.classify == "channel" or (plan.classify == "auto" and channels is not None and channels > 2)
 
 
-def finish_detection(sites: pd.DataFrame, plan: DetectionPlan, shape: tuple, channels: int | None,
-                     classes: np.ndarray | None = None) -> pd.DataFrame:
+def finish_detection(sites: pd.DataFrame, plan: DetectionPlan, shape: tuple, channels: int | None) -> pd.DataFrame:
     """Classify over the whole movie, check the sites against the lattice and record it all in
-    ``sites.attrs["detection"]`` (warnings for the findings). ``classes``: already computed (chunked runs)."""
-    record = plan.record()
-    if len(sites) == 0:
-        warnings.warn("no atoms found in any frame; returning an empty sites table", stacklevel=3)
-        sites.attrs["detection"] = record
-        return sites
-    if classes is not None:
-        sites["class"] = classes
-    else:
+    ``sites.attrs["detection"]`` (warnings for the findings)."""
+    if len(sites):
         sites["class"] = movie_classes(sites["intensity"].to_numpy(), plan, channels, sites["class"].to_numpy())
+    sites.attrs["detection"] = detection_record(plan, shape, site_geometry(sites, plan, shape), stacklevel=4)
+    return sites
+
+
+def site_geometry(sites: pd.DataFrame, plan: DetectionPlan, shape: tuple) -> SiteGeometry:
+    """What :func:`detection_record` reads of ``sites`` (frames of a movie of ``shape``), measured."""
+    return SiteGeometry.of(sites, shape, stars_needed(plan.lattice, plan.spacing_given))
+
+
+def detection_record(plan: DetectionPlan, shape: tuple, geometry: SiteGeometry, stacklevel: int = 3) -> dict:
+    """The detection record of the whole movie's sites, from their :class:`SiteGeometry` (so a movie
+    detected in chunks is checked without its whole table): the lattice as the sites confirm or
+    update it, and the findings of the plausibility checks, each also given as a warning."""
+    record = plan.record()
+    if len(geometry.nn) == 0:
+        warnings.warn("no atoms found in any frame; returning an empty sites table", stacklevel=stacklevel)
+        return record
     lattice = plan.lattice
-    seen = decorated(sites, lattice)
+    seen = decorated(geometry, lattice)
     if (lattice.candidate or not lattice.regular) and not plan.spacing_given:
         # the autocorrelation alone was not conclusive (no periodicity, or no regular ring of
         # directions): the atoms found must sit at the spacing along a lattice's star of bonds
-        if not confirms(sites, seen, shape):
+        if not confirms(geometry, seen, shape):
             why = f"{lattice.note}; " if lattice.note else ""
             raise ValueError(f"no atomic lattice found in the frames ({why}the maxima at the candidate spacing "
                              f"{lattice.spacing:.1f} px are not arranged as atoms); if they do hold atoms, give "
@@ -182,11 +191,10 @@ def finish_detection(sites: pd.DataFrame, plan: DetectionPlan, shape: tuple, cha
             seen = dataclasses.replace(seen, found=True, note=note)
     if seen is not lattice:
         record["lattice"] = seen.to_dict()
-    record["findings"] = check_sites(sites, seen, shape, method=plan.chosen)
+    record["findings"] = check_sites(geometry, seen, shape, method=plan.chosen)
     for finding in record["findings"]:
-        warnings.warn(finding, stacklevel=3)
-    sites.attrs["detection"] = record
-    return sites
+        warnings.warn(finding, stacklevel=stacklevel)
+    return record
 
 
 def movie_classes(intensity: np.ndarray, plan: DetectionPlan, channels: int | None,
