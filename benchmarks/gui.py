@@ -6,6 +6,8 @@ Measured in a real napari viewer (under Xvfb on a headless machine):
   decoded window is painted in the dock; target ≤ 10 ms median.
   ``click_decode_to_layer_ms`` adds the "decoded window" layer update and
   napari's canvas redraw (software OpenGL under Xvfb);
+  ``click_decode_in_window_ms`` (target ≤ 30 ms) repaints the dock's panel inside the napari
+  window: the decoded window on screen, with Qt's composition of the window;
 * ``click_site_ms`` — a click on a site: real window, reconstruction, viewer
   jumps to its frame (napari re-slices the points layer: informative only);
 * ``pan_ms`` / ``zoom_ms`` — one pan / zoom step of the explorer plot until
@@ -39,7 +41,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-TARGETS_MS = {"click_decode_ms": 10.0, "pan_ms": 30.0, "zoom_ms": 30.0, "lasso_ms": 200.0,
+TARGETS_MS = {"click_decode_ms": 10.0, "click_decode_in_window_ms": 30.0, "pan_ms": 30.0, "zoom_ms": 30.0,
+              "lasso_ms": 200.0,
               "lasso_move_ms": 30.0, "hover_move_ms": 30.0}
 
 
@@ -138,6 +141,17 @@ def run_gui_benchmarks(n_points: int = 200_000, repeats: int = 30, decode: Calla
             app.processEvents()  # the layer follows, napari redraws the canvas
             click_layer.append(time.perf_counter() - t0)
 
+        # click → the decoded window repainted inside the napari window (the dock's panel: what the user
+        # sees first; the repaint includes Qt's composition of the window with its OpenGL canvas)
+        click_window = []
+        for x, y in spots * max(1, repeats // len(spots)):
+            for _ in range(3):
+                app.processEvents()
+            t0 = time.perf_counter()
+            plot.handle_click(x, y)
+            explorer.panel.viewport().repaint()
+            click_window.append(time.perf_counter() - t0)
+
         # click → the decoded window drawn on napari's canvas (vispy's draw event after the click)
         draws: list[float] = []
         scene_canvas = viewer.window._qt_viewer.canvas._scene_canvas
@@ -230,6 +244,8 @@ def run_gui_benchmarks(n_points: int = 200_000, repeats: int = 30, decode: Calla
             "decoder": decoder_name or ("stand-in numpy blob" if decode is None else getattr(decode, "__name__", "given")),
             "click_decode_ms": _median_ms(click),
             "click_decode_to_layer_ms": _median_ms(click_layer),
+            "click_decode_in_window_ms": _median_ms(click_window),
+            "click_decode_in_window_max_ms": round(1000.0 * max(click_window), 2),
             "click_site_ms": _median_ms(site_click),
             "pan_ms": _median_ms(pan),
             "zoom_ms": _median_ms(zoom),
@@ -251,11 +267,11 @@ def run_gui_benchmarks(n_points: int = 200_000, repeats: int = 30, decode: Calla
         viewer.close()
 
 
-def stall_benchmarks(epochs: int = 3, timeout: float = 1200.0) -> dict:
+def stall_benchmarks(epochs: int | None = None, timeout: float = 1200.0) -> dict:
     """:func:`benchmarks.stall.run_stall_benchmarks` in a fresh process (so torch's first load is
     measured too), under ``xvfb-run`` when there is no display."""
     code = ("import json; from benchmarks.stall import run_stall_benchmarks; "
-            f"print('RESULT ' + json.dumps(run_stall_benchmarks({int(epochs)})))")
+            f"print('RESULT ' + json.dumps(run_stall_benchmarks({epochs!r})))")
     return _in_subprocess(code, timeout)
 
 

@@ -160,3 +160,35 @@ def test_threshold_from_the_decoded_data_and_windows_too_small_said(scene):
         chemistry_map(_anchor_decoder(small.windows, anchors[: len(small)]), d=12, bond_length=CC)
     with pytest.raises(ValueError, match="same value"):
         chemistry_map(lambda z: np.zeros((len(z), W, W), np.float32), d=8, bond_length=CC)
+
+
+def test_recorded_window_scale_sets_the_threshold_and_the_unphysical_region_is_said(scene):
+    """A decoder that overshoots where no window was encoded (values from −1.2 to 1.4, as a trained
+    decoder extrapolates): the decoded pixels' spread misplaces the threshold, the recorded 0–1 scale
+    of the model's windows does not."""
+    from types import SimpleNamespace
+
+    s, mask = scene
+    a = s["atoms"][s["atoms"]["frame"] == 2]
+    truth_all = np.stack([a[k] for k in ("n5", "n6", "n7", "n8")], 1)
+    chosen = np.flatnonzero(truth_all[:, 1] == 3)[::40][:8]
+    cut = cut_windows(mask, make_sites(a["frame"][chosen], a["y"][chosen], a["x"][chosen], "atom", 0), W)
+    yy, xx = np.mgrid[:W, :W]
+    junk = np.stack([-1.2 + 2.6 * ((yy + xx) % 9 == k) for k in range(6)]).astype(np.float32)  # stripes
+    faded = 0.4 * cut.windows[:4]  # a lattice below half contrast: no atoms
+    windows = np.concatenate([cut.windows, junk, faded])
+    anchors = np.random.default_rng(5).uniform(-2.6, 2.6, (len(windows), 2))
+    plain = _anchor_decoder(windows, anchors)
+    data_rule = chemistry_map(plain, d=24, bond_length=CC)
+    assert data_rule.params["threshold"] < 0.2  # the overshoot pulls it down into the faded lattice
+    recorded = _anchor_decoder(windows, anchors)
+    recorded.model = SimpleNamespace(normalisation={"mode": "window", "source": "map", "site_spacing_px": CC,
+                                                    "site_kind": "atom"})
+    chem = chemistry_map(recorded, d=24)
+    assert chem.params["threshold"] == 0.5 and chem.bond_length == CC
+    got = chem.classify(anchors)
+    np.testing.assert_array_equal(got[: len(cut)], truth_all[chosen][cut.rows])
+    assert (got[len(cut) + len(junk):] == -1).all()  # the faded lattice holds no atom above half contrast
+    text = chem.summary()
+    assert f"{1 - chem.physical.mean():.0%} of the latent plane unphysical" in text and "no lattice" in text
+    assert "(0, 3, 0)" in text

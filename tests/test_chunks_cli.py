@@ -29,6 +29,7 @@ def test_detect_in_chunks_writes_the_in_memory_table(tmp_path, movie_file, capsy
     assert "2 frames per chunk on 2 threads worker(s)" in capsys.readouterr().out
     folder = tmp_path / "sites.parquet"
     assert folder.is_dir() and len(list(folder.glob("part-*.parquet"))) == 3
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("part-")) == ["_run.json"]
     pd.testing.assert_frame_equal(read_sites(folder), read_sites(tmp_path / "whole.parquet"), check_exact=True)
     record = json.loads((folder / "_run.json").read_text())
     assert record["movie"] == [str(movie_file)] and record["method"] == "peaks"

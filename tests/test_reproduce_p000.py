@@ -51,6 +51,7 @@ def test_content_symmetry_from_the_windows():
     assert d["angle_symmetry"] == 3
     assert d["translation_prior"] == pytest.approx(1 / 24.5)  # one pixel
     assert d["grid_scale"] == pytest.approx(8 * np.pi / 3 * 24.5 / 10.0)
+    assert d["standardise_latents"] is True  # the chemistry map's ±3 plane is where the windows are encoded
     assert model_defaults("rvae", cut.windows, cut.normalisation) == {}  # the rVAE keeps its own defaults
 
 
@@ -106,11 +107,14 @@ def test_skip_rvae_learns_graphene_windows_si_found_and_tracked(graphene_seed1):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the skip-rVAE does not yet learn pristine honeycomb neighbourhoods "
-                                       "in CPU minutes: the map is mostly unphysical and its physical region "
-                                       "is not mostly three 6-rings")
 def test_chemistry_map_is_mostly_six_rings_and_pristine_atoms_land_there(graphene_seed1):
-    _, by, _, _ = graphene_seed1
-    assert by["unphysical region marked"].ok  # at most 80 % of the plane unphysical
-    assert by["6-rings dominate the physical region of the latent plane"].ok
-    assert by["pristine atoms land in the 6-ring region"].ok
+    """The map from the skip-rVAE trained with the defaults, against the sample's true rings (tolerances
+    of ``reproduce 000``): ≤ 80 % of the plane unphysical, ≥ 50 % of the physical region three 6-rings
+    at the centre atom, ≥ 60 % of the truly pristine atoms encoded where the map says three 6-rings."""
+    _, by, _, extra = graphene_seed1
+    for name in ("unphysical region marked", "6-rings dominate the physical region of the latent plane",
+                 "pristine atoms land in the 6-ring region"):
+        assert by[name].ok, (name, by[name].we_get)
+    chem = extra["chemistry"]
+    assert chem.params["threshold"] == 0.5  # the windows are 0-1 (atom probability map): the papers' threshold
+    assert "of the latent plane unphysical" in chem.summary()

@@ -69,6 +69,7 @@ def model_decoder(model, dims=(0, 1), fixed=None, angle: float = 0.0, batch_size
         full[:, dims[0]], full[:, dims[1]] = z[:, 0], z[:, 1]
         return decode(model, full, angle=angle, batch_size=batch_size)
 
+    decoder.model = model  # what the map reads the recorded scale from (bond length, atom threshold)
     return decoder
 
 
@@ -241,6 +242,31 @@ class ChemistryMap:
         out = self.counts[..., size - 5].astype(np.int64)
         return np.where(self.physical, out, -1)
 
+    def summary(self) -> str:
+        """One sentence on the plane: how much of it is unphysical and why, and the ring pattern of the rest."""
+        n = self.physical.size
+        bad = ~self.physical
+        if self.mode == "hollow":
+            reasons = f"no ring encloses the centre" if bad.any() else ""
+            common = np.bincount(self.ring_size[self.physical].ravel(), minlength=9)
+        else:
+            crowded = bad & (self.counts.sum(-1) >= 4)
+            reasons = ", ".join(part for part in (
+                f"{(bad & ~crowded).sum() / n:.0%} no lattice (no atom, or ≤ 3 bonded atoms and no ring)"
+                if (bad & ~crowded).any() else "",
+                f"{crowded.sum() / n:.0%} ≥ 4 rings at the centre atom" if crowded.any() else "") if part)
+            common = None
+        text = f"{bad.mean():.0%} of the latent plane unphysical" + (f" ({reasons})" if reasons else "")
+        if not self.physical.any():
+            return text + "; no point of the plane decodes to rings a lattice can have"
+        if common is not None:
+            size = int(np.argmax(common))
+            return text + f"; the ring around the centre is most often a {size}-ring ({common[size] / self.physical.sum():.0%} of the physical region)"
+        patterns, counts = np.unique(self.counts[self.physical][:, :3], axis=0, return_counts=True)
+        top = patterns[int(np.argmax(counts))]
+        return text + (f"; most of the physical region ({counts.max() / self.physical.sum():.0%}) has "
+                       f"(n5, n6, n7) = ({top[0]}, {top[1]}, {top[2]}) at the centre atom")
+
     def rgb(self) -> np.ndarray:
         """``(D, D, 3)`` float in [0, 1]: (n5, n6, n7) each divided by its maximum over
         the physical points (hollow mode: red 5-, green 6-, blue 7-rings); unphysical points black."""
@@ -286,6 +312,24 @@ def recorded_bond_length(model) -> float | None:
     if not spacing or not np.isfinite(spacing) or spacing <= 0:
         return None
     return float(spacing) / np.sqrt(3.0) if norm.get("site_kind") == "hollow" else float(spacing)
+
+
+def recorded_threshold(model) -> float | None:
+    """Atom threshold from the scale a model's windows were recorded at: 0.5 (the papers' threshold,
+    half of the windows' 0–1 range) where its training windows were cut from the atom probability
+    map or each was scaled to [0, 1] on its own; ``None`` where the record does not fix the scale
+    (raw-image windows scaled for the whole movie, or models without the record)."""
+    norm = getattr(model, "normalisation", None) or {}
+    if norm.get("source") == "map" or norm.get("mode") == "window":
+        return 0.5
+    return None
+
+
+def _model_of(decoder):
+    """The trained model behind ``decoder`` (a model, or a :func:`model_decoder` callable), else ``None``."""
+    if hasattr(decoder, "config") and hasattr(decoder, "normalisation"):
+        return decoder
+    return getattr(decoder, "model", None)
 
 
 def atom_threshold(decoder, d: int = 200, span: float = 3.0, progress: Callable[[float], None] | None = None) -> float:
@@ -348,8 +392,9 @@ def chemistry_map(
     span : float
         The grid is ``linspace(−span, span, d)`` on both latents.
     threshold : float or "auto"
-        Atom pixels are decoded values above it; ``"auto"``: from the decoded data
-        (:func:`atom_threshold`).
+        Atom pixels are decoded values above it; ``"auto"``: from the scale the model's windows
+        were recorded at (:func:`recorded_threshold`: 0.5 on 0–1 windows), else from the decoded
+        data (:func:`atom_threshold`).
     bond_length : float, optional
         ``L`` in pixels; default the scale the model's windows were cut at
         (:func:`recorded_bond_length`), else the median nearest-neighbour distance
@@ -376,14 +421,17 @@ def chemistry_map(
     lo, hi = float(bond_range[0]), float(bond_range[1])
     if not 0 <= lo < hi:
         raise ValueError(f"bond_range: expected (low, high) with 0 ≤ low < high, got {bond_range}")
-    if bond_length is None and hasattr(decoder, "config"):
-        bond_length = recorded_bond_length(decoder)
+    model = _model_of(decoder)
+    if bond_length is None and model is not None:
+        bond_length = recorded_bond_length(model)
     if isinstance(threshold, str):
         if threshold != "auto":
             raise ValueError(f"threshold: a number or 'auto', got {threshold!r}")
-        if progress is not None:
-            progress(0.0)  # a cancel before the threshold's own decoding
-        threshold = atom_threshold(decoder, d, span, progress)
+        threshold = recorded_threshold(model) if model is not None else None
+        if threshold is None:
+            if progress is not None:
+                progress(0.0)  # a cancel before the threshold's own decoding
+            threshold = atom_threshold(decoder, d, span, progress)
     grid, zz = grid_points(d, span)
     d = len(grid)
     n_total = len(zz)

@@ -52,7 +52,9 @@ def add_chemistry_map(p: argparse.ArgumentParser) -> None:
     p.add_argument("--span", type=float, default=3.0, help="grid covers [-span, span] on both latents (default 3)")
     p.add_argument("--dims", default="0,1", help="the two content latents of the map (default 0,1)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="atom pixels are decoded values above it (default: 0.5 on 0-1 probability windows, else halfway between the decoded background and atom peaks)")
+                   help="atom pixels are decoded values above it (default: 0.5 where the model's windows were 0-1 "
+                        "(atom probability map, or each window scaled to 0-1), else halfway between the decoded "
+                        "background and atom peaks)")
     p.add_argument("--bond-length", type=float, default=None,
                    help="bond length in pixels (default: the atom spacing the model's windows were cut at, else the "
                         "median nearest-neighbour distance of the decoded atoms)")
@@ -62,7 +64,7 @@ def add_chemistry_map(p: argparse.ArgumentParser) -> None:
 
 def run_chemistry_map(args: argparse.Namespace) -> int:
     from ..vae import load_model
-    from .chemistry import chemistry_map, model_decoder, recorded_bond_length
+    from .chemistry import chemistry_map, model_decoder
 
     suffix = args.output.suffix.lower()
     if suffix not in (".npz", ".png"):
@@ -83,7 +85,7 @@ def run_chemistry_map(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     chem = chemistry_map(model_decoder(model, dims=dims), d=args.grid, span=args.span,
                          threshold="auto" if args.threshold is None else args.threshold,
-                         bond_length=args.bond_length or recorded_bond_length(model), mode=args.mode)
+                         bond_length=args.bond_length, mode=args.mode)
     seconds = time.perf_counter() - start
     if suffix == ".png":
         write_rgb_png(args.output, chem.rgb(), chem.physical)
@@ -99,9 +101,9 @@ def run_chemistry_map(args: argparse.Namespace) -> int:
     print(f"{args.grid}x{args.grid} chemistry map ({args.mode}) in {seconds:.1f} s: "
           f"{chem.physical.mean():.0%} physical, bond length {chem.bond_length:.2f} px, atom threshold "
           f"{chem.params['threshold']:.3g} -> {args.output}")
+    print(chem.summary())
     if not chem.physical.any():
-        print("warning: no point of the plane decodes to rings a lattice can have (every window unphysical): "
-              "check the model's latent check and its window size")
+        print("warning: every window of the plane is unphysical: check the model's latent check and its window size")
     return 0
 
 

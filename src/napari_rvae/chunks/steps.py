@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .graph import ChunkSettings, cluster, compute, movie_blocks, one_thread, read_block
-from .store import (create_frames_array, partition_path, read_partitions, read_record, start_table, write_frames,
-                    write_partition, write_record)
+from .store import (create_frames_array, partition_path, read_partitions, read_record, remove_side_arrays,
+                    side_arrays, start_table, write_frames, write_partition, write_record, write_side_arrays)
 
 
 
@@ -111,34 +111,72 @@ def _detect_chunk(block, plan, start: int, folder: str, map_path: str | None) ->
         geometry = site_geometry(sites, plan, frames.shape)
     if len(sites):
         write_partition(sites, folder, start)
-    return {"start": start, "rows": len(sites), "channels": channels, "intensity": sites["intensity"].to_numpy(),
-            "class": sites["class"].to_numpy(np.int8), "geometry": geometry}
+    # what the finish needs of these sites waits on disk, so the client's memory does not grow with the movie
+    write_side_arrays(folder, start, geometry.to_arrays())
+    return {"start": start, "rows": len(sites), "channels": channels}
 
 
 def _finish(folder: Path, plan, shape: tuple, results: list) -> dict:
-    """Classes over the whole movie (rewritten into the partitions), checks and the record: from what
-    the chunks returned (intensities, classes, the sites' geometry), never the whole table at once."""
-    from ..detect.plausibility import SiteGeometry
+    """Classes over the whole movie (rewritten into the partitions), checks and the record, from what the
+    chunks left on disk (intensities and classes in the partitions, the sites' geometry beside them),
+    one column at a time into arrays of the movie's size: never the whole table."""
     from ..detect.stages import detection_record, movie_classes, uses_channel_classes
     from ..io.sites import empty_sites
 
     channels = next((r["channels"] for r in results if r["channels"] is not None), None)
-    geometry = SiteGeometry.join([r.pop("geometry") for r in results])
-    if sum(r["rows"] for r in results) == 0:
+    geometry = _joined_geometry(folder)
+    remove_side_arrays(folder)
+    rows = [r["rows"] for r in results]
+    if sum(rows) == 0:
         write_partition(empty_sites(), folder, 0)
         return detection_record(plan, shape, geometry, stacklevel=4)
     if not uses_channel_classes(plan, channels):  # the class the chunks gave is final when it is the channel's
-        classes = movie_classes(np.concatenate([r.pop("intensity") for r in results]), plan, channels, None)
+        intensity = np.empty(sum(rows))
+        offset = 0
+        for r in results:
+            if r["rows"]:
+                intensity[offset: offset + r["rows"]] = _column(folder, r["start"], "intensity")
+            offset += r["rows"]
+        classes = movie_classes(intensity, plan, channels, None)
+        del intensity
         offset = 0
         for r in results:
             mine = classes[offset: offset + r["rows"]]
-            if r["rows"] and not np.array_equal(mine, r["class"]):
+            if r["rows"] and not np.array_equal(mine, _column(folder, r["start"], "class")):
                 part = pd.read_parquet(partition_path(folder, r["start"]))
                 part["class"] = mine
                 write_partition(part, folder, r["start"])
             offset += r["rows"]
         del classes
     return detection_record(plan, shape, geometry, stacklevel=4)
+
+
+def _column(folder: Path, start: int, name: str) -> np.ndarray:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(partition_path(folder, start), columns=[name]).column(0).to_numpy()
+
+
+def _joined_geometry(folder: Path):
+    """The chunks' :class:`~napari_rvae.detect.plausibility.SiteGeometry`, read into arrays of the movie's size."""
+    from ..detect.plausibility import SiteGeometry
+
+    files = side_arrays(folder)
+    counts, names = [], None
+    for path in files:
+        with np.load(path, allow_pickle=False) as arrays:
+            counts.append(arrays["counts"])
+            names = set(arrays.files) if names is None else names & set(arrays.files)
+    counts = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    joined = {name: np.empty(int(counts.sum())) for name in (names or {"nn"}) - {"counts"}}
+    offset = 0
+    for path in files:
+        with np.load(path, allow_pickle=False) as arrays:
+            size = len(arrays["nn"])
+            for name, out in joined.items():
+                out[offset: offset + size] = arrays[name]
+            offset += size
+    return SiteGeometry.from_arrays({"counts": counts, **joined})
 
 
 # ------------------------------------------------------------------------------ probability maps

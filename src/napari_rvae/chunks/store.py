@@ -66,6 +66,25 @@ def read_partitions(folder: str | os.PathLike, columns: list | None = None,
     return table.reset_index(drop=True)
 
 
+def write_side_arrays(folder: str | os.PathLike, start: int, arrays: dict) -> Path:
+    """What a chunk leaves for the run's finish beside its partition: ``_side-NNNNNN.npz`` (a name that
+    Parquet readers skip), removed by :func:`remove_side_arrays`."""
+    def write(target: Path) -> None:
+        with open(target, "wb") as fh:  # a file object: numpy adds no suffix
+            np.savez(fh, **arrays)
+
+    return atomic_write(Path(folder) / f"_side-{int(start):06d}.npz", write)
+
+
+def side_arrays(folder: str | os.PathLike) -> list[Path]:
+    return sorted(Path(folder).glob("_side-*.npz"))
+
+
+def remove_side_arrays(folder: str | os.PathLike) -> None:
+    for path in side_arrays(folder):
+        path.unlink()
+
+
 def write_record(folder: str | os.PathLike, record: dict) -> Path:
     return write_json(Path(folder) / RECORD, record)
 

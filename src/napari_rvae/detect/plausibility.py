@@ -89,6 +89,19 @@ class SiteGeometry:
         return cls(np.concatenate([p.counts for p in parts]), np.concatenate([p.nn for p in parts]),
                    {s: np.concatenate([p.orders[s] for p in parts]) for s in stars}, border)
 
+    def to_arrays(self) -> dict:
+        """Plain named arrays (``counts``, ``nn``, ``border``, ``order_K_FOLD``), e.g. for ``np.savez``."""
+        out = {"counts": self.counts, "nn": self.nn, **{f"order_{k}_{f}": v for (k, f), v in self.orders.items()}}
+        return out if self.border is None else {**out, "border": self.border}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "SiteGeometry":
+        """The geometry :meth:`to_arrays` gave (a dict or an ``np.load`` of ``.npz``)."""
+        orders = {tuple(int(v) for v in key.split("_")[1:]): np.asarray(arrays[key]) for key in arrays
+                  if key.startswith("order_")}
+        return cls(np.asarray(arrays["counts"]), np.asarray(arrays["nn"]), orders,
+                   np.asarray(arrays["border"]) if "border" in arrays else None)
+
     def in_frames_of(self, n: int) -> np.ndarray:
         """Which sites lie in frames of at least ``n`` sites."""
         return np.repeat(self.counts >= n, self.counts)

@@ -164,7 +164,14 @@ def finish_detection(sites: pd.DataFrame, plan: DetectionPlan, shape: tuple, cha
 
 def site_geometry(sites: pd.DataFrame, plan: DetectionPlan, shape: tuple) -> SiteGeometry:
     """What :func:`detection_record` reads of ``sites`` (frames of a movie of ``shape``), measured."""
-    return SiteGeometry.of(sites, shape, stars_needed(plan.lattice, plan.spacing_given))
+    confirming = _needs_confirming(plan)  # the distance to the border only serves the confirmation
+    return SiteGeometry.of(sites, shape if confirming else None, stars_needed(plan.lattice, plan.spacing_given))
+
+
+def _needs_confirming(plan: DetectionPlan) -> bool:
+    """Whether the autocorrelation alone was not conclusive (no periodicity, or no regular ring of
+    directions), so the atoms found must confirm the lattice."""
+    return (plan.lattice.candidate or not plan.lattice.regular) and not plan.spacing_given
 
 
 def detection_record(plan: DetectionPlan, shape: tuple, geometry: SiteGeometry, stacklevel: int = 3) -> dict:
@@ -177,9 +184,7 @@ def detection_record(plan: DetectionPlan, shape: tuple, geometry: SiteGeometry, 
         return record
     lattice = plan.lattice
     seen = decorated(geometry, lattice)
-    if (lattice.candidate or not lattice.regular) and not plan.spacing_given:
-        # the autocorrelation alone was not conclusive (no periodicity, or no regular ring of
-        # directions): the atoms found must sit at the spacing along a lattice's star of bonds
+    if _needs_confirming(plan):  # the atoms found must sit at the spacing along a lattice's star of bonds
         if not confirms(geometry, seen, shape):
             why = f"{lattice.note}; " if lattice.note else ""
             raise ValueError(f"no atomic lattice found in the frames ({why}the maxima at the candidate spacing "

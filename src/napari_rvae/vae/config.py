@@ -106,6 +106,10 @@ class VAEConfig:
     (:mod:`.defaults`). ``angle_symmetry`` ``n``: the equivariant angle head
     reads harmonics of orders ``n, 2n``, for content with an ``n``-fold axis
     (3 on graphene atoms); the angle is then defined modulo ``2π/n``.
+    ``standardise_latents``: at the end of training, change the content latents' units so the
+    training windows are encoded with the prior's mean and variance (an exact reparametrisation,
+    :mod:`.standardise`), so maps over ``±3`` cover where the windows are encoded (the skip-rVAE's
+    default, for the chemistry map).
     """
 
     arch: str = "rvae"
@@ -123,6 +127,7 @@ class VAEConfig:
     angle_encoding: str = "equivariant"
     grid_scale: float = 1.0
     angle_symmetry: int = 1
+    standardise_latents: bool = False
     beta: BetaSchedule = field(default_factory=BetaSchedule)
 
     def __post_init__(self):

@@ -18,6 +18,10 @@ each from the windows:
   generic 0.1 is 3 px on a 60 px window, and while the decoder learns, shifts drawn from the prior
   blur every atom away. Windows cut around atoms are centred within a pixel, so the prior is one
   pixel.
+- **latent units**: the sharp likelihood leaves the KL term weak, and the windows can end up
+  encoded far from the N(0, 1) prior (z ≈ −3 ± 0.7 on graphene), where the chemistry map's ``±3``
+  grid does not look; ``standardise_latents`` rescales the content latents after training
+  (exactly, :mod:`.standardise`) so the grid covers the encoded windows.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ SHIFT_PIXELS = 1.0
 def model_defaults(arch: str, windows, normalisation: dict | None = None) -> dict:
     """``VAEConfig`` fields a model of ``arch`` takes from its training ``windows`` (``(N, h, w)``) and
     their recipe (``normalisation``, which records ``site_spacing_px``): empty for other models
-    than the skip-rVAE; for it ``angle_symmetry``, ``grid_scale`` and ``translation_prior``."""
+    than the skip-rVAE; for it ``angle_symmetry``, ``grid_scale``, ``translation_prior`` and ``standardise_latents``."""
     if arch != "skip-rvae":
         return {}
     import numpy as np
@@ -52,7 +56,8 @@ def model_defaults(arch: str, windows, normalisation: dict | None = None) -> dic
         spacing = spacing / math.sqrt(3.0)  # hollow sites are √3 bonds apart
     return {"angle_symmetry": int(content_symmetry(windows)),
             "grid_scale": float(min(100.0, max(1.0, GRID_WAVES * half / spacing))),
-            "translation_prior": float(min(0.1, SHIFT_PIXELS / max(half, 1.0)))}
+            "translation_prior": float(min(0.1, SHIFT_PIXELS / max(half, 1.0))),
+            "standardise_latents": True}
 
 
 #: training settings per architecture where they differ from the generic ones (batch 100, lr 1e-3,

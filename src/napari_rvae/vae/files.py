@@ -48,6 +48,8 @@ def save_model(model: InvariantVAE, folder: str | os.PathLike, *, normalisation:
         "history": hist,
         "training": training if training is not None else getattr(model, "training_settings", {}),
     }
+    if getattr(model, "latent_standardisation", None):  # vae.standardise: old latent = offset + scale × new
+        config["latent_standardisation"] = list(model.latent_standardisation)
     tensors = {k: v for k, v in model.state_dict().items()}
     extra = None
     if trainer is not None:
@@ -87,6 +89,7 @@ def load_model(folder: str | os.PathLike, device: str = "cpu") -> InvariantVAE:
     model.normalisation = config.get("normalisation", {"mode": "none"})
     model.history = list(config.get("history", []))
     model.training_settings = dict(config.get("training", {}))
+    model.latent_standardisation = list(config.get("latent_standardisation", []))
     model.package_version = config.get("package_version")
     model.optimizer_meta = config.get("optimizer") if isinstance(config.get("optimizer"), dict) else None
     return model.to(torch.device(device))

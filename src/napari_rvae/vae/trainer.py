@@ -283,9 +283,27 @@ class Trainer:
             if stats["stopped"] or state.stop_requested:
                 state.stop_requested = False
                 state.status = "stopped"
+                self._standardise()
                 return
         state.stop_requested = False
         state.status = "finished"
+        self._standardise()
+
+    def _standardise(self) -> None:
+        """With ``config.standardise_latents``: rescale the content latents so every window (train and
+        test) is encoded with the prior's mean and variance (:mod:`.standardise`; exact, the model's
+        windows do not change)."""
+        if not getattr(self.model.config, "standardise_latents", False):
+            return
+        from .standardise import standardise_latents
+
+        windows = torch.cat([self.train_x, self.test_x]).detach().cpu().numpy()
+        if self.threads is None:
+            standardise_latents(self.model, windows)
+        else:
+            with torch_thread_limit(self.threads):
+                standardise_latents(self.model, windows)
+        self._snapshot()
 
     def fit(self, epochs: int) -> list:
         """Run ``epochs`` epochs and return their statistics."""

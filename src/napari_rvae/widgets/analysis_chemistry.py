@@ -22,8 +22,9 @@ class ChemistryTab:
     def _chemistry_tab(self) -> QWidget:
         self.grid_d = spin(50, 4, 400, "Grid points per latent axis (D × D windows are decoded; the paper uses 200)")
         self.span = dspin(3.0, 0.1, 20.0, "The grid covers −span … +span on latents z0 (x) and z1 (y)", 0.5, 2)
-        self.threshold = dspin(0.0, 0.0, 0.99, "Decoded pixels above this value are atom pixels; auto: 0.5 on "
-                               "0–1 probability windows, else halfway between the decoded background and atom peaks", 0.05, 2)
+        self.threshold = dspin(0.0, 0.0, 0.99, "Decoded pixels above this value are atom pixels; auto: 0.5 where the "
+                               "model's windows were 0–1 (atom probability map, or each window scaled to 0–1), else "
+                               "halfway between the decoded background and atom peaks", 0.05, 2)
         self.threshold.setSpecialValueText("auto")
         self.model_label = QLabel("")
         self.model_label.setWordWrap(True)
@@ -101,10 +102,9 @@ class ChemistryTab:
         else:
             self.chem_sites.setData([], [])
         self.chem_plot.autoRange()
-        physical = chem.physical.mean()
-        self.status.setText(f"chemistry map {len(grid)} × {len(grid)}: {physical:.0%} physical, bond length "
-                            f"{chem.bond_length:.2f} px; black = unphysical; dots = encoded sites"
-                            + ("" if physical else "; no point of the plane decodes to rings a lattice can have"))
+        self.status.setText(f"chemistry map {len(grid)} × {len(grid)} (bond length {chem.bond_length:.2f} px, "
+                            f"atom threshold {chem.params['threshold']:.2g}): {chem.summary()}; "
+                            "black = unphysical; dots = encoded sites")
 
 
 
