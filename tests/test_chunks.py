@@ -137,3 +137,22 @@ def test_bad_settings_and_unreachable_scheduler_say_what_to_do(tmp_path, movie):
     with pytest.raises(ValueError, match="dask scheduler at 127.0.0.1:9"):
         detect_atoms_chunked(movie, tmp_path / "s.parquet", method="peaks",
                              settings=ChunkSettings(address="127.0.0.1:9"))
+
+
+def test_the_client_of_a_chunked_run_never_loads_torch(tmp_path):
+    """Planning a detection with the shipped atom finder (its rescale and arithmetic) reads the model's
+    record, not its weights: the client of a chunked run stays free of torch (~250 MB), the workers load it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from napari_rvae.chunks import ChunkSettings, detect_atoms_chunked\n"
+            "from napari_rvae.synth import make_sample\n"
+            "movie = make_sample('graphene-movie', seed=0, frames=4, size=128)['data'].astype(np.float32)\n"
+            f"detect_atoms_chunked(movie, {str(tmp_path / 's.parquet')!r}, settings=ChunkSettings(chunk=4, "
+            "scheduler='processes', workers=1), method='model')\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert len(list((tmp_path / "s.parquet").glob("part-*.parquet"))) == 1

@@ -176,13 +176,14 @@ def test_model_seam_calls_the_segment_package(monkeypatch, scenes):
         calls.append((net, movie.shape, rescale, precision)) or maps)
     monkeypatch.setitem(sys.modules, "napari_rvae.segment", fake)
     monkeypatch.setattr(napari_rvae, "segment", fake, raising=False)
+    monkeypatch.setattr("napari_rvae.cpu.native_bfloat16", lambda: False)  # the plan asks the CPU, not torch
 
     sites = detect_atoms(sc["image"], method="model", rescale=0.5)
     assert calls == ["default", ("net", (1,) + SHAPE, 0.5, "float32")]
     assert f1_score(sites[["y", "x"]].to_numpy(), sc["yx"], SHAPE) >= 0.99
     assert sites["class"].sum() >= sc["is_si"].sum()  # one atom channel: Si/C from intensity
     calls.clear()
-    detect_atoms(sc["image"], method="model", model="some/folder", precision="int8")
+    detect_atoms(sc["image"], method="model", model="some/folder", precision="int8", rescale=1.0)
     assert calls[0] == "some/folder" and calls[-1][3] == "int8"
 
 

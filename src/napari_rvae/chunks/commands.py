@@ -120,9 +120,9 @@ def encode(args: argparse.Namespace, model_dir: Path, movie_data, map_path: Path
     from .store import open_frames
 
     output = table_folder(args.output)
-    from ..vae.files import load_model
+    from ..io.files import read_model_record
 
-    source = (load_model(model_dir).normalisation or {}).get("source", "image")
+    source = (read_model_record(model_dir, "vae").get("normalisation") or {}).get("source", "image")
     images = movie_data
     if source == "map":
         if map_path is None and Path(args.sites).is_dir():

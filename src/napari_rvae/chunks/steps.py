@@ -90,10 +90,9 @@ def _shape(movie) -> tuple:
 
 
 def _map_channels(model) -> int:
-    from ..detect.find import _load_model
+    from ..detect.find import model_record
 
-    net, _ = _load_model(model)
-    return int(net.config.n_classes)
+    return int(model_record(model)["unet"]["n_classes"])
 
 
 def _detect_chunk(block, plan, start: int, folder: str, map_path: str | None) -> dict:
@@ -221,11 +220,11 @@ def encode_sites_chunked(model, images, sites, output: str | os.PathLike, *, set
     """
     settings = settings or ChunkSettings()
     started = time.perf_counter()
-    if isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)):  # read its record only: the workers load the weights
         model = str(model)
-        from ..vae.files import load_model
+        from ..io.files import read_model_record
 
-        recipe = load_model(model).normalisation
+        recipe = read_model_record(model, "vae").get("normalisation")
     else:
         recipe = getattr(model, "normalisation", None)
     recipe = normalisation or recipe or {"mode": "none"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 import warnings
 
 import numpy as np
@@ -97,6 +98,24 @@ def training_rescale(config: dict, spacing: float | None) -> float:
     if not canonical or spacing is None or not np.isfinite(spacing):
         return 1.0
     return float(np.clip(canonical / spacing, 0.05, 20.0))
+
+
+def model_record(model) -> dict:
+    """The ``model.json`` of ``"default"`` (the shipped atom finder) or a segmenter's folder, read without
+    torch or the weights (its training spacing sets the rescale)."""
+    from ..io.files import read_model_record
+
+    if isinstance(model, str) and model == "default":
+        import importlib.util
+
+        package = importlib.util.find_spec("napari_rvae.segment").submodule_search_locations[0]
+        model = Path(package) / "weights" / "atoms-default"
+        if not (model / "model.safetensors").exists():
+            raise ValueError(f"the default atom model is missing from {model}; reinstall napari-rvae or train one "
+                             "with `python -m napari_rvae.segment.train_default -o DIR` and pass its folder")
+    elif not isinstance(model, (str, os.PathLike)):
+        raise ValueError(f"model: expected 'default', a model folder or a callable, got {type(model).__name__}")
+    return read_model_record(model, "segmenter")
 
 
 def _load_model(model):

@@ -17,7 +17,7 @@ import pandas as pd
 from ._checks import as_movie, nearest_neighbour_distance
 from .atoms import METHODS, _threshold_image, atoms_from_image, atoms_from_probabilities, classify_by_intensity, \
     site_intensity
-from .find import CLASSIFY, CONTRASTS, PRECISIONS, AUTO_METHOD, _for_detection, _load_model, model_probabilities, \
+from .find import CLASSIFY, CONTRASTS, PRECISIONS, AUTO_METHOD, _for_detection, model_probabilities, model_record, \
     movie_lattice, training_rescale
 from .lattice import Lattice, scale_defaults
 from .plausibility import SiteGeometry, check_sites, confirms, decorated, stars_needed
@@ -95,11 +95,11 @@ def plan_detection(movie, *, method: str = "auto", model="default", with_probabi
     min_distance = scale.get("min_distance", 2.0) if min_distance is None else float(min_distance)
     if not with_probabilities and chosen == "model":
         if rescale is None and not callable(model):
-            rescale = training_rescale(_load_model(model)[1], measured)
+            rescale = training_rescale(model_record(model), measured)
         if precision == "auto" and not callable(model):
-            from .. import segment
+            from ..cpu import native_bfloat16
 
-            precision = "bfloat16" if segment.native_bfloat16() else "float32"
+            precision = "bfloat16" if native_bfloat16() else "float32"
     radius = intensity_radius if intensity_radius is not None else scale.get("intensity_radius")
     return DetectionPlan(chosen=chosen, model=model, lattice=lattice, spacing_given=spacing is not None,
                          threshold=threshold, sigma=sigma, min_distance=min_distance, edge_margin=edge_margin,

@@ -174,11 +174,24 @@ def load_model_files(folder: str | os.PathLike, kind: str | None = None) -> tupl
         Missing files, a pickle / truncated / corrupt weights file, or a
         config of another kind.
     """
+    config = read_model_record(folder, kind)
+    weights = _model_folder(folder) / WEIGHTS_NAME
+    tensors = load_tensor_file(weights)
+    import torch
+
+    broken = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if broken:
+        raise ValueError(f"{weights}: {len(broken)} weight tensor(s) hold NaN or infinite values ({broken[0]}, …): "
+                         "the training that saved it diverged; retrain with a lower learning rate")
+    return tensors, config
+
+
+def read_model_record(folder: str | os.PathLike, kind: str | None = None) -> dict:
+    """The ``model.json`` of a model folder (as :func:`load_model_files` checks it), without its weights
+    and without torch: what a process that only plans the work needs (scale, windows' recipe)."""
     from .folders import recover_folder
 
-    folder = Path(folder)
-    if folder.is_file():
-        folder = folder.parent
+    folder = _model_folder(folder)
     try:
         recover_folder(folder)  # a save interrupted by a crash is finished (or undone) first
     except OSError:
@@ -193,14 +206,12 @@ def load_model_files(folder: str | os.PathLike, kind: str | None = None) -> tupl
         raise ValueError(
             f"{folder}: this is a {config.get('kind', 'unknown')!r} model, expected a {kind!r} model"
         )
-    tensors = load_tensor_file(weights)
-    import torch
+    return config
 
-    broken = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    if broken:
-        raise ValueError(f"{weights}: {len(broken)} weight tensor(s) hold NaN or infinite values ({broken[0]}, …): "
-                         "the training that saved it diverged; retrain with a lower learning rate")
-    return tensors, config
+
+def _model_folder(folder) -> Path:
+    folder = Path(folder)
+    return folder.parent if folder.is_file() else folder
 
 
 def user_data_folder(*parts: str) -> Path:

@@ -316,10 +316,9 @@ class Predictor:
 def native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bfloat16 convolutions
     are about twice as fast as float32; elsewhere torch emulates them, more slowly."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except Exception:  # noqa: BLE001 - private helpers gone: assume no native bfloat16
-        return False
+    from ..cpu import native_bfloat16 as native
+
+    return native()
 
 
 def predict(model: UNet, frames, *, rescale: float = 1.0, tile: int | None = None, overlap: int | None = None,
