@@ -92,19 +92,19 @@ def detect(args: argparse.Namespace, movie, data) -> tuple[Path, dict]:
 def _tracks_and_rings(args: argparse.Namespace, folder: Path, record: dict) -> None:
     """``--tracks`` then ``--rings`` on the partitions, with the in-memory command's defaults."""
     from .passes import link_tracks_in_partitions, rings_in_partitions
-    from .store import partitions, read_partitions
+    from .store import partitions
 
     spacing = (record.get("lattice") or {}).get("spacing")
     if args.tracks and partitions(folder):
-        r_max = args.r_max
-        if not r_max:
+        r_max, step = args.r_max, spacing
+        if not r_max and not step:  # as in memory: the first frame's nearest-neighbour distance
+            import pandas as pd
+
             from ..detect._checks import nearest_neighbour_distance
 
-            if not spacing:
-                first = read_partitions(folder, columns=["frame", "y", "x"])
-                first = first[first["frame"] == first["frame"].min()]
-                spacing_nn = nearest_neighbour_distance(first[["y", "x"]].to_numpy())
-            r_max = 1.5 * (spacing or spacing_nn)
+            first = pd.read_parquet(partitions(folder)[0], columns=["frame", "y", "x"])
+            step = nearest_neighbour_distance(first.loc[first["frame"] == first["frame"].min(), ["y", "x"]].to_numpy())
+        r_max = r_max or 1.5 * step
         n = link_tracks_in_partitions(folder, r_max=float(r_max), classes=args.track_class or None,
                                       max_gap=args.max_gap, min_length=args.min_length)
         record["tracks"] = {"count": n, "r_max": float(r_max)}
