@@ -207,6 +207,7 @@ def test_auto_precision_is_bfloat16_only_where_native(monkeypatch):
     for native in (True, False):
         monkeypatch.setattr(predict_module, "native_bfloat16", lambda native=native: native)
         monkeypatch.setattr(segment, "native_bfloat16", lambda native=native: native)
+        monkeypatch.setattr("napari_rvae.cpu.native_bfloat16", lambda native=native: native)  # what detection asks
         assert Predictor(model, precision="auto").active_precision == ("bfloat16" if native else "float32")
     # detection records the arithmetic it used, never "auto"
     sample = make_sample("graphene-movie", seed=5, frames=1, size=128)
