@@ -71,9 +71,10 @@ def test_detection_refuses_correlated_noise(sigma):
                 detect_atoms(frame, method="peaks")
 
 
-def test_checks_on_the_geometry_of_chunks_equal_the_checks_on_the_whole_table():
-    """A movie detected in chunks is checked on its sites' geometry measured chunk by chunk: the same
-    lattice update, confirmation and findings as on the whole table."""
+def test_checks_on_the_geometry_of_chunks_equal_the_checks_on_the_whole_table(tmp_path):
+    """A movie detected in chunks is checked on its sites' geometry measured chunk by chunk (left on disk
+    beside the partitions, joined by the finish): the same lattice update, confirmation and findings as
+    on the whole table."""
     from napari_rvae.detect.plausibility import STARS, SiteGeometry
 
     rng = np.random.default_rng(3)
@@ -85,9 +86,13 @@ def test_checks_on_the_geometry_of_chunks_equal_the_checks_on_the_whole_table():
     import pandas as pd
 
     table = pd.concat(frames, ignore_index=True)
+    from napari_rvae.chunks.steps import _joined_geometry
+    from napari_rvae.chunks.store import write_side_arrays
+
     whole = SiteGeometry.of(table, (6, 300, 300))
-    joined = SiteGeometry.join([SiteGeometry.of(table[table["frame"] < 3], (6, 300, 300)),
-                                SiteGeometry.of(table[table["frame"] >= 3], (6, 300, 300))])
+    for start, part in ((0, table[table["frame"] < 3]), (3, table[table["frame"] >= 3])):  # as two chunks leave it
+        write_side_arrays(tmp_path, start, SiteGeometry.of(part, (6, 300, 300)).to_arrays())
+    joined = _joined_geometry(tmp_path)
     np.testing.assert_array_equal(joined.counts, [len(f) for f in frames])
     np.testing.assert_array_equal(joined.nn, whole.nn)
     for star in STARS:

@@ -33,8 +33,8 @@ def link_tracks_in_partitions(folder: str | os.PathLike, *, r_max: float, classe
     files = partitions(folder)
     linked = []
     for number, path in enumerate(files):
-        names = [c for c in LINK_COLUMNS if c in pq.read_schema(path).names]
-        part = pq.read_table(path, columns=names).to_pandas()
+        file = pq.ParquetFile(path)
+        part = file.read(columns=[c for c in LINK_COLUMNS if c in file.schema_arrow.names]).to_pandas()
         use = np.ones(len(part), bool)
         if kind is not None and "kind" in part:
             use &= (part["kind"] == kind).to_numpy()

@@ -78,17 +78,6 @@ class SiteGeometry:
         return cls(np.asarray(counts, dtype=np.int64), cat(nn), {star: cat(v) for star, v in orders.items()},
                    cat(border) if shape is not None else None)
 
-    @classmethod
-    def join(cls, parts: list) -> "SiteGeometry":
-        """One geometry of consecutive runs of frames (given in frame order)."""
-        parts = [p for p in parts if len(p.counts)]
-        if not parts:
-            return cls(np.zeros(0, np.int64), np.zeros(0), {})
-        stars = set.intersection(*(set(p.orders) for p in parts))
-        border = None if any(p.border is None for p in parts) else np.concatenate([p.border for p in parts])
-        return cls(np.concatenate([p.counts for p in parts]), np.concatenate([p.nn for p in parts]),
-                   {s: np.concatenate([p.orders[s] for p in parts]) for s in stars}, border)
-
     def to_arrays(self) -> dict:
         """Plain named arrays (``counts``, ``nn``, ``border``, ``order_K_FOLD``), e.g. for ``np.savez``."""
         out = {"counts": self.counts, "nn": self.nn, **{f"order_{k}_{f}": v for (k, f), v in self.orders.items()}}
@@ -211,7 +200,10 @@ def check_sites(sites: pd.DataFrame | SiteGeometry, lattice: Lattice, shape: tup
     method : str
         The detection method used, for the suggested fix.
     """
-    if not lattice.found or len(sites if not isinstance(sites, SiteGeometry) else sites.counts) == 0:
+    if not lattice.found:
+        return []
+    geo = _geometry(sites, stars=())
+    if len(geo.nn) == 0:
         return []
     d = lattice.spacing
     area = float(shape[-2] * shape[-1])
@@ -219,7 +211,6 @@ def check_sites(sites: pd.DataFrame | SiteGeometry, lattice: Lattice, shape: tup
     sparse_full = DENSITY.get(lattice.kind, DENSITY["honeycomb"]) / d**2
     other = "the shipped atom finder (--method model)" if method != "model" else "peak finding (--method peaks)"
     findings = []
-    geo = _geometry(sites, stars=())
     counts = geo.counts
     nn = geo.nn[geo.in_frames_of(3)]
     density = float(np.median(counts)) / area
