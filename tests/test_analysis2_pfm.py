@@ -124,3 +124,23 @@ def test_wall_metrics_map_with_a_known_decoder():
     expected = ((W - 1 - np.floor(edge)) - (np.floor(edge) + 1)) / W
     np.testing.assert_allclose(maps.switching_degree, np.broadcast_to(expected, (9, 9)))
     assert (maps.wall_count == 1).all()
+
+
+def test_circle_fits_batch_equals_one_by_one_and_flags_degenerate_sets():
+    from napari_rvae.analysis.pfm import circle_fits
+
+    rng = np.random.default_rng(3)
+    sets = []
+    for r in (5.0, 12.0, 40.0):
+        t = rng.uniform(0, 2.0, 30)
+        sets.append(np.stack([2 + r * np.sin(t), 7 + r * np.cos(t)], 1) + rng.normal(0, 0.05, (30, 2)))
+    sets += [np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]), np.zeros((0, 2)),
+             np.stack([np.arange(10.0), 2 * np.arange(10.0)], 1)]
+    kappa, centre = circle_fits(sets)
+    np.testing.assert_allclose(kappa[:3], [1 / 5, 1 / 12, 1 / 40], rtol=0.03)
+    np.testing.assert_allclose(centre[:3], [[2, 7]] * 3, atol=0.5)
+    assert np.isnan(kappa[3]) and np.isnan(kappa[4])  # two distinct points; no points
+    assert abs(kappa[5]) < 1e-6  # a straight line
+    for k, one in enumerate(sets):
+        single = circle_fit(one)
+        np.testing.assert_allclose(single[0], kappa[k], rtol=1e-9, equal_nan=True)

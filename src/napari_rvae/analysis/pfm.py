@@ -104,36 +104,89 @@ def switching_degree_per_frame(phase, *, threshold: float | str = "otsu", smooth
 
 # ------------------------------------------------------------- curvature
 _PRATT_N = np.array([[0, 0, 0, -2.0], [0, 1, 0, 0], [0, 0, 1, 0], [-2.0, 0, 0, 0]])
+_PRATT_N_INV = np.linalg.inv(_PRATT_N)
+
+
+def circle_fits(curves) -> tuple[np.ndarray, np.ndarray]:
+    """Pratt algebraic circle fits of many point sets at once.
+
+    ``curves``: a sequence of ``(n_i, 2)`` (row, col) point sets. Returns ``curvature``
+    ``(S,)`` (≥ 0, 1/pixels) and ``centre`` ``(S, 2)`` (row, col). A straight set gives
+    curvature ≈ 0 and an infinite centre; fewer than 3 distinct points give NaN.
+
+    All fits are one batched eigen-solve (``N⁻¹M`` has the generalised eigenpairs of
+    Pratt's ``(M, N)``): a background job that fitted the walls one by one released and
+    retook Python's lock for every small solve, and the GUI thread waiting for the lock
+    could not get it for 50–90 ms at a time.
+    """
+    parts = [np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in curves]
+    n_sets = len(parts)
+    kappa = np.full(n_sets, np.nan)
+    centre = np.full((n_sets, 2), np.nan)
+    if n_sets == 0:
+        return kappa, centre
+    sizes = np.array([len(c) for c in parts], dtype=np.int64)
+    points = np.concatenate(parts) if sizes.sum() else np.zeros((0, 2))
+    which = np.repeat(np.arange(n_sets), sizes)
+    # distinct points per set
+    rounded = np.round(points, 6)
+    order = np.lexsort((rounded[:, 1], rounded[:, 0], which))
+    r, w = rounded[order], which[order]
+    first = np.ones(len(r), bool)
+    first[1:] = (w[1:] != w[:-1]) | np.any(r[1:] != r[:-1], axis=1)
+    ok = np.bincount(w[first], minlength=n_sets) >= 3
+    if not ok.any():
+        return kappa, centre
+    n = np.maximum(sizes, 1).astype(np.float64)
+    mean = np.stack([np.bincount(which, points[:, i], n_sets) for i in range(2)], 1) / n[:, None]
+    d = points - mean[which]
+    scale = np.sqrt(np.bincount(which, (d * d).sum(1), n_sets) / n)
+    scale[~(scale > 0)] = 1.0
+    y, x = (d / scale[which][:, None]).T
+    z = (x * x + y * y, x, y, np.ones_like(x))
+    m = np.empty((n_sets, 4, 4))
+    for i in range(4):
+        for j in range(i, 4):
+            m[:, i, j] = m[:, j, i] = np.bincount(which, z[i] * z[j], n_sets) / n
+    sets = np.flatnonzero(ok)
+    vals, vecs = _eig_each(_PRATT_N_INV @ m[sets])
+    vals = np.real(vals)
+    vals[~(np.isfinite(vals) & (vals > -1e-12))] = np.inf
+    pick = np.argmin(vals, axis=1)
+    found = np.isfinite(vals[np.arange(len(sets)), pick])
+    coef = np.real(vecs[np.arange(len(sets)), :, pick])  # (S', 4): a, b, c, d
+    a, b, c, dd = coef.T
+    disc = b * b + c * c - 4 * a * dd
+    good = found & (disc > 0)
+    s = sets[good]
+    a, b, c, disc = a[good], b[good], c[good], disc[good]
+    kappa[s] = 2 * np.abs(a) / np.sqrt(disc) / scale[s]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre[s] = np.where((a != 0)[:, None], np.stack([-c / (2 * a), -b / (2 * a)], 1) * scale[s, None]
+                             + mean[s], np.inf)
+    return kappa, centre
+
+
+def _eig_each(matrices: np.ndarray):
+    """``np.linalg.eig`` of a stack; a matrix that does not converge gives NaN, not an error."""
+    try:
+        return np.linalg.eig(matrices)
+    except np.linalg.LinAlgError:
+        vals = np.full(matrices.shape[:2], np.nan, dtype=complex)
+        vecs = np.full(matrices.shape, np.nan, dtype=complex)
+        for k, one in enumerate(matrices):
+            try:
+                vals[k], vecs[k] = np.linalg.eig(one)
+            except np.linalg.LinAlgError:
+                pass
+        return vals, vecs
 
 
 def circle_fit(points) -> tuple[float, np.ndarray]:
-    """Pratt algebraic circle fit: ``(curvature ≥ 0 (1/pixels), centre (2,) (row, col))``.
-
-    A straight line gives curvature ≈ 0 and an infinite centre; fewer than 3
-    distinct points give NaN.
-    """
-    from scipy.linalg import eig
-
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(np.unique(np.round(p, 6), axis=0)) < 3:
-        return float("nan"), np.full(2, np.nan)
-    mean = p.mean(0)
-    scale = float(np.sqrt(((p - mean) ** 2).sum(1).mean())) or 1.0
-    y, x = ((p - mean) / scale).T
-    z = np.stack([x * x + y * y, x, y, np.ones_like(x)], axis=1)
-    m = z.T @ z / len(z)
-    vals, vecs = eig(m, _PRATT_N)
-    vals = np.real(vals)
-    ok = np.isfinite(vals) & (vals > -1e-12)
-    if not ok.any():
-        return float("nan"), np.full(2, np.nan)
-    a, b, c, d = np.real(vecs[:, np.flatnonzero(ok)[np.argmin(vals[ok])]])
-    disc = b * b + c * c - 4 * a * d
-    if not disc > 0:
-        return float("nan"), np.full(2, np.nan)
-    kappa = 2 * abs(a) / np.sqrt(disc) / scale
-    centre = np.array([-c / (2 * a), -b / (2 * a)]) * scale + mean if a != 0 else np.full(2, np.inf)
-    return float(kappa), centre
+    """Pratt algebraic circle fit of one point set: ``(curvature ≥ 0 (1/pixels), centre (2,) (row, col))``
+    (see :func:`circle_fits`)."""
+    kappa, centre = circle_fits([points])
+    return float(kappa[0]), centre[0]
 
 
 def window_walls(window, threshold: float, *, smooth: float = 0.0, min_length: float | None = None) -> list[np.ndarray]:
@@ -156,17 +209,26 @@ def window_walls(window, threshold: float, *, smooth: float = 0.0, min_length: f
     return walls
 
 
+def signed_curvatures(fields, curves, threshold: float) -> np.ndarray:
+    """Signed curvature (1/pixels) of each wall ``curves[i]`` of the map ``fields[i]`` (see module
+    docstring): one batched fit (:func:`circle_fits`), then the sign from the side of the
+    fitted centre. ``fields`` may repeat one map for all curves."""
+    kappa, centre = circle_fits(curves)
+    out = kappa.copy()
+    for k in np.flatnonzero(np.isfinite(kappa) & (kappa != 0) & np.isfinite(centre).all(1)):
+        contour, field = np.asarray(curves[k], dtype=np.float64).reshape(-1, 2), fields[k]
+        mid = contour[len(contour) // 2]
+        u = centre[k] - mid
+        u /= np.hypot(*u) or 1.0
+        probe = np.clip(np.rint(mid + 2.0 * u).astype(int), 0, np.array(field.shape) - 1)
+        if not field[probe[0], probe[1]] > threshold:
+            out[k] = -kappa[k]
+    return out
+
+
 def wall_curvature(window, contour, threshold: float) -> float:
-    """Signed curvature (1/pixels) of one wall of ``window`` (see module docstring)."""
-    kappa, centre = circle_fit(contour)
-    if not np.isfinite(kappa) or kappa == 0 or not np.all(np.isfinite(centre)):
-        return kappa
-    mid = contour[len(contour) // 2]
-    u = centre - mid
-    u /= np.linalg.norm(u) or 1.0
-    probe = np.clip(np.rint(mid + 2.0 * u).astype(int), 0, np.array(window.shape) - 1)
-    switched_inside = window[probe[0], probe[1]] > threshold
-    return kappa if switched_inside else -kappa
+    """Signed curvature (1/pixels) of one wall of ``window`` (see :func:`signed_curvatures`)."""
+    return float(signed_curvatures([window], [contour], threshold)[0])
 
 
 def wall_metrics(windows, threshold: float | None = None, *, smooth: float = 0.0,
@@ -201,6 +263,7 @@ def wall_metrics(windows, threshold: float | None = None, *, smooth: float = 0.0
     counts = np.zeros(len(w), np.int64)
     lengths = np.zeros(len(w))
     curvature = np.full(len(w), np.nan)
+    fitted, owner = [], []  # walls of windows with one or two walls: fitted together
     for k, win in enumerate(w):
         walls = window_walls(win, t, smooth=smooth, min_length=min_length)
         counts[k] = len(walls)
@@ -208,7 +271,14 @@ def wall_metrics(windows, threshold: float | None = None, *, smooth: float = 0.0
         if len(walls) >= 3:
             curvature[k] = 0.0
         elif walls:
-            curvature[k] = float(np.nanmean([wall_curvature(win, c, t) for c in walls]))
+            fitted += walls
+            owner += [k] * len(walls)
+    if fitted:
+        owner = np.asarray(owner)
+        kappa = signed_curvatures([w[k] for k in owner], fitted, t)
+        for k in np.unique(owner):
+            mine = kappa[owner == k]
+            curvature[k] = float(np.nanmean(mine)) if np.isfinite(mine).any() else np.nan
     table = pd.DataFrame({"switching_degree": switching_degree(w, t), "wall_count": counts, "wall_length": lengths,
                           "curvature": curvature})
     if pixel_size_nm is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .pfm import circle_fit, wall_curvature
+from .pfm import signed_curvatures
 
 METRICS = ("switching_degree", "wall_count", "wall_length", "curvature")
 
@@ -45,20 +45,22 @@ def _contours(domain: np.ndarray, reliable: np.ndarray | None, min_length: float
     return walls
 
 
-def _local_curvatures(field: np.ndarray, contour: np.ndarray, segment: float) -> list[float]:
-    """Signed curvature of each ``segment``-pixel stretch of ``contour`` (half-overlapping)."""
+def _stretches(contour: np.ndarray, segment: float) -> list[np.ndarray]:
+    """The half-overlapping ``segment``-pixel stretches of ``contour`` with at least 4 points."""
     steps = np.hypot(*np.diff(contour, axis=0).T)
     arc = np.concatenate([[0.0], np.cumsum(steps)])
-    out = []
-    start = 0.0
-    while start + segment <= arc[-1] + 1e-9:
-        part = contour[(arc >= start) & (arc <= start + segment)]
-        if len(part) >= 4:
-            kappa, _ = circle_fit(part)
-            if np.isfinite(kappa):
-                out.append(wall_curvature(field, part, 0.5))
-        start += segment / 2
-    return out
+    count = int(np.floor((arc[-1] + 1e-9 - segment) / (segment / 2))) + 1 if arc[-1] + 1e-9 >= segment else 0
+    starts = np.arange(count) * (segment / 2)
+    lo = np.searchsorted(arc, starts, side="left")
+    hi = np.searchsorted(arc, starts + segment, side="right")
+    return [contour[a:b] for a, b in zip(lo, hi) if b - a >= 4]
+
+
+def _local_curvatures(field: np.ndarray, walls: list[np.ndarray], segment: float) -> np.ndarray:
+    """Signed curvature of every ``segment``-pixel stretch of every wall (one batched fit per frame)."""
+    parts = [p for c in walls for p in _stretches(c, segment)]
+    kappa = signed_curvatures([field] * len(parts), parts, 0.5)
+    return kappa[np.isfinite(kappa)]
 
 
 def frame_wall_metrics(domains, reliable=None, *, pixel_size_nm: tuple[float, float] | float | None = None,
@@ -101,12 +103,12 @@ def frame_wall_metrics(domains, reliable=None, *, pixel_size_nm: tuple[float, fl
         fraction = float((d[t] & area).sum() / n) if n else float("nan")
         walls = _contours(d[t], None if r is None else r[t], min_length)
         field = d[t].astype(np.float64)
-        local = [k for c in walls for k in _local_curvatures(field, c, segment)]
+        local = _local_curvatures(field, walls, segment)
         rows.append({"frame": t, "switched_fraction": fraction, "switching_degree": 2 * fraction - 1,
                      "wall_count": len(walls),
                      "wall_length": float(sum(np.hypot(*np.diff(c, axis=0).T).sum() for c in walls)),
-                     "curvature": float(np.mean(local)) if local else float("nan"),
-                     "curvature_abs": float(np.mean(np.abs(local))) if local else float("nan")})
+                     "curvature": float(np.mean(local)) if local.size else float("nan"),
+                     "curvature_abs": float(np.mean(np.abs(local))) if local.size else float("nan")})
     table = pd.DataFrame(rows)
     if pixel_size_nm is not None:
         size = float(np.sqrt(np.prod(np.broadcast_to(np.asarray(pixel_size_nm, dtype=np.float64), (2,)))))
