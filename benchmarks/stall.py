@@ -7,6 +7,8 @@ never waited; the targets are a median ≤ 20 ms and a maximum ≤ 50 ms during 
 segmentation and analysis on 2 cores. Phases:
 
 * ``idle`` — the window with the graphene sample, nothing running (the floor);
+* ``napari_new_layer`` — napari alone (no plugin code) adding a points layer the size of the
+  sample's atoms, then an image, and drawing them: the floor under every ``results`` phase;
 * ``torch_load`` — opening the panel: torch and the models load in a background thread
   (informative: an import holds Python's lock in chunks, see docs/benchmarks.md);
 * ``detect`` — Detect (lattice, the atom finder's map, atoms) on the graphene sample;
@@ -35,6 +37,37 @@ def _summary(gaps: list[float]) -> dict:
     g = np.asarray(gaps[1:] or [np.nan], dtype=np.float64)  # the first tick includes the timer's start
     return {"median_ms": round(float(np.median(g)), 1), "p95_ms": round(float(np.percentile(g, 95)), 1),
             "max_ms": round(float(np.max(g)), 1), "ticks": int(g.size)}
+
+
+def napari_floor(viewer, measure, for_seconds) -> dict:
+    """napari's own pause for showing one result, with no plugin code: a points layer the size of the
+    sample's atoms (and then an image the size of the movie) added from a timer and drawn, measured
+    like a job's ``results`` phase; the layers are removed afterwards. It is the floor under every
+    ``results`` phase (under Xvfb the new visuals' shaders compile in software OpenGL)."""
+    from qtpy.QtCore import QTimer
+
+    atoms_layer = next(layer for layer in viewer.layers if layer.name.startswith("atoms"))
+    atoms = np.asarray(atoms_layer.data)
+    movie = np.asarray(viewer.layers[0].data, dtype=np.float32)
+    same_units = {"scale": atoms_layer.scale, "units": atoms_layer.units}  # no inconsistent-units warning
+    added = []
+
+    def add():
+        added.append(viewer.add_points(atoms, size=3, face_color="#40c0ff", name="napari floor: points", **same_units))
+
+    def add_image():
+        added.append(viewer.add_image(movie, colormap="inferno", opacity=0.5, blending="additive",
+                                      name="napari floor: image", **same_units))
+
+    out = {}
+    for name, step in (("points", add), ("image", add_image)):
+        QTimer.singleShot(100, step)
+        out[name] = measure(for_seconds(1.6))
+    out["n_points"] = int(len(atoms))
+    for layer in added:
+        viewer.layers.remove(layer)
+    measure(for_seconds(0.5))
+    return out
 
 
 def run_stall_benchmarks(epochs: int | None = None, interval_ms: int = 10) -> dict:
@@ -117,6 +150,7 @@ def run_stall_benchmarks(epochs: int | None = None, interval_ms: int = 10) -> di
         movie = viewer.layers["graphene-movie"]
         measure(for_seconds(1.0))  # the window's first paints
         result["idle"] = measure(for_seconds(3.0))
+        result["napari_new_layer"] = napari_floor(viewer, measure, for_seconds)
 
         from napari_rvae.widgets._state import torch_ready
         from napari_rvae.widgets.workflow_panel import WorkflowPanel
