@@ -174,7 +174,7 @@ def run_stall_benchmarks(epochs: int | None = None, interval_ms: int = 10) -> di
         result["vae_training"] = run_job(train.job, train.train)
         result["vae_training"]["windows_per_s"] = round(float(train.loss_plot.history[-1]["samples_per_s"]), 1) \
             if train.loss_plot.history else None
-        result["vae_training"]["epochs"] = train.epochs_spin.value()
+        result["vae_training"]["epochs"] = len(train.loss_plot.history)
 
         segment = panel.dock("segment")
         panel.show_step(segment.dock_name)

@@ -113,3 +113,18 @@ def test_real_stem_files():
     assert tmd.found and tmd.kind == "hexagonal" and abs(tmd.spacing - 30.3) < 0.6
     oxide = frame_lattice(np.asarray(read_movie(REAL / "DMReader_Image_SI-Survey.dm3")[0].data)[0])
     assert oxide.found and abs(oxide.spacing - 14.95) < 0.5  # bright columns along the fast scan axis
+
+
+def test_as_detected_reads_the_lattice_detection_settled_on():
+    import pandas as pd
+
+    from napari_rvae.detect.lattice import Lattice, as_detected
+
+    estimate = Lattice(spacing=30.3, kind="hexagonal", found=True, frames=[30.3])
+    sites = pd.DataFrame({"frame": [0], "y": [1.0], "x": [2.0]})
+    assert as_detected(sites, estimate) is estimate  # no record: the estimate
+    settled = Lattice(spacing=17.27, kind="honeycomb", found=True, frames=[float("nan")], note="atoms between")
+    sites.attrs["detection"] = {"lattice": settled.to_dict()}
+    got = as_detected(sites, estimate)
+    assert got.kind == "honeycomb" and got.spacing == pytest.approx(17.27) and got.found and np.isnan(got.frames[0])
+    assert Lattice.from_dict(None) is None and Lattice.from_dict({"spacing": "wide"}) is None

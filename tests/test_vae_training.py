@@ -237,3 +237,13 @@ def test_stop_requested_before_run_is_honoured_and_continue_works():
     assert list(trainer.run(3)) == [] and trainer.state.status == "stopped" and trainer.state.epoch == 0
     stats = list(trainer.run(2))  # Continue
     assert [s["epoch"] for s in stats] == [1, 2] and trainer.state.status == "finished"
+
+
+def test_default_epochs_give_few_windows_enough_optimiser_steps():
+    from napari_rvae.vae.defaults import MAX_AUTO_EPOCHS, MIN_STEPS, epochs_for
+
+    assert epochs_for(8000, 32, 12) == 12  # a movie: 250 steps per epoch, the epochs as given
+    n = epochs_for(1096, 32, 12)  # one real image: 35 steps per epoch
+    assert n * 35 >= MIN_STEPS and (n - 1) * 35 < MIN_STEPS
+    assert epochs_for(10, 32, 12) == MAX_AUTO_EPOCHS  # a handful of windows: capped
+    assert epochs_for(10, 32, 1000) == 1000  # more epochs asked for than the cap: kept

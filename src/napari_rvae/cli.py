@@ -453,7 +453,8 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=("rvae", "skip-rvae", "shift-vae", "vae"), default="rvae", help="model (default rvae)")
     p.add_argument("--latent", type=int, default=2, help="content latents (default 2)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default 12; shift-vae: 20, after 20 shift warm-up epochs; skip-rvae: 20)")
+                   help="training epochs (default 12, more where the windows are few: at least 1200 optimiser steps; "
+                        "shift-vae: 20, after 20 shift warm-up epochs; skip-rvae: 20)")
     p.add_argument("--per-frame", type=int, help="random sites per frame used for training (default all)")
     p.add_argument("--clusters", type=int, default=5, help="GMM clusters on the latents (default 5)")
     p.add_argument("--bias", type=Path,
@@ -530,6 +531,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
                              windows_from=args.windows_from)
     start = time.perf_counter()
     steps = iter_pipeline(data, settings, sites)
+    total = settings.epochs + settings.warmup_epochs  # shift-VAE: warm-up epochs come first
     while True:
         try:
             item = next(steps)
@@ -542,9 +544,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
             raise
         if item[0] == "stage":
             print(f"[{time.perf_counter() - start:6.1f} s] {item[1]}: {item[2]}", flush=True)
+        elif item[0] == "plan":  # the epochs follow from the number of windows (at least MIN_STEPS steps)
+            total = item[1]["epochs"] + item[1]["warmup_epochs"]
         elif item[0] == "epoch":
             stats = item[1]
-            total = settings.epochs + settings.warmup_epochs  # shift-VAE: warm-up epochs come first
             bar = "#" * min(20, int(20 * stats["epoch"] / total))  # a rejected shift-VAE run trains again
             print(f"\r[{time.perf_counter() - start:6.1f} s] train [{bar:<20s}] epoch {stats['epoch']}/{total}"
                   f" loss {stats.get('train_loss', float('nan')):.4g}", end="" if stats["epoch"] < total else "\n",

@@ -14,6 +14,7 @@ training early (the model so far is still used).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -55,6 +56,9 @@ class PipelineSettings:
     pixel_fraction: float | None = None  # < 1: each step decodes a random subset of pixels (unbiased, faster)
     threads: int | None = None  # CPU threads for torch (default: all cores, or all but one beside a GUI)
     leave_core_for_gui: bool = False
+    # at least this many optimiser steps: more epochs where the windows are few (0: exactly ``epochs``;
+    # not for the shift-VAE, whose recipe fixes its epochs); see vae.defaults.epochs_for
+    min_steps: int = 0
     # shift-VAE only: epochs of shift warm-up before ``epochs`` (None: vae.shiftvae.WARMUP_EPOCHS)
     warmup_epochs: int | None = None
 
@@ -75,6 +79,8 @@ class PipelineSettings:
             raise ValueError(f"windows_from: expected one of {', '.join(WINDOW_SOURCES)}, got {self.windows_from!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
+        if self.min_steps < 0:
+            raise ValueError(f"min_steps must be ≥ 0, got {self.min_steps}")
 
 
 @dataclass
@@ -126,7 +132,7 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
     """
     from .detect import detect_atoms
     from .detect.find import AUTO_METHOD, atom_map, movie_lattice
-    from .detect.lattice import scale_defaults
+    from .detect.lattice import as_detected, scale_defaults
     from .patches import cut_windows, random_sites_like
     from .vae import VAEConfig, build_model, encode_sites
 
@@ -150,6 +156,7 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         sites = detect_atoms(movie, method=settings.detect_method, threshold=settings.threshold,
                              refine=settings.refine, lattice=lattice, probabilities=maps if uses_model else None)
         timings["detect_s"] = time.perf_counter() - start
+        lattice = as_detected(sites, lattice)  # e.g. a honeycomb the autocorrelation saw as hexagonal
         yield ("stage", "detect", f"{len(sites)} sites" + "".join(f"; {f}" for f in
                                                                sites.attrs.get("detection", {}).get("findings", [])))
     if len(sites) == 0:
@@ -207,13 +214,17 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         steps = shift_vae_attempts(build, cut.windows, settings.epochs, score=score,
                                    warmup_epochs=settings.warmup_epochs, **train_options)
     else:
-        from .vae.defaults import model_defaults
+        from .vae.defaults import epochs_for, model_defaults
 
+        if settings.min_steps:  # few windows (one real image): more epochs, so the model gets enough steps
+            settings = dataclasses.replace(settings, epochs=epochs_for(len(cut), settings.batch, settings.epochs,
+                                                                       settings.min_steps))
         config = VAEConfig(arch=settings.arch, window=(window, window), latent=settings.latent,
                            **model_defaults(settings.arch, cut.windows, cut.normalisation))
         model = build_model(config, seed=settings.seed)
         model.normalisation = cut.normalisation
         steps = _plain_epochs(model, cut.windows, settings.epochs, train_options)
+    yield ("plan", {"epochs": settings.epochs, "warmup_epochs": settings.warmup_epochs})
     yield ("stage", "train", f"{config.arch}, {len(cut)} windows of {window} px, {settings.epochs} epochs"
                              + (f" after {settings.warmup_epochs} shift warm-up epochs" if settings.warmup_epochs else ""))
     trainer = None
@@ -316,13 +327,17 @@ def demo_settings(**overrides) -> PipelineSettings:
     the pipeline uses the 2D shift-VAE recipe (:mod:`napari_rvae.vae.shiftvae`): 20 shift warm-up
     epochs before ``epochs``; on grid sites it trains on windows at random positions and encodes the grid.
     """
+    from .vae.defaults import MIN_STEPS
+
+    # at least 12 epochs and MIN_STEPS optimiser steps (a single image has too few windows for 12 epochs
+    # to be enough), unless the epochs are given
     values = dict(window=None, arch="rvae", latent=2, epochs=12, batch=32, lr=3e-3, pixel_fraction=0.25,
-                  normalisation="window", seed=0)
+                  normalisation="window", seed=0, min_steps=0 if "epochs" in overrides else MIN_STEPS)
     if overrides.get("arch") == "shift-vae":
         # the order parameter of a lattice is a change of contrast or position between windows:
         # one scaling for the whole movie keeps it (per-window scaling would remove contrast changes);
         # every pixel in each step and 20 epochs after the warm-up (vae.shiftvae; measured in docs/analysis-2.md)
-        values.update(normalisation="global", pixel_fraction=1.0, epochs=20)
+        values.update(normalisation="global", pixel_fraction=1.0, epochs=20, min_steps=0)
     if overrides.get("arch") == "skip-rvae":
         # wide chemistry-map windows: many small steps on a tenth of the pixels (vae.defaults.TRAINING)
         from .vae.defaults import training_defaults

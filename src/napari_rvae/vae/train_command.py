@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .commands import _add_window_source, _load_windows_or_movie, _radii, _widths
+from .defaults import MIN_STEPS
 
 #: defaults of the options that define a model; left unset on the command line so that
 #: ``--resume`` can tell a flag the user gave (refused when it differs) from a default
@@ -23,6 +24,8 @@ ARCH_DEFAULTS = {"arch": "rvae", "latent": 2, "window": None, "encoder": "mlp", 
                  "beta_epochs": 10, "capacity": 0.0}
 RECIPE_DEFAULTS = {"normalisation": "global", "centring": "pixel", "orientation": None, "mask": None,
                    "bond_symmetry": 3, "round_columns": False}
+#: epochs of a default run (more where the windows are few: vae.defaults.epochs_for)
+TRAIN_EPOCHS = 20
 TRAINING_DEFAULTS = {"lr": 1e-3, "batch": 100, "seed": 0, "test_fraction": 0.15, "pixel_fraction": 1.0}
 
 
@@ -57,7 +60,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--round-columns", action="store_true", default=None,
                    help="make elliptical columns (probe astigmatism) round before cutting: measure them on the "
                         "movie, blur along their short axis; kept with the model and repeated by encode")
-    p.add_argument("--epochs", type=int, default=20, help="epochs to train (default 20; with --resume: more epochs)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs to train (default {TRAIN_EPOCHS}, more where the windows are few: at least "
+                        f"{MIN_STEPS} optimiser steps; with --resume: more epochs)")
     p.add_argument("--batch", type=int, help="windows per step (default 100; 16 for a skip-rvae)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3, 3e-3 for a skip-rvae; --resume keeps the stored one)")
     p.add_argument("--encoder", choices=["mlp", "conv"], help="encoder (default mlp)")
@@ -104,7 +109,7 @@ def check_train_options(args: argparse.Namespace) -> None:
     """Refuse meaningless hyper-parameters before anything is read or trained."""
     from ..io.limits import bounded
 
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {args.epochs} (nothing would be trained or saved)")
     for name, low in (("batch", 1), ("latent", 0), ("beta_epochs", 1), ("threads", 1), ("per_frame", 1),
                       ("window", 4), ("bond_symmetry", 1)):
@@ -247,6 +252,12 @@ def _train(args: argparse.Namespace, run) -> int:
         raise ValueError(f"--resume: the model takes windows of {model.config.window} px, the input gives "
                          f"{windows.shape[1:]}")
     model.normalisation = norm
+    if args.epochs is None:  # few windows (one image): more epochs, so the model gets enough optimiser steps
+        from .defaults import epochs_for
+
+        args.epochs = epochs_for(round(len(windows) * (1 - train["test_fraction"])), train["batch"], TRAIN_EPOCHS)
+        say(f"epochs: {args.epochs} (at least {TRAIN_EPOCHS}, and at least {MIN_STEPS} optimiser steps of "
+            f"{train['batch']} windows)")
     device, threads = args.device, args.threads
     if run is not None:
         from .distributed import fingerprint

@@ -158,6 +158,7 @@ def check_target(folder) -> str:
 def adopt_project(flow, folder: str) -> None:
     """After the reader added a project's layers: restore the docks and the record, load the model."""
     from ..analysis.export import load_project
+    from ..detect.lattice import Lattice
     from ._workers import BackgroundJob, call_safely
 
     project = call_safely("Reading the project", load_project, folder)
@@ -167,7 +168,7 @@ def adopt_project(flow, folder: str) -> None:
     gui = record.get(NAPARI_KEY) or {}
     flow.record = dict((record.get("parameters") or {}).get("workflow") or {})
     if gui.get("lattice"):
-        flow.set_lattice(lattice_from_dict(gui["lattice"]))
+        flow.set_lattice(Lattice.from_dict(gui["lattice"]))
     flow.restore_docks(gui.get("docks") or {})
     model_folder = project.models.get("model") or next(iter(project.models.values()), None)
     if model_folder is None:
@@ -179,22 +180,6 @@ def adopt_project(flow, folder: str) -> None:
     job = BackgroundJob("Loading the project's model", on_return=loaded, parent=flow)
     flow._project_job = job  # kept alive while it runs
     job.start(load_vae_job, str(model_folder), total=0)
-
-
-def lattice_from_dict(values: dict):
-    """A :class:`~napari_rvae.detect.lattice.Lattice` from its ``to_dict()`` (None if unreadable)."""
-    try:
-        import dataclasses
-
-        from ..detect.lattice import Lattice
-
-        fields = {f.name: values[f.name] for f in dataclasses.fields(Lattice) if f.name in values}
-        if fields.get("spacing") is None:
-            fields["spacing"] = float("nan")
-        fields["frames"] = [float("nan") if f is None else f for f in fields.get("frames", [])]
-        return Lattice(**fields)
-    except Exception:
-        return None
 
 
 def open_project(viewer, folder) -> list:

@@ -43,10 +43,17 @@ def cut_for_settings(movie, sites, settings: dict, **options):
     return cut
 
 
+#: the Train VAE dock's epochs on "auto" (0): this many, or more where the windows are few
+#: (:func:`napari_rvae.vae.defaults.epochs_for`)
+DOCK_EPOCHS = 20
+
+
 def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
     """Background job: cut windows, build the model (unless continuing), train, encode every site.
 
-    Yields ``("ready", trainer, report)`` once, then ``("epoch", stats)`` per epoch;
+    ``epochs`` 0 is "auto": :data:`DOCK_EPOCHS`, or more where the windows are few.
+    Yields ``("ready", trainer, report, epochs)`` once for a new model, then
+    ``("epoch", stats)`` per epoch;
     returns ``("encoded", table, report, check)`` with the
     :class:`~napari_rvae.analysis.collapse.LatentCheck` of the trained model.
     """
@@ -76,7 +83,14 @@ def train_job(movie, sites, settings: dict, trainer=None, epochs: int = 10):
         trainer = Trainer(model, cut.windows, batch_size=settings["batch"], lr=settings["lr"], seed=settings["seed"],
                           device=settings["device"], pixel_fraction=settings.get("pixel_fraction", 1.0),
                           leave_core_for_gui=True)
-        yield ("ready", trainer, cut.report)
+    else:
+        cut = None
+    if not epochs:
+        from ..vae.defaults import epochs_for
+
+        epochs = epochs_for(len(trainer.train_x), trainer.batch_size, DOCK_EPOCHS)
+    if cut is not None:
+        yield ("ready", trainer, cut.report, epochs)
     for stats in trainer.run(epochs):
         yield ("epoch", stats)
     from ..analysis.collapse import check_after_training

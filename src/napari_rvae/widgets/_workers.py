@@ -178,6 +178,11 @@ class BackgroundJob(QObject):
         self.progressed.emit(0, self._total)
         return worker
 
+    def set_total(self, total: int) -> None:
+        """The number of yields expected, once the job knows it (e.g. epochs that follow from the windows)."""
+        self._total = int(total)
+        self.progressed.emit(self._done, self._total)
+
     def stop(self) -> None:
         """Ask the running job to stop after its current unit of work."""
         if not self.running:

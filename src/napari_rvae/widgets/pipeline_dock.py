@@ -47,7 +47,9 @@ class RunPipeline(RvaeDock):
         self.window_spin = spin(0, 0, 256, "Window size in pixels; auto = about three atom spacings of the "
                                 "lattice found (24 px for the graphene sample)", suffix=" px")
         self.window_spin.setSpecialValueText("auto")
-        self.epochs_spin = spin(12, 1, 100000, "Training epochs")
+        self.epochs_spin = spin(0, 0, 100000, "Training epochs; auto: 12, or more where the windows are few (at "
+                                "least 1 200 optimiser steps: a single image needs them)")
+        self.epochs_spin.setSpecialValueText("auto")
         self.arch_combo = tip(QComboBox(), "Model: rVAE (angle + shift + content), skip-rVAE, shift-VAE or plain VAE")
         self.arch_combo.addItems(["rvae", "skip-rvae", "shift-vae", "vae"])
         self.run_button = button("Run pipeline", "Detect atoms, cut windows, train the model and encode every site", self.run)
@@ -87,7 +89,8 @@ class RunPipeline(RvaeDock):
     def settings(self):
         from ..pipeline import demo_settings
 
-        return demo_settings(window=self.window_spin.value() or None, epochs=self.epochs_spin.value(),
+        epochs = {"epochs": self.epochs_spin.value()} if self.epochs_spin.value() else {}  # 0: auto
+        return demo_settings(window=self.window_spin.value() or None, **epochs,
                              arch=self.arch_combo.currentText(), windows_from=SOURCES[self.source_combo.currentText()],
                              leave_core_for_gui=True)
 
@@ -120,6 +123,8 @@ class RunPipeline(RvaeDock):
         kind = item[0]
         if kind == "stage":
             self.status.setText(f"{item[1]}: {item[2]}")
+        elif kind == "plan":  # the epochs are known once the windows are cut
+            self.job.set_total(item[1]["epochs"] + item[1]["warmup_epochs"] + 9)
         elif kind == "trainer":
             self.trainer = item[1]
             self.flow.set_model(self.trainer.model, history=self.trainer.state.history, origin="Run pipeline")
@@ -136,9 +141,9 @@ class RunPipeline(RvaeDock):
         image = self._image
         record = dict(result.sites.attrs.get("detection") or {})
         if result.lattice:
-            from ._project import lattice_from_dict
+            from ..detect.lattice import Lattice
 
-            self.flow.set_lattice(lattice_from_dict(result.lattice))
+            self.flow.set_lattice(Lattice.from_dict(result.lattice))
         probability = result.probability
         if probability is not None:
             data = probability if image.ndim == 3 else probability[0]

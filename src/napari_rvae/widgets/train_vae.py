@@ -20,7 +20,8 @@ from ._common import (LayerPicker, button, collapsible, dspin, form_label, scrol
                       say_latent_check, sites_from_layer, spin, tip, widget_values, write_columns)
 from ._dock import RvaeDock, progress_bar
 from ._plots import LossPlot
-from ._vae_jobs import ARCH_HELP, ORIENTATIONS, SOURCES, cut_for_settings, encode_job, model_source, train_job
+from ._vae_jobs import (ARCH_HELP, DOCK_EPOCHS, ORIENTATIONS, SOURCES, cut_for_settings, encode_job, model_source,
+                        train_job)
 from ._window_panel import WindowPanel
 from ._workers import BackgroundJob, call_safely
 
@@ -56,7 +57,9 @@ class TrainVAE(RvaeDock):
         self.arch_combo = tip(QComboBox(), "Model: " + "; ".join(ARCH_HELP.values()))
         self.arch_combo.addItems(list(ARCH_HELP))
         self.latent_spin = spin(2, 1, 16, "Number of content latents z0, z1, …")
-        self.epochs_spin = spin(20, 1, 100000, "Epochs to train (Continue adds this many more)")
+        self.epochs_spin = spin(0, 0, 100000, "Epochs to train (Continue adds this many more); auto: 20, or more "
+                                "where the windows are few (at least 1 200 optimiser steps: a single image needs them)")
+        self.epochs_spin.setSpecialValueText("auto")
         self.batch_spin = spin(32, 1, 100000, "Windows per optimiser step")
         self.lr_spin = dspin(3e-3, 1e-6, 1.0, "Adam learning rate", 1e-4, 6)
         self.seed_spin = spin(0, 0, 2**31 - 1, "Random seed: same seed, same data ⇒ same latents on CPU")
@@ -300,7 +303,7 @@ class TrainVAE(RvaeDock):
         self.loss_plot.set_history([])
         self.status.setText("cutting windows…")
         worker = self.job.start(train_job, movie, sites, settings, None, self.epochs_spin.value(),
-                                stop=self._request_stop, total=self.epochs_spin.value() + 1)
+                                stop=self._request_stop, total=(self.epochs_spin.value() or DOCK_EPOCHS) + 1)
         self._set_buttons()
         return worker
 
@@ -308,7 +311,7 @@ class TrainVAE(RvaeDock):
         if self.trainer is None:
             raise ValueError("nothing to continue: press Train first")
         worker = self.job.start(train_job, self._movie, self._sites, {}, self.trainer, self.epochs_spin.value(),
-                                stop=self._request_stop, total=self.epochs_spin.value())
+                                stop=self._request_stop, total=self.epochs_spin.value() or DOCK_EPOCHS)
         self._set_buttons()
         return worker
 
@@ -386,7 +389,8 @@ class TrainVAE(RvaeDock):
     # ------------------------------------------------------------ results
     def _on_yield(self, item) -> None:
         if item[0] == "ready":
-            _, self.trainer, report = item
+            _, self.trainer, report, epochs = item
+            self.job.set_total(epochs + 1)
             model = self.trainer.model
             model.training_settings = {k: v for k, v in self._settings.items()}
             # the model carries the trainer's own history list: saved at any time, it is complete
