@@ -414,7 +414,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="napari-rvae-demo-"))
     # two OpenMP threads collapse when another process is busy on a core: then train on one
     busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= 1.0
-    settings = demo_settings(leave_core_for_gui=busy, **({"epochs": args.epochs} if args.epochs else {}))
+    from .pipeline import DEMO_EPOCHS
+
+    settings = demo_settings(leave_core_for_gui=busy, epochs=args.epochs or DEMO_EPOCHS)
     movie = _load("graphene-movie")["data"]
     print(f"graphene-movie sample: {movie.shape[0]} frames of {movie.shape[1]}×{movie.shape[2]} px")
     result = run_pipeline(movie, settings, log=lambda line: print("  " + line))

@@ -312,6 +312,12 @@ def run_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Data
             log(f"{item[1]}: {item[2]}")
 
 
+#: ``napari-rvae demo``'s training: 12 epochs (≈ 530 steps on the sample's 1 393 windows) already separate
+#: the sublattices; the analyze default (at least 1 200 steps, for a single real image) would more than
+#: double the demo's wait
+DEMO_EPOCHS = 12
+
+
 def demo_settings(**overrides) -> PipelineSettings:
     """Settings of ``napari-rvae demo``: the graphene sample, rVAE with windows of two atom spacings
     (24 px on the sample, as paper 001) cut from the atom probability map,
@@ -409,22 +415,24 @@ def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, 
         sites.loc[analysis.sites.index, "cluster"] = analysis.sites["cluster"].to_numpy()
     written.update({f"figure_{k}": Path(v) for k, v in (analysis.figures or {}).items()})
     has_angle = "angle" in encoded
-    colour = wrap_angle(encoded["angle"]) if has_angle else encoded["frame"]
+    # an n-fold motif's angle means something modulo 360°/n: coloured so (graphene: the sublattice checkerboard)
+    colour = wrap_angle(symmetry * encoded["angle"]) if has_angle else encoded["frame"]
     cmap = "cyclic" if has_angle else "viridis"
     what = "angle" if has_angle else "frame"
+    shown = f"angle modulo {360 // symmetry}°" if has_angle and symmetry > 1 else what
     first = (encoded["frame"] == encoded["frame"].min()).to_numpy() if len(encoded) else np.zeros(0, bool)
     draw = analysis._step  # a figure that cannot be drawn is listed in the report; the others are written
     if first.any():
         made = draw("figure sites", lambda: plot_scatter(
             figures / f"sites_by_{what}_first_frame.png", encoded["x"][first], encoded["y"][first],
             np.asarray(colour)[first], cmap=cmap, point=3, invert_y=True,
-            title=f"first frame: sites coloured by {what}", xlabel="x (px)", ylabel="y (px)"))
+            title=f"first frame: sites coloured by {shown}", xlabel="x (px)", ylabel="y (px)"))
         if made is not None:
             written["figure_sites"] = made
     if {"z0", "z1"} <= set(encoded.columns):
         made = draw("figure latent plane", lambda: plot_scatter(
             figures / f"latent_plane_by_{what}.png", encoded["z0"], encoded["z1"], colour, cmap=cmap,
-            title=f"latent plane coloured by {what}", xlabel="z0", ylabel="z1"))
+            title=f"latent plane coloured by {shown}", xlabel="z0", ylabel="z1"))
         if made is not None:
             written["figure_latent_plane"] = made
         made = draw("figure manifold", lambda: plot_image(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import napari
 
+from ..pipeline import DEMO_EPOCHS
 from .workflow_panel import WorkflowPanel
 
 #: the demo's names of the panel's steps
@@ -40,6 +41,7 @@ def open_demo(viewer: napari.Viewer | None = None, run: bool = False) -> tuple[n
     # when the pipeline is done, show the filled explorer
     docks["pipeline"].job.finished.connect(lambda: panel.show_step("explore"))
     if run:
+        docks["pipeline"].epochs_spin.setValue(DEMO_EPOCHS)  # the quick demo; "auto" would train 28 on the sample
         docks["pipeline"].run()
     return viewer, docks
 
