@@ -60,3 +60,23 @@ def test_rvae_angle_separates_real_sublattices_with_the_defaults():
     assert 45 <= gap <= 75, gap  # the two bond stars are 60° apart
     accuracy = np.mean((np.real(turn * np.exp(-3j * a)) > np.real(turn * np.exp(-3j * b))) == truth)
     assert accuracy >= 0.95, accuracy
+
+
+@pytest.mark.gui
+def test_detect_dock_hands_the_settled_lattice_to_train_vae(make_napari_viewer, qtbot):
+    # the Train VAE dock's window follows the lattice detection settled on, not the first estimate
+    pytest.importorskip("napari_rvae.vae")
+    from napari_rvae.detect.lattice import scale_defaults
+    from napari_rvae.widgets._state import workflow
+
+    viewer = make_napari_viewer()
+    viewer.open(str(REAL / "stem/re05.tiff"), plugin="napari-rvae")
+    _, detect = viewer.window.add_plugin_dock_widget("napari-rvae", "Detect")
+    _, train = viewer.window.add_plugin_dock_widget("napari-rvae", "Train VAE")
+    flow = workflow(viewer)
+    qtbot.waitUntil(lambda: flow.lattice is not None and not detect.lattice_job.running, timeout=60_000)
+    detect.run()
+    qtbot.waitUntil(lambda: not detect.job.running, timeout=120_000)
+    assert detect.job.last_error is None, detect.job.last_error
+    assert flow.lattice.kind == "honeycomb" and flow.lattice.spacing == pytest.approx(17.3, abs=0.5)
+    assert train.window_spin.value() == scale_defaults(flow.lattice.spacing)["window"] == 34
