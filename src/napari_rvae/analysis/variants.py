@@ -2,10 +2,12 @@
 
 The encoded angle of B-site-centred windows turns with the B-site off-centring, so the
 polarisation variants (related by 90° turns) are peaks of the angle histogram, a quarter
-turn apart. :func:`variant_peaks` finds them, :func:`assign_variants` gives each site its
-nearest peak, :func:`variant_accuracy` scores that against known labels (best peak ↔ variant
-matching), :func:`angle_registration` finds the sign and offset that carry true polarisation
-angles into the encoded frame (the paper's manual −100° offset, found instead of typed), and
+turn apart. :func:`common_frame_angle` reads every encoded angle in the frame of one common
+template (the rVAE's template changes with the content latents, its turn included),
+:func:`variant_peaks` finds the peaks, :func:`assign_variants` gives each site its nearest peak,
+:func:`variant_accuracy` scores that against known labels (best peak ↔ variant matching),
+:func:`angle_registration` finds the sign and offset that carry true polarisation angles into the
+encoded frame (the paper's manual −100° offset, found instead of typed), and
 :func:`cluster_variants` runs the GMM on (angle, latents) with the angle as a polarisation vector,
 :func:`class_cluster` says how well one cluster of a GMM holds one class (the non-polar
 substrate). :func:`write_variant_figures` draws the paper's figures.
@@ -54,6 +56,61 @@ def angle_registration(encoded, true_angle) -> tuple[int, float]:
         if abs(mean) > best[2]:
             best = (sign, float(np.angle(mean)), float(abs(mean)))
     return best[0], best[1]
+
+
+def common_frame_angle(angle, latents, decode, *, reference=None, steps: int = 360, block: int = 2048):
+    """Encoded angles read in the frame of one common template.
+
+    An rVAE's angle says how far *its own* template was turned, and the template changes with the
+    content latents: a decoder may learn latents whose template is the cell turned part of the way
+    (a weakly polar, nearly four-fold symmetric cell, as at domain walls), so two sites with the same
+    polarisation get angles a quarter turn apart. Each site's template (decoded at angle 0) is
+    registered to the reference template (decoded at ``reference``, default the median latents) by
+    the turn ``φ`` of the best correlation over the inscribed disc (``steps`` turns, refined by a
+    parabola); the angle in the common frame is ``angle + φ``.
+
+    Parameters
+    ----------
+    angle : (N,) radians
+        Encoded angles.
+    latents : (N, k)
+        Content latents of the same sites (``k = 0``: the angles are returned as they are).
+    decode : callable
+        ``decode(z (n, k) float32, angle (n,) float32) -> (n, h, w)`` templates.
+    reference : (k,), optional
+        Latents of the common template.
+
+    Returns
+    -------
+    angle : (N,) radians, wrapped
+    info : dict
+        ``reference`` (latents of the common template or None), ``turn`` ((N,) the ``φ`` added).
+    """
+    angle = np.asarray(angle, dtype=np.float64).ravel()
+    z = np.asarray(latents, dtype=np.float32).reshape(len(angle), -1)
+    ok = np.isfinite(angle) & np.isfinite(z).all(axis=1)
+    turn = np.zeros(len(angle))
+    if z.shape[1] == 0 or not ok.any():
+        return wrap_angle(angle), {"reference": None, "turn": turn}
+    ref_z = np.median(z[ok], axis=0) if reference is None else np.asarray(reference, dtype=np.float32).ravel()
+    turns = np.linspace(-np.pi, np.pi, int(steps), endpoint=False)
+    ref = np.asarray(decode(np.repeat(ref_z[None].astype(np.float32), len(turns), 0), turns.astype(np.float32)))
+    h, w = ref.shape[1:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) <= (min(h, w) - 1) / 2
+    ref = ref[:, disc]
+    ref = ref - ref.mean(axis=1, keepdims=True)
+    rows = np.flatnonzero(ok)
+    for lo in range(0, len(rows), int(block)):
+        r = rows[lo:lo + int(block)]
+        own = np.asarray(decode(z[r], np.zeros(len(r), np.float32)))[:, disc]
+        score = (own - own.mean(axis=1, keepdims=True)) @ ref.T
+        k = score.argmax(axis=1)
+        left, mid, right = (score[np.arange(len(r)), (k + d) % len(turns)] for d in (-1, 0, 1))
+        curve = left - 2 * mid + right
+        step = np.where(curve < 0, 0.5 * (left - right) / np.where(curve < 0, curve, -1.0), 0.0)
+        turn[r] = turns[k] + np.clip(step, -0.5, 0.5) * (turns[1] - turns[0])
+    return wrap_angle(angle + turn), {"reference": [float(v) for v in ref_z], "turn": turn}
 
 
 def cluster_variants(table: pd.DataFrame, latents=("z0", "z1"), n_clusters: int = 5, *,
