@@ -9,7 +9,7 @@ the result is compared with the sample's truth as ``napari-rvae reproduce 003`` 
 * variant accuracy from the nearest peak (best peak ↔ variant matching; ≥ 0.95),
 * the substrate's GMM cluster: purity and recall (≥ 0.9 each).
 
-Run from the repository root (one torch thread; about 5–15 minutes per row on a busy 2-core machine)::
+Run from the repository root (one torch thread; about 1–3 minutes per row on a shared 2-core machine)::
 
     PYTHONPATH=src python -m benchmarks.ferroic_variants
     PYTHONPATH=src python -m benchmarks.ferroic_variants --seeds 3 4 --spacings 14 30
