@@ -64,9 +64,9 @@ def napari_floor(viewer, measure, for_seconds) -> dict:
         QTimer.singleShot(100, step)
         out[name] = measure(for_seconds(1.6))
     out["n_points"] = int(len(atoms))
-    for layer in added:
-        viewer.layers.remove(layer)
-    measure(for_seconds(0.5))
+    for layer in added:  # one per event-loop turn: napari 0.9.2 (vispy 0.17) on software OpenGL crashes at the next
+        viewer.layers.remove(layer)  # resize when a points and an image layer go in the same turn
+        measure(for_seconds(0.3))
     return out
 
 
