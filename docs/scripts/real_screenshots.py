@@ -12,33 +12,14 @@ Writes docs/images/real_re05_*.png; does nothing without ../shared/real.
 """
 
 import sys
-import time
 from pathlib import Path
 
-from qtpy.QtWidgets import QApplication
-
 import napari
+from _window import settle, wait
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / ".." / "shared" / "real" / "stem" / "re05.tiff"
 OUT = ROOT / "docs" / "images"
-
-
-def settle(seconds=0.6):
-    app = QApplication.instance()
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def wait(job, timeout=900.0):
-    start = time.perf_counter()
-    while job.running:
-        settle(0.05)
-        if time.perf_counter() - start > timeout:
-            raise TimeoutError(job.name)
-    assert job.last_error is None, job.last_error
 
 
 def shot(viewer, name):
