@@ -7,14 +7,14 @@ never waited; the targets are a median ≤ 20 ms and a maximum ≤ 50 ms during 
 segmentation and analysis on 2 cores. Phases:
 
 * ``idle`` — the window with the graphene sample, nothing running (the floor);
-* ``napari_new_layer`` — napari alone (no plugin code) adding a points layer the size of the
-  sample's atoms, then an image, and drawing them: the floor under every ``results`` phase;
 * ``torch_load`` — opening the panel: torch and the models load in a background thread
   (informative: an import holds Python's lock in chunks, see docs/benchmarks.md);
 * ``detect`` — Detect (lattice, the atom finder's map, atoms) on the graphene sample;
 * ``vae_training`` — Train VAE (rVAE, windows from the atom probability map), encode included;
 * ``segmentation`` — Segment & label training from painted strokes, then Predict all;
-* ``analysis`` — clusters, density + NMF, and the PFM metrics of whole frames.
+* ``analysis`` — clusters, density + NMF, and the PFM metrics of whole frames;
+* ``napari_new_layer`` (last) — napari alone (no plugin code) adding a points layer the size of
+  the sample's atoms, then an image, and drawing them: the floor under every ``results`` phase.
 
 Each job phase is split in two: ``running`` (while the worker computes: the GUI only shows
 progress) and ``results`` (after the worker returned, until 1.5 s later: the dock adds or
@@ -39,34 +39,32 @@ def _summary(gaps: list[float]) -> dict:
             "max_ms": round(float(np.max(g)), 1), "ticks": int(g.size)}
 
 
-def napari_floor(viewer, measure, for_seconds) -> dict:
+def napari_floor(viewer, movie_layer, measure, for_seconds) -> dict:
     """napari's own pause for showing one result, with no plugin code: a points layer the size of the
     sample's atoms (and then an image the size of the movie) added from a timer and drawn, measured
-    like a job's ``results`` phase; the layers are removed afterwards. It is the floor under every
-    ``results`` phase (under Xvfb the new visuals' shaders compile in software OpenGL)."""
+    like a job's ``results`` phase, after the jobs (the layers stay: removing a points and an image
+    layer and then resizing the window crashes napari 0.9.2 / vispy 0.17 on software OpenGL, a
+    segfault in glDrawArrays that napari alone reproduces). It is the floor under every ``results``
+    phase (under Xvfb the new visuals' shaders compile in software OpenGL)."""
     from qtpy.QtCore import QTimer
 
     atoms_layer = next(layer for layer in viewer.layers if layer.name.startswith("atoms"))
     atoms = np.asarray(atoms_layer.data)
-    movie = np.asarray(viewer.layers[0].data, dtype=np.float32)
+    movie = np.asarray(movie_layer.data, dtype=np.float32)
     same_units = {"scale": atoms_layer.scale, "units": atoms_layer.units}  # no inconsistent-units warning
-    added = []
 
-    def add():
-        added.append(viewer.add_points(atoms, size=3, face_color="#40c0ff", name="napari floor: points", **same_units))
+    def add_points():
+        viewer.add_points(atoms, size=3, face_color="#40c0ff", name="napari floor: points", **same_units)
 
     def add_image():
-        added.append(viewer.add_image(movie, colormap="inferno", opacity=0.5, blending="additive",
-                                      name="napari floor: image", **same_units))
+        viewer.add_image(movie, colormap="inferno", opacity=0.5, blending="additive", name="napari floor: image",
+                         **same_units)
 
     out = {}
-    for name, step in (("points", add), ("image", add_image)):
+    for name, step in (("points", add_points), ("image", add_image)):
         QTimer.singleShot(100, step)
         out[name] = measure(for_seconds(1.6))
     out["n_points"] = int(len(atoms))
-    for layer in added:
-        viewer.layers.remove(layer)
-    measure(for_seconds(0.5))
     return out
 
 
@@ -150,7 +148,6 @@ def run_stall_benchmarks(epochs: int | None = None, interval_ms: int = 10) -> di
         movie = viewer.layers["graphene-movie"]
         measure(for_seconds(1.0))  # the window's first paints
         result["idle"] = measure(for_seconds(3.0))
-        result["napari_new_layer"] = napari_floor(viewer, measure, for_seconds)
 
         from napari_rvae.widgets._state import torch_ready
         from napari_rvae.widgets.workflow_panel import WorkflowPanel
@@ -209,6 +206,7 @@ def run_stall_benchmarks(epochs: int | None = None, interval_ms: int = 10) -> di
         for key in ("running", "results"):
             if all(key in p for p in parts):
                 result["analysis"][key] = {k: max(p[key][k] for p in parts) for k in ("median_ms", "p95_ms", "max_ms")}
+        result["napari_new_layer"] = napari_floor(viewer, movie, measure, for_seconds)
         errors = [job.last_error for job in (detect.job, train.job, segment.train_jobs, segment.predict_jobs,
                                              analysis.cluster_job, analysis.dynamics_job, analysis.pfm.frames_job)
                   if job.last_error is not None]

@@ -1,5 +1,7 @@
 """FFT smoothness of latent maps (exact synthetic maps) and the β-search machinery (tiny models)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -45,7 +47,8 @@ def test_beta_search_iterates_keeps_the_best_and_stops(tmp_path):
 
     img = shift_lattice(0, size=64, a=8.0)["data"][0]
     search = BetaSearch(img, starts=(0.1, 2.0), ends=(1.0,), window=12, n_windows=120, epochs=1, step=4,
-                        out_dir=tmp_path, train_options={"threads": 1}, model_options={"decoder_widths": (16, 16)})
+                        out_dir=tmp_path, train_options={"threads": 1}, model_options={"decoder_widths": (16, 16)},
+                        attempts=1)
     results = list(search.run())
     assert [r["done"] for r in results] == [1, 2] and results[-1]["total"] == 2
     assert search.status == "finished"
@@ -70,6 +73,23 @@ def test_beta_search_iterates_keeps_the_best_and_stops(tmp_path):
     for r in search2.run():
         search2.request_stop()
     assert search2.status == "stopped" and np.isfinite(search2.scores).sum() == 1
+
+
+def test_a_failed_start_model_is_replaced_and_the_best_grid_kept(tmp_path):
+    # one epoch of 120 windows cannot give smooth maps: every start model "fails", each is tried,
+    # and the grid kept is the best-scored one
+    img = shift_lattice(0, size=64, a=8.0)["data"][0]
+    search = BetaSearch(img, starts=(0.1, 2.0), ends=(1.0,), window=12, n_windows=120, epochs=1, step=4,
+                        warmup_epochs=1, out_dir=tmp_path, train_options={"threads": 1},
+                        model_options={"decoder_widths": (16, 16)}, attempts=2)
+    results = list(search.run())
+    assert [r["attempt"] for r in results] == [0, 0, 1, 1] and search.status == "finished"
+    assert len(search.attempt_scores) == 2 and max(search.attempt_scores) < search.good
+    assert search.best["score"] == pytest.approx(max(search.attempt_scores))
+    assert search.best["attempt"] == int(np.argmax(search.attempt_scores))
+    assert np.nanmax(search.scores) == pytest.approx(search.best["score"])
+    record = json.loads((tmp_path / "beta_search.json").read_text())
+    assert record["attempt_scores"] == pytest.approx(search.attempt_scores)
 
 
 def test_bad_inputs():

@@ -47,6 +47,28 @@ def test_angle_is_cyclic_and_wrapped(dock):
     assert widget.bar_low.text() == "−π" and widget.bar.pixmap() is not None
 
 
+def test_honeycomb_angle_is_coloured_modulo_120_degrees(dock):
+    # a honeycomb's atom sites are 3-fold: θ and θ + 120° are one orientation, one colour, and the
+    # two sublattices (60° apart) are the furthest apart on the colour circle
+    from napari_rvae.detect.lattice import Lattice
+
+    viewer, widget, sites = dock
+    layer = viewer.layers["sites"]
+    table = layer.features.copy()
+    table.loc[0:3, "angle"] = [0.2, 0.2 + 2 * np.pi / 3, 0.2 - 2 * np.pi / 3, 0.2 + np.pi / 3]
+    layer.features = table
+    widget.apply()
+    c = np.asarray(layer.face_color)
+    assert np.abs(c[0] - c[1]).max() > 0.1  # without a lattice: the plain angle
+    widget.flow.set_lattice(Lattice(spacing=12.0, kind="honeycomb", found=True))
+    widget.apply()
+    c = np.asarray(layer.face_color)
+    np.testing.assert_allclose(c[0], c[1], atol=0.02)
+    np.testing.assert_allclose(c[0], c[2], atol=0.02)
+    assert np.abs(c[0] - c[3]).max() > 0.3  # the other sublattice
+    assert widget.bar_low.text() == "−60°" and "120°" in widget.status.text()
+
+
 def test_limits_are_shared_by_all_frames(dock):
     viewer, widget, sites = dock
     layer = viewer.layers["sites"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
+from _window import settle
 from napari_rvae.widgets.demo import open_demo
 
 OUT = Path(__file__).resolve().parents[1] / "images"
@@ -23,13 +24,6 @@ def wait(condition, timeout=600.0):
         if time.perf_counter() - start > timeout:
             raise TimeoutError("the demo did not finish in time")
     return time.perf_counter() - start
-
-
-def settle(seconds=0.5):
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        QApplication.instance().processEvents()
-        time.sleep(0.02)
 
 
 viewer, docks = open_demo(run=False)

@@ -10,33 +10,14 @@ a click in the latent explorer and a lasso; the docks opened one by one from the
 held-out quality.
 """
 
-import time
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtWidgets import QApplication
 
 import napari
+from _window import settle, wait
 
 OUT = Path(__file__).resolve().parents[1] / "images"
-
-
-def settle(seconds=0.6):
-    app = QApplication.instance()
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def wait(job, timeout=900.0):
-    app, start = QApplication.instance(), time.perf_counter()
-    while job.running:
-        app.processEvents()
-        time.sleep(0.02)
-        if time.perf_counter() - start > timeout:
-            raise TimeoutError(job.name)
-    assert job.last_error is None, job.last_error
 
 
 def shot(viewer, name, size=(1920, 1080)):

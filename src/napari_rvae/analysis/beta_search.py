@@ -95,6 +95,14 @@ class BetaSearch:
         schedule over ``epochs``.
     warmup_beta : float
         β during the warm-up.
+    attempts : int, optional
+        Shared start models tried (seeds ``seed``, ``seed + 1``, …; default
+        :data:`napari_rvae.vae.shiftvae.ATTEMPTS`): when no schedule of the grid gives smooth
+        latent maps (best score below :data:`~napari_rvae.vae.shiftvae.GOOD_SMOOTHNESS`), the
+        start model itself failed (its warm-up did not give the shift latents the lattice
+        phase, and every schedule inherits that), so the grid runs again from a start model of
+        the next seed; the grid with the best score is kept (``attempt_scores`` lists each).
+        ``analyze --arch shift-vae`` rejects a non-smooth model the same way.
     decoder_slope : float
         Initial steepness (1/pixel) of the decoder's first-layer coordinate
         units: their weights and biases are scaled at initialisation to
@@ -109,7 +117,7 @@ class BetaSearch:
                  latent: int = 2, combine: str = "max", cutoff: float | None = None,
                  out_dir: str | os.PathLike | None = None, model_options: dict | None = None,
                  train_options: dict | None = None, seed: int = 0, warmup_epochs: int = 20,
-                 warmup_beta: float = 1.0, decoder_slope: float = 0.8):
+                 warmup_beta: float = 1.0, decoder_slope: float = 0.8, attempts: int | None = None):
         self.image = np.asarray(image, dtype=np.float32)
         if self.image.ndim == 3 and self.image.shape[0] == 1:
             self.image = self.image[0]
@@ -127,6 +135,11 @@ class BetaSearch:
             raise ValueError("warmup_epochs ≥ 0, warmup_beta ≥ 0 and decoder_slope ≥ 0 (1/pixel) needed")
         self.warmup_epochs, self.warmup_beta = int(warmup_epochs), float(warmup_beta)
         self.decoder_slope = float(decoder_slope)
+        from ..vae.shiftvae import ATTEMPTS, GOOD_SMOOTHNESS
+
+        self.attempts = ATTEMPTS if attempts is None else max(1, int(attempts))
+        self.good = GOOD_SMOOTHNESS
+        self.attempt_scores: list[float] = []  # the best score of each shared start model tried
         self.window, self.n_windows, self.epochs = int(window), int(n_windows), int(epochs)
         self.ramp_epochs = int(ramp_epochs or epochs)
         self.step, self.latent, self.combine, self.seed = int(step), int(latent), combine, int(seed)
@@ -173,7 +186,7 @@ class BetaSearch:
         train.update(self.train_options)
         return train
 
-    def _base_model(self, windows):
+    def _base_model(self, windows, seed: int):
         """The initial model shared by every grid point: built from ``seed``, decoder
         coordinate units steepened, shift warm-up done (``None`` if stopped); the 2D
         shift-VAE recipe of :mod:`napari_rvae.vae.shiftvae`."""
@@ -182,7 +195,7 @@ class BetaSearch:
 
         cfg = shift_vae_config(self.window, self.latent, **self.model_options,
                                beta=BetaSchedule(kind="constant", start=self.warmup_beta, end=self.warmup_beta))
-        model = build_model(cfg, seed=self.seed)
+        model = build_model(cfg, seed=seed)
         steepen_decoder(model, self.decoder_slope)
         model.history = []
         if not self.warmup_epochs:
@@ -222,13 +235,48 @@ class BetaSearch:
 
         Each yielded dict: ``i, j, beta_start, beta_end, score, latent_scores``
         (per latent), ``maps`` (name → (ny, nx)), ``done``, ``total``,
-        ``best`` (the best point so far).
+        ``best`` (the best point so far) and ``attempt`` (the shared start model, 0 first).
         """
-        from ..vae.trainer import TrainingDiverged
-
         self._stop = False
         self.status = "running"
         windows = random_windows(self.image, self.window, self.n_windows, self.seed)
+        kept = None
+        for attempt in range(self.attempts):
+            if attempt:  # no schedule gave smooth maps: the shared start model failed; try another
+                kept = _better(kept, self._grid_state())
+                self.scores[:], self.latent_scores[:] = np.nan, np.nan
+                self.maps, self.best, self.best_model = {}, None, None
+            finished = yield from self._run_grid(windows, attempt)
+            if not finished:
+                self.status = "stopped"
+                return
+            best = self.best["score"] if self.best else float("nan")
+            self.attempt_scores.append(float(best))
+            if best >= self.good:
+                break
+        if kept is not None:  # keep the attempt whose grid scored best
+            self._set_grid_state(_better(kept, self._grid_state()))
+        self._write_record()
+        self.status = "finished"
+
+    def _grid_state(self) -> dict:
+        return {"scores": self.scores.copy(), "latent_scores": self.latent_scores.copy(), "maps": dict(self.maps),
+                "best": self.best, "best_model": self.best_model}
+
+    def _set_grid_state(self, state: dict) -> None:
+        self.scores, self.latent_scores, self.maps = state["scores"], state["latent_scores"], state["maps"]
+        self.best, self.best_model = state["best"], state["best_model"]
+        if self.best_model is not None and self.out_dir is not None:
+            from ..vae import save_model
+
+            save_model(self.best_model, self.out_dir / "best_model",
+                       training={"beta_search": {k: self.best[k] for k in ("beta_start", "beta_end", "score")}})
+
+    def _run_grid(self, windows, attempt: int):
+        """One pass over the grid from one shared start model (seed ``seed + attempt``); returns False
+        when stopped."""
+        from ..vae.trainer import TrainingDiverged
+
         total = self.scores.size
         base = None
         done = int(np.isfinite(self.scores).sum())
@@ -237,22 +285,20 @@ class BetaSearch:
                 if np.isfinite(self.scores[i, j]):
                     continue  # already scored (a continued search)
                 if base is None:
-                    base = self._base_model(windows)
+                    base = self._base_model(windows, self.seed + attempt)
                     if base is None:
-                        self.status = "stopped"
-                        return
+                        return False
                 try:
                     model, stopped = self._train_one(windows, bs, be, base)
                 except TrainingDiverged as err:  # this β schedule is not usable: no score, go on with the grid
                     self._trainer = None
                     done += 1
                     yield {"i": i, "j": j, "beta_start": float(bs), "beta_end": float(be), "score": float("nan"),
-                           "latent_scores": [], "maps": {}, "done": done, "total": total,
+                           "latent_scores": [], "maps": {}, "done": done, "total": total, "attempt": attempt,
                            "best": dict(self.best or {}), "diverged": " ".join(str(err).split())}
                     continue
                 if stopped:
-                    self.status = "stopped"
-                    return
+                    return False
                 maps, _, _ = latent_maps(model, self.image, step=self.step)
                 per = [smoothness(m, step=self.step, cutoff=self.cutoff) for m in maps.values()]
                 score = combined_score(per, self.combine)
@@ -260,7 +306,8 @@ class BetaSearch:
                 self.scores[i, j] = score
                 self.maps[(i, j)] = maps
                 if np.isfinite(score) and (self.best is None or score > self.best["score"]):
-                    self.best = {"beta_start": float(bs), "beta_end": float(be), "score": score, "i": i, "j": j}
+                    self.best = {"beta_start": float(bs), "beta_end": float(be), "score": score, "i": i, "j": j,
+                                 "attempt": attempt}
                     self.best_model = model
                     if self.out_dir is not None:
                         from ..vae import save_model
@@ -271,8 +318,9 @@ class BetaSearch:
                 done += 1
                 self._write_record()
                 yield {"i": i, "j": j, "beta_start": float(bs), "beta_end": float(be), "score": score,
-                       "latent_scores": per, "maps": maps, "done": done, "total": total, "best": dict(self.best or {})}
-        self.status = "finished"
+                       "latent_scores": per, "maps": maps, "done": done, "total": total, "attempt": attempt,
+                       "best": dict(self.best or {})}
+        return True
 
     def fit(self) -> "BetaSearch":
         """Run the whole grid; returns ``self``."""
@@ -291,5 +339,13 @@ class BetaSearch:
                   "seed": self.seed, "scores": [[None if not np.isfinite(v) else float(v) for v in row]
                                                 for row in self.scores],
                   "latent_scores": np.where(np.isfinite(self.latent_scores), self.latent_scores, -1).tolist(),
-                  "best": self.best}
+                  "best": self.best, "attempt_scores": list(self.attempt_scores)}
         write_json(self.out_dir / "beta_search.json", record)
+
+
+def _better(a: dict | None, b: dict) -> dict:
+    """Of two grids (``BetaSearch._grid_state``), the one with the higher best score."""
+    if a is None:
+        return b
+    score = lambda state: state["best"]["score"] if state["best"] else float("-inf")  # noqa: E731
+    return b if score(b) > score(a) else a

@@ -182,7 +182,13 @@ def run_beta_search(args: argparse.Namespace) -> int:
                             out_dir=stage, train_options=train, seed=args.seed)
         start = time.perf_counter()
         try:
+            attempt = 0
             for r in search.run():
+                if r.get("attempt", 0) != attempt:
+                    attempt = r["attempt"]
+                    print(f"no schedule gave smooth latent maps (best score {search.attempt_scores[-1]:.3f} < "
+                          f"{search.good}): the shared start model failed; the grid again from start model "
+                          f"{attempt + 1} of {search.attempts}")
                 if r.get("diverged"):
                     print(f"[{r['done']}/{r['total']}] beta {r['beta_start']:g} -> {r['beta_end']:g}: not scored "
                           f"({r['diverged']})")

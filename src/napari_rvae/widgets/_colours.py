@@ -64,16 +64,22 @@ class ColourScale:
     colormap: str
     limits: tuple[float, float]
     categories: list | None = None
+    #: an angle of an n-fold motif means something modulo 2π/n: the colour goes round n times per turn
+    symmetry: int = 1
 
 
 def colour_scale(table: pd.DataFrame, column: str, colormap: str | None = None,
-                 limits: tuple[float, float] | None = None, percentiles=(1.0, 99.0)) -> ColourScale:
-    """Decide how to colour ``column``: kind, colormap and limits shared by all rows (all frames)."""
+                 limits: tuple[float, float] | None = None, percentiles=(1.0, 99.0), symmetry: int = 1) -> ColourScale:
+    """Decide how to colour ``column``: kind, colormap and limits shared by all rows (all frames).
+
+    ``symmetry`` n > 1 colours an angle modulo 2π/n (a honeycomb's atom sites are 3-fold: its two
+    sublattices are then two colours, not six)."""
     if column not in table.columns:
         raise ValueError(f"colour column {column!r} is not in the table; choose one of {list(table.columns)}")
     values = table[column]
     if is_angle_column(column):
-        return ColourScale(column, "cyclic", colormap or CYCLIC_COLORMAP, limits or (-np.pi, np.pi))
+        return ColourScale(column, "cyclic", colormap or CYCLIC_COLORMAP, limits or (-np.pi, np.pi),
+                           symmetry=max(1, int(symmetry)))
     numeric = pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
     unique = pd.unique(values.dropna())
     integer_like = numeric and len(unique) and np.all(np.mod(np.asarray(unique, dtype=np.float64), 1) == 0)
@@ -104,7 +110,7 @@ def level_indices(table: pd.DataFrame, scale: ColourScale, levels: int = 256) ->
         return codes
     x = values.to_numpy(dtype=np.float64)
     if scale.kind == "cyclic":
-        x = wrap_angle(x)
+        x = wrap_angle(scale.symmetry * x)
     lo, hi = scale.limits
     finite = np.isfinite(x)
     t = np.where(finite, (np.where(finite, x, lo) - lo) / (hi - lo), 0.0)
@@ -141,3 +147,11 @@ def colour_bar_image(scale: ColourScale, width: int = 256, height: int = 12) -> 
         n = max(len(scale.categories or []), 1)
         lut = lookup_table(scale)[np.minimum((np.arange(width) * n) // width, 254)]
     return np.ascontiguousarray(np.broadcast_to((lut * 255).astype(np.uint8), (height, width, 4)))
+
+
+def cyclic_labels(scale: ColourScale) -> tuple[str, str]:
+    """The colour bar's ends of a cyclic scale: ``−π, π``, or ``−60°, 60°`` for an angle modulo 120°."""
+    if scale.symmetry > 1:
+        half = 180 / scale.symmetry
+        return f"−{half:g}°", f"{half:g}°"
+    return "−π", "π"

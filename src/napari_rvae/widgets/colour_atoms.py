@@ -172,7 +172,8 @@ class ColourAtoms(RvaeDock):
         limits = None if self.auto_limits.isChecked() else (self.low.value(), self.high.value())
         if limits is not None and not limits[1] > limits[0]:
             raise ValueError(f"high limit ({limits[1]}) must be above low limit ({limits[0]})")
-        scale = colours.colour_scale(table, column, colormap=colormap, limits=limits)
+        symmetry = self.flow.angle_symmetry() if colours.is_angle_column(column) else 1
+        scale = colours.colour_scale(table, column, colormap=colormap, limits=limits, symmetry=symmetry)
         if scale.kind == "categorical" and colormap is not None:  # a colormap was asked for: use it
             scale = colours.colour_scale(table, column, colormap=colormap, limits=scale.limits)
         self.scale = scale
@@ -182,7 +183,8 @@ class ColourAtoms(RvaeDock):
             box.setValue(value)
             box.blockSignals(False)
         self._draw_bar(scale)
-        self.status.setText(f"{len(table)} sites coloured by {column} ({scale.kind}, shared by all frames)")
+        what = f"{column} modulo {360 // scale.symmetry}° (3-fold honeycomb sites)" if scale.symmetry > 1 else column
+        self.status.setText(f"{len(table)} sites coloured by {what} ({scale.kind}, shared by all frames)")
 
     def _draw_bar(self, scale: colours.ColourScale) -> None:
         rgba = colours.colour_bar_image(scale)
@@ -194,8 +196,9 @@ class ColourAtoms(RvaeDock):
             self.bar_low.setText(str(cats[0]) if cats else "")
             self.bar_high.setText(str(cats[-1]) if cats else "")
         elif scale.kind == "cyclic":
-            self.bar_low.setText("−π")
-            self.bar_high.setText("π")
+            low, high = colours.cyclic_labels(scale)
+            self.bar_low.setText(low)
+            self.bar_high.setText(high)
         else:
             self.bar_low.setText(f"{scale.limits[0]:.4g}")
             self.bar_high.setText(f"{scale.limits[1]:.4g}")

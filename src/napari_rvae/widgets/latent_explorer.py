@@ -327,7 +327,8 @@ class LatentExplorer(ViewerSide, RvaeDock):
         x_name, y_name = self.x_combo.currentText(), self.y_combo.currentText()
         if self.layer is None or not x_name or not y_name or not len(self.table):
             return
-        scale = colours.colour_scale(self.table, self.colour_combo.currentText() or x_name)
+        scale = colours.colour_scale(self.table, self.colour_combo.currentText() or x_name,
+                                     symmetry=self.flow.angle_symmetry())
         self.plot.set_points(colours.plot_values(self.table, x_name), colours.plot_values(self.table, y_name),
                              colours.level_indices(self.table, scale), colours.lookup_table(scale))
         self.plot.setLabel("bottom", x_name)
@@ -343,7 +344,7 @@ class LatentExplorer(ViewerSide, RvaeDock):
         column = self.colour_combo.currentText()
         if self.layer is None or column not in self.table:
             return
-        scale = colours.colour_scale(self.table, column)
+        scale = colours.colour_scale(self.table, column, symmetry=self.flow.angle_symmetry())
         self.plot.set_colours(colours.level_indices(self.table, scale), colours.lookup_table(scale))
         self.show_current_frame()
 

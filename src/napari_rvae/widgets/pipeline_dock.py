@@ -185,7 +185,8 @@ class RunPipeline(RvaeDock):
         from . import _colours as colours
 
         column = "angle" if "angle" in layer.features else "z0"
-        layer.face_color = colours.row_colours(layer.features, colours.colour_scale(layer.features, column))
+        scale = colours.colour_scale(layer.features, column, symmetry=self.flow.angle_symmetry())
+        layer.face_color = colours.row_colours(layer.features, scale)
 
     def _on_finish(self) -> None:
         self._set_buttons()
