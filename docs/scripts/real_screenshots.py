@@ -55,6 +55,8 @@ colour.column_combo.setCurrentText("angle")
 colour.colour_button.click()
 wait(colour.job)
 settle(1.0)
+viewer.layers["sites"].size = 9  # larger points over the raw image, to see their colours
+viewer.layers["atom probability"].visible = False
 viewer.camera.zoom *= 2.5  # a corner of the image: the checkerboard of the two sublattices
 shot(viewer, "2_trained_angle")
 panel.show_step(train.dock_name)

@@ -163,6 +163,7 @@ class TrainVAE(RvaeDock):
         self.flow.layer_changed.connect(self._on_role)
         self.flow.lattice_changed.connect(self._on_lattice)
         self.flow.model_changed.connect(self._set_buttons)
+        self.job.finished.connect(self._preview_timer.start)
         self._fill_classes()
         self._default_source()
         if self.flow.lattice is not None:
@@ -285,6 +286,8 @@ class TrainVAE(RvaeDock):
         if self.points_picker.layer() is None or (self.source_combo.currentText() == "image"
                                                   and self.image_picker.layer() is None):
             return
+        if self.job.running:  # the layers change as training starts: cutting windows in the GUI thread then
+            return  # would only stall it (tens of ms); the preview follows when the job is done
         movie, sites = self.inputs()
         s = self.settings()
         first = sites[sites["frame"] == sites["frame"].min()]
