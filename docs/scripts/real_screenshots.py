@@ -8,7 +8,7 @@ Run from the repository root under Xvfb (a 1920 × 1080 screen)::
 
     PYTHONPATH=src xvfb-run -a -s "-screen 0 1920x1080x24" python docs/scripts/real_screenshots.py
 
-Writes docs/images/real_re05_*.png; does nothing without ../shared/real.
+Writes docs/images/real_re05_2_trained_angle.png; does nothing without ../shared/real.
 """
 
 import sys
@@ -43,7 +43,6 @@ while panel.flow.lattice is None or detect.lattice_job.running:
     settle(0.2)
 detect.detect_button.click()
 wait(detect.job)
-shot(viewer, "1_detected")
 train = panel.dock("train")
 panel.show_step(train.dock_name)
 settle()
@@ -59,6 +58,4 @@ viewer.layers["sites"].size = 9  # larger points over the raw image, to see thei
 viewer.layers["atom probability"].visible = False
 viewer.camera.zoom *= 2.5  # a corner of the image: the checkerboard of the two sublattices
 shot(viewer, "2_trained_angle")
-panel.show_step(train.dock_name)
-shot(viewer, "3_train_dock")
 viewer.close()
