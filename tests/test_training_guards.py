@@ -223,7 +223,8 @@ def test_a_diverging_beta_search_point_is_skipped_not_fatal(monkeypatch, one_tor
     monkeypatch.setattr(Trainer, "_loss", loss)
     img = shift_lattice(0, size=64, a=8.0)["data"][0]
     search = BetaSearch(img, starts=(0.1, 2.0), ends=(1.0,), window=12, n_windows=120, epochs=1, step=4,
-                        warmup_epochs=0, train_options={"threads": 1}, model_options={"decoder_widths": (16, 16)})
+                        warmup_epochs=0, train_options={"threads": 1}, model_options={"decoder_widths": (16, 16)},
+                        attempts=1)
     results = list(search.run())
     assert search.status == "finished" and len(results) == 2
     assert "diverged" in results[1] and not math.isfinite(results[1]["score"])
