@@ -14,11 +14,10 @@ training early (the model so far is still used).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -217,7 +216,7 @@ def iter_pipeline(movie, settings: PipelineSettings | None = None, sites: pd.Dat
         from .vae.defaults import epochs_for, model_defaults
 
         if settings.min_steps:  # few windows (one real image): more epochs, so the model gets enough steps
-            settings = dataclasses.replace(settings, epochs=epochs_for(len(cut), settings.batch, settings.epochs,
+            settings = replace(settings, epochs=epochs_for(len(cut), settings.batch, settings.epochs,
                                                                        settings.min_steps))
         config = VAEConfig(arch=settings.arch, window=(window, window), latent=settings.latent,
                            **model_defaults(settings.arch, cut.windows, cut.normalisation))
@@ -398,6 +397,7 @@ def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, 
     from .analysis import analyse_latents, wrap_angle
     from .analysis.project import write_project_files
     from .analysis.plots import plot_image, plot_scatter
+    from .detect.lattice import Lattice
     from .vae import manifold, save_model
 
     figures = folder / "figures"
@@ -407,7 +407,8 @@ def _write_project(result: PipelineResult, folder: Path, final: Path, *, movie, 
     if bias is not None:  # one value per movie frame → the frames that have encoded sites, in order
         bias = np.asarray(bias, dtype=np.float64)[np.unique(encoded["frame"].to_numpy()).astype(int)]
     # graphene's sites have 3-fold neighbourhoods: orientations 120° apart are the same
-    symmetry = 3 if (result.lattice or {}).get("kind") == "honeycomb" and set(encoded.get("kind", ["atom"])) <= {"atom"} else 1
+    lattice = Lattice.from_dict(result.lattice)
+    symmetry = lattice.site_symmetry if lattice is not None and set(encoded.get("kind", ["atom"])) <= {"atom"} else 1
     analysis = analyse_latents(encoded, figures, seed=result.settings.seed, bias=bias, n_clusters=n_clusters,
                                angle_symmetry=symmetry, check=result.check)
     if "cluster" in analysis.sites:

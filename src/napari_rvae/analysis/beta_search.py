@@ -254,8 +254,10 @@ class BetaSearch:
             self.attempt_scores.append(float(best))
             if best >= self.good:
                 break
-        if kept is not None:  # keep the attempt whose grid scored best
-            self._set_grid_state(_better(kept, self._grid_state()))
+        if kept is not None:  # an earlier attempt's grid scored best: it is the result
+            current = self._grid_state()
+            if _better(kept, current) is kept:
+                self._set_grid_state(kept)
         self._write_record()
         self.status = "finished"
 
@@ -264,6 +266,7 @@ class BetaSearch:
                 "best": self.best, "best_model": self.best_model}
 
     def _set_grid_state(self, state: dict) -> None:
+        """Make an earlier attempt's grid the result (its best model saved again: later attempts wrote theirs)."""
         self.scores, self.latent_scores, self.maps = state["scores"], state["latent_scores"], state["maps"]
         self.best, self.best_model = state["best"], state["best_model"]
         if self.best_model is not None and self.out_dir is not None:

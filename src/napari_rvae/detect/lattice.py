@@ -105,6 +105,12 @@ class Lattice:
             return None
 
     @property
+    def site_symmetry(self) -> int:
+        """Rotational symmetry of an atom site's neighbourhood: 3 on a honeycomb (an atom's angle means
+        something modulo 120°, and the two sublattices are 60° apart), else 1."""
+        return 3 if self.kind == "honeycomb" else 1
+
+    @property
     def candidate(self) -> bool:
         """A spacing was measured but the lattice did not pass the periodicity checks: a candidate
         that the detected atoms may still confirm (their neighbours at that spacing)."""
@@ -612,14 +618,14 @@ def _consistent(results: list[Lattice]) -> bool:
             and bool(np.all(np.abs(spacings / np.median(spacings) - 1.0) <= 0.05)))
 
 
-def as_detected(sites, estimate: Lattice | None) -> Lattice | None:
-    """The lattice detection settled on, from ``sites.attrs["detection"]["lattice"]``: the estimate,
-    updated where the atoms found revealed a finer lattice (a honeycomb's atoms between those the
-    autocorrelation saw: spacing 30 → 17 px on a real TMD image). Every default that follows the
-    spacing (window size, bond length, the angle's symmetry) must come from this one; ``estimate``
-    when the sites carry no record."""
-    record = (getattr(sites, "attrs", None) or {}).get("detection") or {}
-    return Lattice.from_dict(record.get("lattice")) or estimate
+def as_detected(detected, estimate: Lattice | None) -> Lattice | None:
+    """The lattice detection settled on: the estimate, updated where the atoms found revealed a finer
+    lattice (a honeycomb's atoms between those the autocorrelation saw: spacing 30 → 17 px on a real
+    TMD image). Every default that follows the spacing (window size, bond length, the angle's
+    symmetry) must come from this one. ``detected``: the sites (their ``attrs["detection"]``) or that
+    detection record itself; ``estimate`` when there is no record."""
+    record = detected if isinstance(detected, dict) else (getattr(detected, "attrs", None) or {}).get("detection")
+    return Lattice.from_dict((record or {}).get("lattice")) or estimate
 
 
 def scale_defaults(spacing: float) -> dict:

@@ -181,9 +181,8 @@ class Workflow(QObject):
         self.lattice_changed.emit(lattice)
 
     def angle_symmetry(self) -> int:
-        """3 when the movie's lattice is a honeycomb (an atom's neighbourhood is 3-fold: its angle means
-        something modulo 120°, and the two sublattices are 60° apart), else 1."""
-        return 3 if getattr(self.lattice, "kind", None) == "honeycomb" else 1
+        """The movie's atom sites' rotational symmetry (:attr:`Lattice.site_symmetry`; 1 without a lattice)."""
+        return getattr(self.lattice, "site_symmetry", 1)
 
     def note(self, step: str, entry: dict) -> None:
         """Record what a step did (settings, counts) in the run record."""

@@ -56,7 +56,7 @@ def detect_job(movie, settings: dict):
     """
     from ..detect import detect_atoms, find_walls
     from ..detect.find import AUTO_METHOD, atom_map, movie_lattice
-    from ..detect.lattice import Lattice, as_detected
+    from ..detect.lattice import as_detected
 
     out = {"sites": None, "hollows": None, "tracks": None, "maps": None, "lattice": None, "record": {}}
     if settings["method"] == "walls (PFM)":
@@ -80,7 +80,7 @@ def detect_job(movie, settings: dict):
     if settings.get("chunk") or settings.get("dask_address"):
         yield "detecting atoms in chunks (dask)"
         out["sites"], out["record"] = _detect_in_chunks(movie, settings, lattice)
-        out["lattice"] = Lattice.from_dict(out["record"].get("lattice")) or lattice
+        out["lattice"] = as_detected(out["record"], lattice)
         return (yield from _after_detection(out, out["sites"], settings))
     yield "detecting atoms"
     with warnings.catch_warnings():
