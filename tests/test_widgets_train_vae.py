@@ -237,3 +237,18 @@ def test_a_model_that_learned_nothing_is_said_in_the_dock(docks, qtbot):
     analysis.points_picker.set_layer(viewer.layers["sites"])
     with pytest.raises(ValueError, match="collapsed"):
         analysis.run_clusters()
+
+
+def test_loss_plot_fits_its_range_when_an_epoch_arrives(qtbot):
+    """pyqtgraph fits a plot's auto range lazily, at the start of its next paint, which changes the axes
+    and asks for a second paint of the whole window right after (two ~22 ms compositions beside napari's
+    canvas in software GL, per epoch); the loss plot fits range and axes when the epoch arrives."""
+    from napari_rvae.widgets._plots import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    losses = [50.0, 20.0, 12.0, 9.0, 8.5]
+    for epoch, loss in enumerate(losses, 1):
+        plot.add({"epoch": epoch, "train_loss": loss, "test_loss": loss + 1, "train_recon": loss - 2, "train_kl": 2.0})
+    (x0, x1), (y0, y1) = plot.item.viewRange()  # never painted
+    assert x0 <= 1 and x1 >= len(losses) and y0 <= 2.0 and y1 >= 51.0
