@@ -34,6 +34,9 @@ PRECISIONS = ("float32", "bfloat16", "int8", "auto")
 CLASSIFY = ("auto", "channel", "intensity", "none")
 CONTRASTS = ("auto", "bright", "dark")
 AUTO_METHOD = "model"  # what method="auto" runs (docs/detection.md shows the evidence)
+#: atoms closer than this (pixels) to a frame border are not reported by default: half an atom has no
+#: reliable centre
+EDGE_MARGIN = 2.0
 
 
 def model_probabilities(movie, model="default", *, rescale: float | None = 1.0, precision: str = "auto",
@@ -185,7 +188,7 @@ def detect_atoms(
     spacing: float | None = None,
     sigma: float | None = None,
     min_distance: float | None = None,
-    edge_margin: float = 2.0,
+    edge_margin: float = EDGE_MARGIN,
     refine: bool = True,
     half_box: int | None = None,
     classify: str = "auto",

@@ -17,7 +17,7 @@ import pandas as pd
 from ._checks import as_movie, nearest_neighbour_distance
 from .atoms import METHODS, _threshold_image, atoms_from_image, atoms_from_probabilities, classify_by_intensity, \
     site_intensity
-from .find import CLASSIFY, CONTRASTS, PRECISIONS, AUTO_METHOD, _for_detection, model_probabilities, model_record, \
+from .find import CLASSIFY, CONTRASTS, EDGE_MARGIN, PRECISIONS, AUTO_METHOD, _for_detection, model_probabilities, model_record, \
     movie_lattice, training_rescale
 from .lattice import Lattice, scale_defaults
 from .plausibility import SiteGeometry, check_sites, confirms, decorated, stars_needed
@@ -58,7 +58,7 @@ class DetectionPlan:
 
 def plan_detection(movie, *, method: str = "auto", model="default", with_probabilities: bool = False,
                    threshold: float | None = None, spacing: float | None = None, sigma: float | None = None,
-                   min_distance: float | None = None, edge_margin: float = 2.0, refine: bool = True,
+                   min_distance: float | None = None, edge_margin: float = EDGE_MARGIN, refine: bool = True,
                    half_box: int | None = None, classify: str = "auto", intensity_radius: float | None = None,
                    rescale: float | None = None, precision: str = "auto", contrast: str = "auto",
                    lattice: Lattice | None = None) -> DetectionPlan:
