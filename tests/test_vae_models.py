@@ -210,3 +210,46 @@ def test_encoder_inference_cache_follows_weight_changes():
         model.encoder.mlp.weights[0].data = other.encoder.mlp.weights[0].data * 0.5
     assert not np.allclose(encode(model, windows)["z0"], encode(other, windows)["z0"])
     assert not np.allclose(before, encode(other, windows)["z0"])
+
+
+def test_large_windows_leave_the_encoder_units_unsaturated():
+    """Adam moves every weight by about the learning rate per step, so a first layer reading 3 600
+    pixels moves its tanh units ~3 600 × lr per step and saturates them (the encoder then tells windows
+    apart by a handful of values: paper 003's substrate split at 60 px windows). The default
+    ``encoder_input_scale`` (48² / pixels here) keeps the start the same function and the units out
+    of saturation; 1 (models saved before it, and the load default for their model.json) saturates them."""
+    from napari_rvae.vae import Trainer
+
+    rng = np.random.default_rng(0)
+    w = 60
+    yy, xx = np.mgrid[:w, :w]
+    x = np.zeros((256, w, w), np.float32)
+    for window in x:
+        for cy, cx in rng.uniform(8, w - 8, (6, 2)):
+            window += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0).astype(np.float32)
+    x = np.clip(x, 0, 1)
+
+    def saturated(model) -> float:
+        enc = model.encoder
+        with torch.no_grad():
+            flat = torch.from_numpy(x).reshape(len(x), -1) * enc.input_scale
+            pre = torch.nn.functional.linear(flat, enc.mlp.weights[0], enc.mlp.biases[0])
+        return float((pre.abs() > 2.65).float().mean())  # |tanh| > 0.99
+
+    default = VAEConfig(arch="vae", window=(w, w), latent=2)
+    assert default.encoder_input_scale == pytest.approx(48**2 / w**2)
+    assert VAEConfig(arch="vae", window=(48, 48)).encoder_input_scale == 1.0  # up to 48 px unchanged
+    old = default.to_dict()
+    del old["encoder_input_scale"]
+    assert VAEConfig.from_dict(old).encoder_input_scale == 1.0
+    torch.manual_seed(3)
+    plain = build_model(VAEConfig(arch="vae", window=(w, w), latent=2, encoder_input_scale=1.0), seed=0)
+    scaled = build_model(default, seed=0)
+    probe = torch.from_numpy(x[:8])
+    with torch.no_grad():  # the same function at the start
+        assert torch.allclose(plain.encoder(probe)[0], scaled.encoder(probe)[0], atol=1e-4)
+    result = {}
+    for name, model in (("plain", plain), ("scaled", scaled)):
+        Trainer(model, x, batch_size=32, threads=1, seed=0).fit(20)
+        result[name] = saturated(model)
+    assert result["plain"] > 0.2 and result["scaled"] < 0.05, result

@@ -16,6 +16,8 @@ MAX_PARAMETERS = 50_000_000
 ENCODERS = ("mlp", "conv")
 ANGLE_ENCODINGS = ("equivariant", "circular", "linear")
 LIKELIHOODS = ("gaussian", "bernoulli")
+#: the MLP encoder's input is scaled down for windows of more pixels than this (``encoder_input_scale``)
+ENCODER_REFERENCE_PIXELS = 48 * 48
 BETA_KINDS = ("constant", "linear", "cyclical")
 
 
@@ -106,6 +108,13 @@ class VAEConfig:
     (:mod:`.defaults`). ``angle_symmetry`` ``n``: the equivariant angle head
     reads harmonics of orders ``n, 2n``, for content with an ``n``-fold axis
     (3 on graphene atoms); the angle is then defined modulo ``2π/n``.
+    ``encoder_input_scale``: the MLP encoder reads its windows multiplied by this factor (its first
+    layer's weights start divided by it, so the start is the same function): with Adam every weight
+    moves by about the learning rate per step, so a first layer reading many pixels moves its units
+    by about ``lr × pixels`` and drives them into saturation, where they no longer tell windows apart.
+    ``None`` (default): ``min(1, ENCODER_REFERENCE_PIXELS / pixels)``: windows up to 48 × 48 pixels
+    (the sizes the defaults were validated on) are read as they are, larger ones with the steps of a
+    48 × 48 window; model.json files from before this option load with 1.
     ``standardise_latents``: at the end of training, change the content latents' units so the
     training windows are encoded with the prior's mean and variance (an exact reparametrisation,
     :mod:`.standardise`), so maps over ``±3`` cover where the windows are encoded (the skip-rVAE's
@@ -128,6 +137,7 @@ class VAEConfig:
     grid_scale: float = 1.0
     angle_symmetry: int = 1
     standardise_latents: bool = False
+    encoder_input_scale: float | None = None
     beta: BetaSchedule = field(default_factory=BetaSchedule)
 
     def __post_init__(self):
@@ -162,6 +172,12 @@ class VAEConfig:
         self.grid_scale = float(self.grid_scale)
         if not (isinstance(self.angle_symmetry, int) and 1 <= self.angle_symmetry <= 12):
             raise ValueError(f"angle_symmetry must be a whole number from 1 to 12, got {self.angle_symmetry}")
+        if self.encoder_input_scale is None:
+            self.encoder_input_scale = min(1.0, ENCODER_REFERENCE_PIXELS / self.n_pixels) \
+                if self.encoder == "mlp" else 1.0
+        if not (isinstance(self.encoder_input_scale, (int, float)) and 1e-4 <= self.encoder_input_scale <= 1.0):
+            raise ValueError(f"encoder_input_scale must be a number between 1e-4 and 1, got {self.encoder_input_scale}")
+        self.encoder_input_scale = float(self.encoder_input_scale)
         if not (self.noise_sigma > 0 and math.isfinite(self.noise_sigma)):
             raise ValueError(f"noise_sigma must be a finite number > 0 (intensity units), got {self.noise_sigma}")
         if not all(v > 0 and math.isfinite(v) for v in (self.rotation_prior, self.translation_prior)):
@@ -258,4 +274,5 @@ class VAEConfig:
         d.setdefault("angle_encoding", "linear")
         d.setdefault("grid_scale", 1.0)
         d.setdefault("angle_symmetry", 1)
+        d.setdefault("encoder_input_scale", 1.0)
         return cls(**d)

@@ -9,15 +9,26 @@ from .layers import TanhMLP
 
 
 class MLPEncoder(nn.Module):
-    """Flattened window → tanh MLP (``widths``) → ``(mean, logvar)``, each ``(B, n_latent)``."""
+    """Flattened window × ``input_scale`` → tanh MLP (``widths``) → ``(mean, logvar)``, each ``(B, n_latent)``.
 
-    def __init__(self, n_pixels: int, widths, n_latent: int, fast: bool = True):
+    ``input_scale`` < 1 (windows of many pixels, :class:`~.config.VAEConfig` ``encoder_input_scale``):
+    the first layer's weights start divided by it, so the encoder starts as the same function, but
+    an Adam step (about the learning rate on every weight) moves its units ``input_scale`` times as
+    far: they no longer saturate on windows of thousands of pixels."""
+
+    def __init__(self, n_pixels: int, widths, n_latent: int, fast: bool = True, input_scale: float = 1.0):
         super().__init__()
         self.n_latent = n_latent
+        self.input_scale = float(input_scale)
         self.mlp = TanhMLP(n_pixels, widths, 2 * n_latent, fast=fast)
+        if self.input_scale != 1.0:
+            with torch.no_grad():
+                self.mlp.weights[0].div_(self.input_scale)
 
     def forward(self, x: torch.Tensor):
         flat = x.reshape(len(x), -1)
+        if self.input_scale != 1.0:
+            flat = flat * self.input_scale
         # encoding (no autograd): the cached folded weights, no per-call scaling passes
         out = self.mlp.infer(flat) if self.mlp.fast and torch.is_inference_mode_enabled() else self.mlp(flat)
         return out[:, : self.n_latent], out[:, self.n_latent :]

@@ -40,7 +40,8 @@ class InvariantVAE(nn.Module):
         if self.harmonic:
             self.angle_head = HarmonicAngle(config.window, symmetry=config.angle_symmetry)
         if config.encoder == "mlp":
-            self.encoder = MLPEncoder(config.n_pixels, config.encoder_widths, n_enc, fast=fast)
+            self.encoder = MLPEncoder(config.n_pixels, config.encoder_widths, n_enc, fast=fast,
+                                      input_scale=config.encoder_input_scale)
         else:
             self.encoder = ConvEncoder(config.window, CONV_CHANNELS, n_enc)
         n_content = config.latent + config.n_classes
