@@ -121,6 +121,15 @@ class Plot(pg.GraphicsLayoutWidget):
         """Whole-number ticks on the horizontal axis (frames) or plain numbers (bias …)."""
         self.item.getAxis("bottom").set_integer(integer)
 
+    def sizeHint(self):  # noqa: N802 - Qt naming
+        """As tall as its minimum: a plot takes the room a dock has left (it expands), but never asks for
+        more. pyqtgraph's hint (~480 px) made a dock's scroll area size its content to the hint at the
+        first re-layout (a status line turning to two lines as training starts): the content grew by
+        ~200 px, a scroll bar appeared and the window was painted three times over (40–60 ms)."""
+        hint = super().sizeHint()
+        hint.setHeight(self.minimumHeight())
+        return hint
+
     def settle(self) -> None:
         """Fit the auto range and the axes to new data now, not while painting: pyqtgraph fits them
         lazily at the start of the next paint, which changes the axes and asks for a second paint of the
@@ -137,6 +146,7 @@ class Plot(pg.GraphicsLayoutWidget):
         curve = self.item.plot(*args, **kwargs)
         if name:
             self._to_legend(curve, name)
+        self.settle()
         return curve
 
     def addItem(self, item, *args, name: str | None = None, **kwargs) -> None:  # noqa: N802
@@ -144,6 +154,7 @@ class Plot(pg.GraphicsLayoutWidget):
         label = name or (item.name() if hasattr(item, "name") and callable(item.name) else None)
         if label:
             self._to_legend(item, label)
+        self.settle()
 
     def removeItem(self, item) -> None:  # noqa: N802
         self.item.removeItem(item)
