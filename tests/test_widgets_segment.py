@@ -49,6 +49,8 @@ def test_paint_train_predict_accept(make_napari_viewer, qtbot, tmp_path, monkeyp
         dock.train_button.click()
     assert dock.train_jobs.last_error is None, dock.train_jobs.last_error
     assert [h["epoch"] for h in dock.loss_plot.history] == list(range(1, 7))
+    shown = dock.quality.toPlainText()  # held-out scores in their fixed-height box
+    assert "IoU" in shown and "confusion" in shown and dock.validation is not None
     with qtbot.waitSignal(dock.predict_jobs.finished, timeout=300_000):
         dock.predict_all_button.click()
     assert dock.predict_jobs.last_error is None, dock.predict_jobs.last_error

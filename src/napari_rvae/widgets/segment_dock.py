@@ -14,7 +14,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit
+from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit
 
 from ..io.files import atomic_write, user_data_folder
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
@@ -82,11 +82,17 @@ class SegmentLabel(RvaeDock):
         self.frames_edit = tip(QLineEdit(""), "Frames whose predictions become labels, e.g. '1, 3-5' (empty = current frame)")
         self.confidence = dspin(0.9, 0.5, 1.0, "Only pixels predicted with at least this probability become labels", 0.05, 2)
         self.loss_plot = LossPlot({"train_loss": ("train", 0), "val_loss": ("validation", 1)}, viewer=self.viewer)
-        self.quality = QLabel("")
-        self.quality.setWordWrap(True)
+        # a box of fixed height, not a label: the scores appearing after the first epoch then change no
+        # layout (a re-layout resizes the loss plot and repaints the whole window, ~50 ms in software GL)
+        self.quality = QPlainTextEdit()
+        self.quality.setReadOnly(True)
+        self.quality.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.quality.setPlaceholderText("held-out scores (IoU per class, confusion matrix) after the first epoch")
         self.quality.setToolTip("Scores on painted strokes held out from training (never trained on): IoU of each "
                                 "class and the confusion matrix (rows: painted, columns: predicted)")
         self.quality.setStyleSheet("font-family: monospace;")
+        lines = self.quality.fontMetrics().lineSpacing()
+        self.quality.setFixedHeight(int(7.5 * lines) + 2 * self.quality.frameWidth() + 8)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.new_button = button("New labels layer", "Add an empty labels layer the size of the movie to paint on", self.new_labels)
@@ -268,7 +274,7 @@ class SegmentLabel(RvaeDock):
         report = quality(np.asarray(matrix), names, held=held)
         self.validation = report
         lines = report_lines(report, names)
-        self.quality.setText("\n".join(lines))
+        self.quality.setPlainText("\n".join(lines))
 
     # -------------------------------------------------------- prediction
     def current_frame(self) -> int:
