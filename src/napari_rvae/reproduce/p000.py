@@ -48,6 +48,7 @@ def graphene_part(folder: Path, seed: int, p: dict, log) -> tuple[list, list, li
     from ..analysis.chemistry import chemistry_map
     from ..analysis.commands import write_rgb_png
     from ..analysis.plots import plot_image, plot_scatter
+    from ..detect.atoms import _keep_inside
     from ..detect.find import EDGE_MARGIN
     from ..detect.tracks import link_tracks
     from ..pipeline import demo_settings, run_pipeline
@@ -89,11 +90,12 @@ def graphene_part(folder: Path, seed: int, p: dict, log) -> tuple[list, list, li
     counts = chem.counts[phys]
     patterns, sizes = (np.unique(counts[:, :3], axis=0, return_counts=True) if len(counts)
                        else (np.zeros((0, 3), np.int64), np.zeros(0, np.int64)))
-    share6 = float(np.mean((counts[:, 1] == 3) & (counts[:, 0] == 0) & (counts[:, 2] == 0))) if len(counts) else 0.0
-    largest = bool(len(sizes)) and tuple(patterns[int(np.argmax(sizes))]) == (0, 3, 0)
+    shares = {tuple(int(v) for v in pattern): k / len(counts) for pattern, k in zip(patterns, sizes)}
+    share6 = float(shares.get((0, 3, 0), 0.0))
+    largest = bool(shares) and max(shares, key=shares.get) == (0, 3, 0)
     order = np.argsort(sizes)[::-1][:4]
     notes.append("ring patterns (n5, n6, n7) of the physical region: " + ", ".join(
-        f"({a}, {b}, {c}) {k / max(1, len(counts)):.0%}" for (a, b, c), k in zip(patterns[order], sizes[order])))
+        f"({a}, {b}, {c}) {k / len(counts):.0%}" for (a, b, c), k in zip(patterns[order], sizes[order])))
     unphysical = float(1 - phys.mean())
     # the paper: region areas in proportion to the data; the sample has pristine lattice beside edges, holes and
     # defects, so the pristine pattern is the largest region, not a fixed share of the plane
@@ -134,9 +136,8 @@ def graphene_part(folder: Path, seed: int, p: dict, log) -> tuple[list, list, li
     si = sites[sites["class"] == 1] if "class" in sites else sites.iloc[:0]
     # the truth the detector can report: Si centres at least its edge margin inside the frame (half an atom at
     # the border has no reliable centre, and the detector leaves those out by design)
-    side = np.asarray(sample["data"]).shape[-2:]
-    inside = ((atoms["y"] >= EDGE_MARGIN) & (atoms["y"] <= side[0] - 1 - EDGE_MARGIN)
-              & (atoms["x"] >= EDGE_MARGIN) & (atoms["x"] <= side[1] - 1 - EDGE_MARGIN))
+    inside = _keep_inside(np.column_stack([atoms["y"], atoms["x"]]), np.asarray(sample["data"]).shape[-2:],
+                          EDGE_MARGIN)
     true_si = atoms[(atoms["element"] == atoms["element"].max()) & inside]
     if len(si):
         tracked = link_tracks(sites, r_max=1.5 * float(model.normalisation.get("site_spacing_px", 12.0)),
