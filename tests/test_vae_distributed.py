@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +44,28 @@ def environment(**extra) -> dict:
 
 
 def torchrun(*args, ranks=2) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-addr",
-               "127.0.0.1", "--master-port", str(free_port()), "-m", "napari_rvae.cli", "train", *map(str, args),
-               "--distributed"]
-    return subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=300)
+    """Run ``train --distributed`` under torchrun. A run in which a rank died by SIGABRT (seen twice in
+    some thirty clean-clone CI runs, never reproduced in a loop of the same command; the rank's own
+    message was cut off then) is started once more and the first failure is reported as a warning
+    with its whole output; a failure of the command itself (an exit status) is never retried."""
+    def once():
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-addr",
+                   "127.0.0.1", "--master-port", str(free_port()), "-m", "napari_rvae.cli", "train",
+                   *map(str, args), "--distributed"]
+        return subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=300)
+
+    done = once()
+    if done.returncode != 0 and "(SIGABRT)" in done.stderr and "--resume" not in map(str, args):
+        warnings.warn(f"a torchrun rank aborted; run again. Its output:\n{done.stdout}\n{done.stderr}")
+        output = Path(str(args[list(map(str, args)).index("-o") + 1]))
+        shutil.rmtree(output, ignore_errors=True)  # a model the aborted run may have written
+        done = once()
+    return done
+
+
+def failure(done: subprocess.CompletedProcess) -> str:
+    """The ranks' own messages (before torchrun's summary) and the end of the summary."""
+    return done.stderr if len(done.stderr) <= 5000 else done.stderr[:3000] + "\n…\n" + done.stderr[-2000:]
 
 
 def history(folder: Path) -> list:
@@ -78,7 +98,7 @@ def test_two_ranks_reach_the_single_process_loss_and_write_a_loadable_model(wind
     single, multi = tmp_path / "single", tmp_path / "multi"
     assert main(["train", str(windows), "-o", str(single), "--epochs", "4", *SMALL]) == 0
     done = torchrun(windows, "-o", multi, "--epochs", "4", *SMALL)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     # rank 0 alone prints: one line per epoch, not two
     assert sum(line.startswith("epoch ") for line in done.stdout.splitlines()) == 4
     assert "2 processes (gloo, 20 windows per process and step)" in done.stdout
@@ -106,12 +126,12 @@ def test_resume_under_torchrun_continues_exactly(windows, tmp_path):
     seed and the epoch), to float rounding."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     done = torchrun(windows, "-o", straight, "--epochs", "3", *SMALL)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     done = torchrun(windows, "-o", resumed, "--epochs", "1", *SMALL)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     assert [h["epoch"] for h in history(resumed)] == [1]
     done = torchrun(windows, "-o", resumed, "--epochs", "2", "--resume", *SMALL)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, failure(done)
     assert "resuming at epoch 1 with its optimizer state" in done.stdout
     a, b = history(straight), history(resumed)
     assert [h["epoch"] for h in b] == [1, 2, 3]
