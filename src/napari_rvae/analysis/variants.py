@@ -2,7 +2,9 @@
 
 The encoded angle of B-site-centred windows turns with the B-site off-centring, so the
 polarisation variants (related by 90° turns) are peaks of the angle histogram, a quarter
-turn apart. :func:`common_frame_angle` reads every encoded angle in the frame of one common
+turn apart. :func:`symmetric_rereading` reads again, among the readings the lattice's symmetry
+makes equivalent, the windows the encoder's reading explains poorly,
+:func:`common_frame_angle` reads every encoded angle in the frame of one common
 template (the rVAE's template changes with the content latents, its turn included),
 :func:`variant_peaks` finds the peaks, :func:`assign_variants` gives each site its nearest peak,
 :func:`variant_accuracy` scores that against known labels (best peak ↔ variant matching),
@@ -56,6 +58,85 @@ def angle_registration(encoded, true_angle) -> tuple[int, float]:
         if abs(mean) > best[2]:
             best = (sign, float(np.angle(mean)), float(abs(mean)))
     return best[0], best[1]
+
+
+REREAD_MARGIN = 0.1  # an alternative reading must explain a window this much better (relative squared error)
+
+
+def symmetric_rereading(windows, angle, latents, decode, *, n_fold: int = N_VARIANTS, reference=None,
+                        margin: float = REREAD_MARGIN, block: int = 512):
+    """Read again the windows whose encoder reading the decoder explains poorly, among readings
+    the lattice's symmetry makes equally likely a priori.
+
+    The encoder is amortised: it reads every window in one pass and can be wrong where the model
+    itself is not. On a lattice of ``n_fold``-fold symmetry the variants are the same cell turned by
+    ``2π/n_fold``, and a window the encoder sends to unusual latents (a template that is nearly
+    symmetric, or one that does not match) gets an angle whose turn by a multiple of ``2π/n_fold`` is
+    arbitrary. For each window the decoder's reconstruction (inscribed disc, squared error) is
+    compared for the encoder's latents and for the reference latents (default: the median), each at
+    the encoded angle plus ``k·2π/n_fold``; the best reading replaces the encoder's only where its
+    error is at least ``margin`` (relative) lower. The decoder and the data decide; nothing is fitted.
+
+    Parameters
+    ----------
+    windows : (N, h, w)
+        The windows that were encoded (as the model saw them).
+    angle : (N,) radians
+        Encoded angles.
+    latents : (N, k)
+        Content latents (``k ≥ 1``).
+    decode : callable
+        ``decode(z (n, k) float32, angle (n,) float32) -> (n, h, w)`` reconstructions.
+
+    Returns
+    -------
+    angle : (N,) radians, wrapped
+    latents : (N, k) float32
+    info : dict
+        ``reread`` ((N,) bool, the windows given another reading), ``error_ratio`` ((N,) best
+        error over the encoder reading's), ``reference`` (latents), ``n_fold``, ``margin``.
+    """
+    windows = np.asarray(windows, dtype=np.float32)
+    angle = np.asarray(angle, dtype=np.float64).ravel()
+    z = np.asarray(latents, dtype=np.float32).reshape(len(angle), -1)
+    if len(windows) != len(angle):
+        raise ValueError(f"{len(windows)} windows for {len(angle)} angles")
+    if int(n_fold) < 2 or z.shape[1] == 0:
+        raise ValueError("a symmetric re-reading needs n_fold ≥ 2 and at least one content latent")
+    ok = np.isfinite(angle) & np.isfinite(z).all(axis=1)
+    ref_z = (np.median(z[ok], axis=0) if reference is None else np.asarray(reference, np.float32).ravel()
+             ).astype(np.float32)
+    h, w = windows.shape[1:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc = np.hypot(yy - (h - 1) / 2, xx - (h - 1) / 2) <= (min(h, w) - 1) / 2
+    turns = 2 * np.pi * np.arange(int(n_fold)) / int(n_fold)
+    new_angle, new_z = angle.copy(), z.copy()
+    reread, ratio = np.zeros(len(angle), bool), np.ones(len(angle))
+    rows = np.flatnonzero(ok)
+    for lo in range(0, len(rows), int(block)):
+        r = rows[lo:lo + int(block)]
+        data = windows[r][:, disc]
+        errors, readings = [], []
+        for own in (True, False):
+            zz = z[r] if own else np.repeat(ref_z[None], len(r), 0)
+            for t in turns:
+                a = wrap_angle(angle[r] + t).astype(np.float32)
+                errors.append(((np.asarray(decode(zz, a), dtype=np.float32)[:, disc] - data) ** 2).mean(axis=1))
+                readings.append((own, t))
+        errors = np.stack(errors, axis=1)
+        best = errors.argmin(axis=1)
+        ratio[r] = errors[np.arange(len(r)), best] / np.maximum(errors[:, 0], 1e-30)
+        switch = ratio[r] < 1.0 - float(margin)
+        for j in np.unique(best[switch]):
+            own, t = readings[j]
+            s = r[switch & (best == j)]
+            new_angle[s] = angle[s] + t
+            if not own:
+                new_z[s] = ref_z
+            reread[s] = True
+    return wrap_angle(new_angle), new_z, {"reread": reread, "error_ratio": ratio,
+                                          "reference": [float(v) for v in ref_z], "n_fold": int(n_fold),
+                                          "margin": float(margin)}
 
 
 def common_frame_angle(angle, latents, decode, *, reference=None, steps: int = 360, block: int = 2048):

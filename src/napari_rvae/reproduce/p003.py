@@ -109,8 +109,10 @@ def run(folder, *, seed: int = 0, log=print) -> PaperResult:
         f"{len(run_.sites)} B columns detected ({m['matched']:.1%} matched to true B columns within a quarter "
         f"spacing); B–B spacing {run_.spacing:.2f} px (true {a:g}); windows of {run_.window} px "
         f"({run_.recipe.window_cells:g} spacings), {len(run_.rows)} windows; rotation-only rVAE, "
-        f"{run_.recipe.latent} latents, {run_.epochs} epochs; times "
-        + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in run_.timings.items()),
+        f"{run_.recipe.latent} latents, {run_.epochs} epochs; "
+        + (f"{run_.rereading['windows']} windows read again (a quarter turn or the median template explained "
+           f"them ≥ {run_.rereading['margin']:.0%} better than the encoder's reading); " if run_.rereading else "")
+        + "times " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in run_.timings.items()),
         "Same recipe as `napari-rvae analyze MOVIE --preset ferroic-variants`; docs/reproduce.md has the "
         "table over sample seeds and lattice spacings 14–30 px (benchmarks/ferroic_variants.py).",
     ]
