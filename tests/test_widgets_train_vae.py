@@ -252,3 +252,35 @@ def test_loss_plot_fits_its_range_when_an_epoch_arrives(qtbot):
         plot.add({"epoch": epoch, "train_loss": loss, "test_loss": loss + 1, "train_recon": loss - 2, "train_kl": 2.0})
     (x0, x1), (y0, y1) = plot.item.viewRange()  # never painted
     assert x0 <= 1 and x1 >= len(losses) and y0 <= 2.0 and y1 >= 51.0
+
+
+def test_status_messages_of_one_or_two_lines_change_no_layout(qtbot):
+    """A dock's status grows from nothing to one line and to two as a job starts; each change of its
+    height re-laid the dock out and repainted the whole window. Up to two lines it keeps its height;
+    a longer message still grows (nothing is cut)."""
+    from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+    from napari_rvae.widgets._dock import StatusLabel
+
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    label, plain = StatusLabel(), QLabel("")
+    plain.setWordWrap(True)
+    layout.addWidget(label)
+    layout.addWidget(plain)
+    layout.addStretch(1)
+    holder.resize(300, 400)
+    qtbot.addWidget(holder)
+    holder.show()
+    qtbot.waitExposed(holder)
+    texts = ["", "cutting windows…", "1 200 windows of 24 px cut from the image, 31 dropped at the border; "
+             "training…", " ".join(["a message of many words"] * 12)]
+    heights, plain_heights = [], []
+    for text in texts:
+        label.setText(text)
+        plain.setText(text)
+        layout.activate()
+        heights.append(label.height())
+        plain_heights.append(plain.height())
+    assert heights[0] == heights[1] == heights[2] < heights[3]
+    assert len(set(plain_heights[:3])) > 1  # a plain word-wrapped label changes height on the way

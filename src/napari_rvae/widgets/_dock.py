@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import weakref
 
-from qtpy.QtCore import QEvent, QTimer
-from qtpy.QtWidgets import QDockWidget, QMainWindow, QProgressBar, QSizePolicy, QWidget
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QSizePolicy, QWidget
 
 from ._state import unwrap, workflow
 
@@ -99,6 +99,37 @@ def join_tab_stack(dock: RvaeDock) -> None:
         mine.show()
         mine.raise_()
         return
+
+
+class StatusLabel(QLabel):
+    """A word-wrapped status line that is never lower than ``lines`` lines of text.
+
+    A dock's status grows from nothing to one line and from one line to two as a job starts
+    ("windows cut…; training…"); each change of its height re-laid the dock out, resized its
+    plot and repainted the whole window (beside napari's canvas in software OpenGL, 20–30 ms a
+    paint). Messages of up to ``lines`` lines now change no layout; longer ones still grow."""
+
+    def __init__(self, text: str = "", lines: int = 2, parent=None):
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+        self._lines = int(lines)
+
+    def _floor(self) -> int:
+        margins = self.contentsMargins()
+        text = self.fontMetrics().boundingRect(0, 0, 10_000, 10_000, int(Qt.AlignLeft | Qt.TextWordWrap),
+                                               "\n".join(["Mg"] * self._lines))
+        return text.height() + margins.top() + margins.bottom() + 2 * self.margin()
+
+    def heightForWidth(self, width: int) -> int:
+        return max(super().heightForWidth(width), self._floor())
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        return QSize(hint.width(), max(hint.height(), self._floor()))
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        return QSize(hint.width(), max(hint.height(), self._floor()))
 
 
 def progress_bar(*jobs) -> QProgressBar:

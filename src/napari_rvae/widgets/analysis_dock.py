@@ -39,7 +39,7 @@ from ..io.sites import latent_columns
 from . import _colours as colours
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, has_latents, scroll_body,
                       set_widget_values, sites_from_layer, spin, tip, widget_values, write_columns)
-from ._dock import RvaeDock, progress_bar
+from ._dock import RvaeDock, StatusLabel, progress_bar
 from .analysis_chemistry import ChemistryTab
 from ._plots import PALETTE, Plot, pen as _pen
 from ._workers import BackgroundJob
@@ -62,8 +62,7 @@ class AnalysisDock(ChemistryTab, RvaeDock):
         self._watched = None  # the layer whose features event we listen to
 
         self.points_picker = LayerPicker(napari_viewer, (napari.layers.Points,), "Points layer (sites) whose features hold the latents", prefer=has_latents, role="sites")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         self.bias_path = tip(QLineEdit(), "Optional CSV (frame, bias) or sample .npz with one bias per frame: loadings "
                              "and PFM metrics are plotted against it (a sample movie's own bias is used when empty)")
         self.bias_path.setPlaceholderText("bias CSV / .npz (optional)")

@@ -21,7 +21,7 @@ from . import _colours as colours
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, has_latents, scroll_body,
                       set_widget_values, spin, tip, widget_values)
 from ._layers import LayerMaker, geometry
-from ._dock import RvaeDock, progress_bar
+from ._dock import RvaeDock, StatusLabel, progress_bar
 from ._state import PRODUCT_KEY
 from ._workers import BackgroundJob, call_safely
 
@@ -61,8 +61,7 @@ class ColourAtoms(RvaeDock):
         self.method_combo.addItems(METHODS)
         self.step_spin = spin(2, 1, 32, "Map pixel spacing in image pixels (larger = faster, coarser)", suffix=" px")
         self.map_button = button("Make latent map", "Interpolate the column between sites into an image layer, every frame", self.make_map)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         self.job = BackgroundJob("Interpolating latent maps", on_yield=self._on_map_frame, on_finish=self._on_map_done, uses_torch=False, parent=self)
 
         form = QFormLayout()

@@ -27,7 +27,7 @@ from ..io.units import pixel_size_nm
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
                       tip, widget_values)
 from ._layers import LayerMaker, geometry
-from ._dock import RvaeDock, progress_bar
+from ._dock import RvaeDock, StatusLabel, progress_bar
 from ._state import MAP_NAME, PRODUCT_KEY
 from ._workers import BackgroundJob, call_safely
 
@@ -199,8 +199,7 @@ class Detect(RvaeDock):
         self.findings.setWordWrap(True)
         self.findings.setToolTip("What looks implausible in the detection, with the suggested fix")
         self.findings.setStyleSheet("color: #ffb347;")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         form = QFormLayout()
         form.addRow(form_label("image", "Movie"), self.image_picker)
         form.addRow(self.lattice_label)

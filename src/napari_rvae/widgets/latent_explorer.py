@@ -33,7 +33,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QGridLayout,
     QHBoxLayout,
-    QLabel,
     QRadioButton,
 )
 from superqt import QLabeledDoubleSlider
@@ -42,7 +41,7 @@ from ..io.sites import latent_columns
 from . import _colours as colours
 from ._common import (LayerPicker, button, collapsible, form_label, has_latents, scroll_body, set_widget_values,
                       spin, tip, widget_values)
-from ._dock import RvaeDock
+from ._dock import RvaeDock, StatusLabel
 from ._explorer_viewer import DECODED_LAYER, SELECTION_LAYER, ViewerSide  # noqa: F401  (the layers' names)
 from ._latent_plot import LatentPlot
 from ._model_link import model_decoder
@@ -120,8 +119,7 @@ class LatentExplorer(ViewerSide, RvaeDock):
         self.dx_slider = self._slider(-8.0, 8.0, "Horizontal shift dx (pixels) used when decoding")
         self.dy_slider = self._slider(-8.0, 8.0, "Vertical shift dy (pixels) used when decoding")
         self.cluster_spin = spin(0, 0, 999, "Cluster number written to the selected sites")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
 
         self.hover_check = tip(QCheckBox("live decode on hover"), "Decode under the mouse as it moves (throttled to 30 ms)")
         self.hover_check.setChecked(True)

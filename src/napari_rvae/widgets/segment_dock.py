@@ -14,13 +14,13 @@ from pathlib import Path
 import napari
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit
+from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPlainTextEdit
 
 from ..io.files import atomic_write, user_data_folder
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values, spin,
                       tip, widget_values)
 from ._layers import LayerMaker, geometry
-from ._dock import RvaeDock, progress_bar
+from ._dock import RvaeDock, StatusLabel, progress_bar
 from ._state import PRODUCT_KEY
 from ._workers import BackgroundJob, call_safely
 from ._plots import LossPlot
@@ -93,8 +93,7 @@ class SegmentLabel(RvaeDock):
         self.quality.setStyleSheet("font-family: monospace;")
         lines = self.quality.fontMetrics().lineSpacing()
         self.quality.setFixedHeight(int(7.5 * lines) + 2 * self.quality.frameWidth() + 8)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         self.new_button = button("New labels layer", "Add an empty labels layer the size of the movie to paint on", self.new_labels)
         self.train_button = button("Train", "Train a new U-Net from the painted labels", lambda: self.train(fine_tune=False))
         self.finetune_button = button("Fine-tune", "Continue training the current model on the (new) labels", lambda: self.train(fine_tune=True))

@@ -13,12 +13,12 @@ from __future__ import annotations
 import napari
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout
 
 from ..io.sites import latent_columns
 from ._common import (LayerPicker, button, collapsible, dspin, form_label, scroll_body, set_widget_values,
                       say_latent_check, sites_from_layer, spin, tip, widget_values, write_columns)
-from ._dock import RvaeDock, progress_bar
+from ._dock import RvaeDock, StatusLabel, progress_bar
 from ._plots import LossPlot
 from ._vae_jobs import (ARCH_HELP, DOCK_EPOCHS, ORIENTATIONS, SOURCES, cut_for_settings, encode_job, model_source,
                         train_job)
@@ -103,8 +103,7 @@ class TrainVAE(RvaeDock):
         self.preview.setMinimumSize(280, 80)
         self.preview.setMaximumHeight(110)
         self.loss_plot = LossPlot(viewer=self.viewer)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         self.train_button = button("Train", "Cut windows, build a new model and train it", self.train)
         self.stop_button = button("Stop", "Stop after the current batch (the model so far is kept and encoded)", self.stop)
         self.continue_button = button("Continue", "Train the same model for more epochs", self.continue_training)

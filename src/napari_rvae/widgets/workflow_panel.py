@@ -10,11 +10,11 @@ produced. The same docks opened one by one from the Plugins menu join one tab st
 from __future__ import annotations
 
 import napari
-from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QTabWidget, QVBoxLayout, QWidget
 
 from ._common import button
 from ._layers import ask
-from ._dock import RvaeDock
+from ._dock import RvaeDock, StatusLabel
 from ._project import check_target, gather_project, open_project, save_current_model, write_project
 from ._workers import BackgroundJob, call_safely
 
@@ -41,8 +41,7 @@ class WorkflowPanel(RvaeDock):
         self.save_button = button("Save project…", "Save everything into a project folder (the folder "
                                   "'napari-rvae analyze' writes)", self.save_dialog)
         self.model_button = button("Save model…", "Save the current model with its training history", self.save_model_dialog)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         self.tabs = QTabWidget()
         self.tabs.setUsesScrollButtons(True)
         self.docks = {}
