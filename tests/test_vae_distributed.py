@@ -44,22 +44,29 @@ def environment(**extra) -> dict:
 
 
 def torchrun(*args, ranks=2) -> subprocess.CompletedProcess:
-    """Run ``train --distributed`` under torchrun. A run in which a rank died by SIGABRT (seen twice in
-    some thirty clean-clone CI runs, never reproduced in a loop of the same command; the rank's own
-    message was cut off then) is started once more and the first failure is reported as a warning
-    with its whole output; a failure of the command itself (an exit status) is never retried."""
+    """Run ``train --distributed`` under torchrun. A run in which a rank died by SIGABRT ("terminate
+    called without an active exception": three times in about thirty clean-clone CI runs, never in
+    a loop of 30 runs of the same command; see ``distributed.stop``) is started once more from the
+    same output folder, and the first failure is reported as a warning with its whole output; a
+    failure of the command itself (an exit status) is never retried."""
     def once():
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--master-addr",
                    "127.0.0.1", "--master-port", str(free_port()), "-m", "napari_rvae.cli", "train",
                    *map(str, args), "--distributed"]
         return subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=300)
 
+    output = Path(str(args[list(map(str, args)).index("-o") + 1]))
+    before = output.with_name(output.name + "-before")
+    if output.exists():  # --resume: the retry must start from the same folder
+        shutil.copytree(output, before)
     done = once()
-    if done.returncode != 0 and "(SIGABRT)" in done.stderr and "--resume" not in map(str, args):
+    if done.returncode != 0 and "(SIGABRT)" in done.stderr:
         warnings.warn(f"a torchrun rank aborted; run again. Its output:\n{done.stdout}\n{done.stderr}")
-        output = Path(str(args[list(map(str, args)).index("-o") + 1]))
-        shutil.rmtree(output, ignore_errors=True)  # a model the aborted run may have written
+        shutil.rmtree(output, ignore_errors=True)  # what the aborted run may have written
+        if before.exists():
+            shutil.copytree(before, output)
         done = once()
+    shutil.rmtree(before, ignore_errors=True)
     return done
 
 

@@ -19,6 +19,7 @@ Usage (see ``docs/distributed-training.md``)::
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -176,13 +177,22 @@ def start(device: str = "auto", timeout_minutes: float = 30.0) -> DistributedRun
 def stop(finished: bool = True) -> None:
     """Leave the job. After a finished run every rank waits for the others first (a rank that
     tore its process group down while another still used it was seen to abort at exit); after an
-    error it leaves at once, since the others may be stuck in another collective."""
+    error it leaves at once, since the others may be stuck in another collective.
+
+    The trainer and its DistributedDataParallel wrapper refer to each other (the wrapped step
+    loss holds the trainer), so they outlive the training until the cyclic garbage collector
+    runs, and the wrapper's reducer keeps the process group alive past ``destroy_process_group``.
+    Left to the interpreter's exit, that group's worker threads were torn down while running:
+    "terminate called without an active exception", SIGABRT, in about one CI run of three. They
+    are collected here, while the group is still whole."""
     if dist.is_initialized():
         try:
+            gc.collect()
             if finished:
                 dist.barrier()
         finally:
             dist.destroy_process_group()
+            gc.collect()
 
 
 def fingerprint(array) -> str:
