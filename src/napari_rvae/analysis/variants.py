@@ -60,6 +60,12 @@ def angle_registration(encoded, true_angle) -> tuple[int, float]:
     return best[0], best[1]
 
 
+def _inscribed_disc(h: int, w: int) -> np.ndarray:
+    """``(h, w)`` bool: the pixels of the disc inscribed in a window (what any turn keeps inside it)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) <= (min(h, w) - 1) / 2
+
+
 REREAD_MARGIN = 0.1  # an alternative reading must explain a window this much better (relative squared error)
 
 
@@ -106,9 +112,7 @@ def symmetric_rereading(windows, angle, latents, decode, *, n_fold: int = N_VARI
     ok = np.isfinite(angle) & np.isfinite(z).all(axis=1)
     ref_z = (np.median(z[ok], axis=0) if reference is None else np.asarray(reference, np.float32).ravel()
              ).astype(np.float32)
-    h, w = windows.shape[1:]
-    yy, xx = np.mgrid[0:h, 0:w]
-    disc = np.hypot(yy - (h - 1) / 2, xx - (h - 1) / 2) <= (min(h, w) - 1) / 2
+    disc = _inscribed_disc(*windows.shape[1:])
     turns = 2 * np.pi * np.arange(int(n_fold)) / int(n_fold)
     new_angle, new_z = angle.copy(), z.copy()
     reread, ratio = np.zeros(len(angle), bool), np.ones(len(angle))
@@ -176,9 +180,7 @@ def common_frame_angle(angle, latents, decode, *, reference=None, steps: int = 3
     ref_z = np.median(z[ok], axis=0) if reference is None else np.asarray(reference, dtype=np.float32).ravel()
     turns = np.linspace(-np.pi, np.pi, int(steps), endpoint=False)
     ref = np.asarray(decode(np.repeat(ref_z[None].astype(np.float32), len(turns), 0), turns.astype(np.float32)))
-    h, w = ref.shape[1:]
-    yy, xx = np.mgrid[0:h, 0:w]
-    disc = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) <= (min(h, w) - 1) / 2
+    disc = _inscribed_disc(*ref.shape[1:])
     ref = ref[:, disc]
     ref = ref - ref.mean(axis=1, keepdims=True)
     rows = np.flatnonzero(ok)
