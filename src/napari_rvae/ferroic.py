@@ -272,30 +272,31 @@ def ferroic_variants(movie, recipe: FerroicRecipe | None = None, sites: pd.DataF
     names = [f"z{k}" for k in range(recipe.latent)]
     table["angle_encoded"] = table["angle"]
     frame = {"reference": None}
-    reading_angle, reading_z = latents["angle"].to_numpy(), latents[names].to_numpy()
+    angle, reading_z = latents["angle"].to_numpy(), latents[names].to_numpy()
     reference, rereading = None, {}
+
+    def draw(z, a):
+        return decode(model, z, angle=a)
+
     if recipe.reread and names:
-        reading_angle, reading_z, reading = symmetric_rereading(
-            cut.windows, reading_angle, reading_z, lambda z, a: decode(model, z, angle=a), n_fold=recipe.n_variants)
+        angle, reading_z, reading = symmetric_rereading(cut.windows, angle, reading_z, draw, n_fold=recipe.n_variants)
         reference = reading["reference"]
         rereading = {"windows": int(reading["reread"].sum()), "of": int(len(cut)), "margin": reading["margin"],
                      "n_fold": reading["n_fold"]}
         table["reread"] = False
         table.loc[table.index[cut.rows], "reread"] = reading["reread"]
-        table.loc[table.index[cut.rows], "angle"] = reading_angle
         # the reading's latents too: a window the encoder sent to another phase's latents keeps them otherwise,
         # and the GMM puts it with that phase (seed 0 at a = 30 px: the substrate's cluster 0.91 → 0.56 pure)
         table.loc[table.index[cut.rows], names] = reading_z
-        say(f"angle: {int(reading['reread'].sum())} of {len(cut)} windows read again (the encoder's reading "
-            f"explained them ≥ {reading['margin']:.0%} worse than a {recipe.n_variants}-fold turn of it or of the "
-            "template at the median latents)")
+        say(f"angle: {rereading['windows']} of {len(cut)} windows read again (the encoder's reading explained "
+            f"them ≥ {reading['margin']:.0%} worse than a {recipe.n_variants}-fold turn of it or of the template "
+            "at the median latents)")
     if recipe.common_frame and names:
-        angle, frame = common_frame_angle(reading_angle, reading_z, lambda z, a: decode(model, z, angle=a),
-                                          reference=reference)
-        table.loc[table.index[cut.rows], "angle"] = angle
+        angle, frame = common_frame_angle(angle, reading_z, draw, reference=reference)
         turned = float(np.mean(np.abs(frame["turn"]) > 0.2))
         say(f"angle: read in the frame of the template at the median latents; {turned:.0%} of the sites' "
             "templates are turned by more than 0.2 rad from it")
+    table.loc[table.index[cut.rows], "angle"] = angle
     encoded = table.iloc[cut.rows]
     peaks = variant_peaks(encoded["angle"], recipe.n_variants)
     variant = np.full(len(table), -1, dtype=np.int64)

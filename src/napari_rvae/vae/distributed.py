@@ -192,7 +192,6 @@ def stop(finished: bool = True) -> None:
                 dist.barrier()
         finally:
             dist.destroy_process_group()
-            gc.collect()
 
 
 def fingerprint(array) -> str:
